@@ -1,0 +1,187 @@
+// The HTTP layer every source shares: one request with a timeout, bounded retries with
+// exponential backoff and jitter for what is worth retrying (5xx, connection resets,
+// timeouts, truncated or invalid JSON), and a clear error for everything else.
+// Service specifics (auth, rate limits) come in through hooks, so this file knows no API.
+import http from 'node:http';
+import https from 'node:https';
+import fetch, { type Response } from 'node-fetch';
+import { EtlError, redactUrl } from './errors.js';
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Per attempt, headers and body included. */
+  timeoutMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000, timeoutMs: 60_000 };
+
+/** Counters for the run summary; shared by every request of a run. */
+export class HttpStats {
+  requests = 0;
+  retries = 0;
+  rateLimited = 0;
+  refreshes = 0;
+  bytes = 0;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  /** Body text, UTF-8 byte-order mark removed. */
+  text: string;
+  url: string;
+}
+
+/** Minimal view of response headers so hooks do not depend on the fetch implementation. */
+export interface Headers {
+  get(name: string): string | null;
+}
+
+export interface RequestSpec {
+  url: string;
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/**
+ * What a service plugs in. Each hook may wait (rate limits) and decides what a
+ * non-2xx status means: 'retry' (counts as an attempt), 'again' (repeat without counting,
+ * e.g. after a token refresh or a rate-limit wait), or throw.
+ */
+export interface ServiceHooks {
+  /** Called before every attempt: wait for budget, add auth headers. */
+  before?(spec: RequestSpec): Promise<RequestSpec>;
+  /** Called after every response (any status), e.g. to read rate-limit headers. */
+  observe?(result: HttpResult): void;
+  /** Called for statuses other than 2xx and 5xx. Return 'again' to repeat, or throw. */
+  onStatus?(result: HttpResult, spec: RequestSpec): Promise<'again' | 'fail'>;
+  /** Upper bound on 'again' answers for one request (guards against loops). */
+  maxAgain?: number;
+  /** Adds context (user, stream) to errors. */
+  context?: Record<string, string | number>;
+}
+
+const keepAliveHttp = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const keepAliveHttps = new https.Agent({ keepAlive: true, maxSockets: 64 });
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** Full jitter: a random delay in [0, min(max, base·2^attempt)], at least base/2. */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
+  return Math.max(policy.baseDelayMs / 2, Math.floor(random() * cap));
+}
+
+class RetryableError extends Error {}
+
+async function attempt(spec: RequestSpec, timeoutMs: number, stats: HttpStats): Promise<HttpResult> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  let response: Response;
+  try {
+    stats.requests++;
+    response = await fetch(spec.url, {
+      method: spec.method ?? 'GET',
+      headers: spec.headers ?? {},
+      body: spec.body,
+      signal: controller.signal,
+      redirect: 'manual',
+      compress: true,
+      agent: (u: URL) => (u.protocol === 'https:' ? keepAliveHttps : keepAliveHttp),
+    });
+    const buffer = Buffer.from(await response.arrayBuffer());
+    stats.bytes += buffer.length;
+    let text = buffer.toString('utf8');
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    return { status: response.status, headers: response.headers, text, url: spec.url };
+  } catch (err) {
+    // Connection refused/reset, socket hang up, body cut short, timeout: all worth another try.
+    const reason = controller.signal.aborted ? `timed out after ${timeoutMs} ms` : (err as Error).message;
+    throw new RetryableError(reason);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Sends one request and returns its successful result parsed by `parse`.
+ * `parse` throwing counts as a truncated/invalid body and is retried.
+ */
+export async function requestJson<T>(
+  spec: RequestSpec,
+  parse: (text: string, result: HttpResult) => T,
+  options: { policy?: RetryPolicy; hooks?: ServiceHooks; stats: HttpStats; random?: () => number },
+): Promise<{ value: T; result: HttpResult }> {
+  const policy = options.policy ?? DEFAULT_RETRY;
+  const hooks = options.hooks ?? {};
+  const maxAgain = hooks.maxAgain ?? 20;
+  const where = { url: redactUrl(spec.url), ...(hooks.context ?? {}) };
+  let failures = 0;
+  let again = 0;
+  let lastReason = '';
+  for (;;) {
+    const prepared = hooks.before ? await hooks.before(spec) : spec;
+    let result: HttpResult | undefined;
+    try {
+      result = await attempt(prepared, policy.timeoutMs, options.stats);
+      hooks.observe?.(result);
+      if (result.status >= 200 && result.status < 300) {
+        try {
+          return { value: parse(result.text, result), result };
+        } catch (err) {
+          throw new RetryableError(`invalid JSON body (${(err as Error).message})`);
+        }
+      }
+      if (result.status >= 500) throw new RetryableError(`HTTP ${result.status}`);
+      const verdict = hooks.onStatus ? await hooks.onStatus(result, prepared) : 'fail';
+      if (verdict === 'again' && again < maxAgain) {
+        again++;
+        continue;
+      }
+      throw new EtlError('HTTP_CLIENT', `HTTP ${result.status} from ${where.url}: ${summarizeBody(result.text)}`, { ...where, status: result.status });
+    } catch (err) {
+      if (!(err instanceof RetryableError)) throw err;
+      failures++;
+      lastReason = err.message;
+      if (failures >= policy.maxAttempts) {
+        throw new EtlError(
+          'HTTP_RETRY_EXHAUSTED',
+          `gave up after ${failures} attempts (last: ${lastReason}) for ${where.url}`,
+          { ...where, attempts: failures },
+        );
+      }
+      options.stats.retries++;
+      await sleep(backoffDelay(policy, failures - 1, options.random));
+    }
+  }
+}
+
+/** The first error message of a Fitbit-style error body, or the start of the text. */
+export function summarizeBody(text: string): string {
+  try {
+    const body = JSON.parse(text) as { errors?: Array<{ errorType?: string; message?: string }> };
+    const first = body.errors?.[0];
+    if (first) return `${first.errorType ?? 'error'}: ${first.message ?? ''}`.slice(0, 300);
+  } catch {
+    // not JSON: fall through
+  }
+  return text.replace(/\s+/g, ' ').slice(0, 200);
+}
+
+/** Resolves a next-page link against the base and refuses other origins (credentials stay home). */
+export function resolveNext(next: string, base: string, context: Record<string, string | number> = {}): string {
+  const resolved = new URL(next, base);
+  const home = new URL(base);
+  if (resolved.origin !== home.origin) {
+    throw new EtlError(
+      'PAGINATION',
+      `refused to follow a next link to another origin (${resolved.origin}, expected ${home.origin})`,
+      { ...context, next: redactUrl(resolved) },
+    );
+  }
+  return resolved.toString();
+}

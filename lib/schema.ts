@@ -1,0 +1,183 @@
+// The normalized records and the column layout of every dataset (../shared/CONTRACTS.md).
+// Sinks encode from COLUMNS; transforms produce the record types. One place for both so
+// that Parquet and Arrow files can never disagree about a column.
+
+export const SCHEMA_VERSION = 1;
+
+export type Dataset = 'activities' | 'intraday' | 'daily_summaries' | 'readings';
+export const DATASETS: readonly Dataset[] = ['activities', 'intraday', 'daily_summaries', 'readings'];
+
+/** UTC instant in milliseconds since the epoch (an integer). */
+export type EpochMs = number;
+
+/**
+ * Every record carries its partition: `date` is the user's local calendar date
+ * (YYYY-MM-DD) and the user partition is `humanId`. `date` is not a column in the files.
+ */
+export interface PartitionedRecord {
+  date: string;
+  id: string;
+  humanId: string;
+  updatedAt: EpochMs;
+  createdAt: EpochMs;
+}
+
+export interface ActivityRecord extends PartitionedRecord {
+  userId: string;
+  source: string;
+  type: string;
+  startTime: EpochMs;
+  endTime: EpochMs;
+  tzOffset: string;
+  timeZone: string | null;
+  duration: number;
+  distance: number | null;
+  steps: number | null;
+  calories: number | null;
+  pace: number | null;
+  speed: number | null;
+  sourceData: string;
+}
+
+export type IntradayType = 'steps' | 'calories' | 'distance' | 'elevation' | 'floors' | 'swimming-strokes';
+export const INTRADAY_TYPES: readonly IntradayType[] = ['steps', 'calories', 'distance', 'elevation', 'floors', 'swimming-strokes'];
+
+export interface IntradayRecord extends PartitionedRecord {
+  userId: string;
+  source: string;
+  type: IntradayType;
+  timestamp: EpochMs;
+  tzOffset: string;
+  timeZone: string;
+  value: number;
+  unit: string;
+  interval: number;
+  level: number | null;
+  mets: number | null;
+}
+
+export interface DailySummaryRecord extends PartitionedRecord {
+  userId: string;
+  source: string;
+  duration: number | null;
+  distance: number | null;
+  steps: number | null;
+  calories: number | null;
+  vigorous: number | null;
+  moderate: number | null;
+  light: number | null;
+  sedentary: number | null;
+  sourceData: string;
+}
+
+export interface ReadingRecord extends PartitionedRecord {
+  userId: string;
+  type: string;
+  timestamp: EpochMs;
+  tzOffset: string | null;
+  value: number | null;
+  unit: string | null;
+  source: string;
+  sourceData: string;
+}
+
+export interface DatasetRecords {
+  activities: ActivityRecord;
+  intraday: IntradayRecord;
+  daily_summaries: DailySummaryRecord;
+  readings: ReadingRecord;
+}
+export type AnyRecord = DatasetRecords[Dataset];
+
+export type ColumnType = 'string' | 'timestamp' | 'double' | 'int64' | 'int32';
+
+export interface ColumnSpec {
+  name: string;
+  type: ColumnType;
+  nullable: boolean;
+  /** Physical unit, recorded in the file's key-value metadata. */
+  unit?: string;
+}
+
+const c = (name: string, type: ColumnType, nullable = false, unit?: string): ColumnSpec =>
+  unit === undefined ? { name, type, nullable } : { name, type, nullable, unit };
+
+export const COLUMNS: { readonly [D in Dataset]: readonly ColumnSpec[] } = {
+  activities: [
+    c('id', 'string'),
+    c('humanId', 'string'),
+    c('userId', 'string'),
+    c('source', 'string'),
+    c('type', 'string'),
+    c('startTime', 'timestamp', false, 'ms UTC'),
+    c('endTime', 'timestamp', false, 'ms UTC'),
+    c('tzOffset', 'string'),
+    c('timeZone', 'string', true),
+    c('duration', 'double', false, 's'),
+    c('distance', 'double', true, 'm'),
+    c('steps', 'int64', true, 'count'),
+    c('calories', 'double', true, 'kcal'),
+    c('pace', 'double', true, 's/km'),
+    c('speed', 'double', true, 'km/h'),
+    c('sourceData', 'string'),
+    c('createdAt', 'timestamp', false, 'ms UTC'),
+    c('updatedAt', 'timestamp', false, 'ms UTC'),
+  ],
+  intraday: [
+    c('id', 'string'),
+    c('humanId', 'string'),
+    c('userId', 'string'),
+    c('source', 'string'),
+    c('type', 'string'),
+    c('timestamp', 'timestamp', false, 'ms UTC'),
+    c('tzOffset', 'string'),
+    c('timeZone', 'string'),
+    c('value', 'double'),
+    c('unit', 'string'),
+    c('interval', 'int32', false, 's'),
+    c('level', 'int32', true),
+    c('mets', 'double', true),
+    c('createdAt', 'timestamp', false, 'ms UTC'),
+    c('updatedAt', 'timestamp', false, 'ms UTC'),
+  ],
+  daily_summaries: [
+    c('id', 'string'),
+    c('humanId', 'string'),
+    c('userId', 'string'),
+    c('source', 'string'),
+    c('duration', 'double', true, 's'),
+    c('distance', 'double', true, 'm'),
+    c('steps', 'int64', true, 'count'),
+    c('calories', 'double', true, 'kcal'),
+    c('vigorous', 'double', true, 'min'),
+    c('moderate', 'double', true, 'min'),
+    c('light', 'double', true, 'min'),
+    c('sedentary', 'double', true, 'min'),
+    c('sourceData', 'string'),
+    c('createdAt', 'timestamp', false, 'ms UTC'),
+    c('updatedAt', 'timestamp', false, 'ms UTC'),
+  ],
+  readings: [
+    c('id', 'string'),
+    c('humanId', 'string'),
+    c('userId', 'string'),
+    c('type', 'string'),
+    c('timestamp', 'timestamp', false, 'ms UTC'),
+    c('tzOffset', 'string', true),
+    c('value', 'double', true),
+    c('unit', 'string', true),
+    c('source', 'string'),
+    c('sourceData', 'string'),
+    c('createdAt', 'timestamp', false, 'ms UTC'),
+    c('updatedAt', 'timestamp', false, 'ms UTC'),
+  ],
+};
+
+/** A record that could not be normalized or placed; written to <out>/_dead_letter/. */
+export interface DeadLetter {
+  dataset: Dataset;
+  reason: string;
+  /** Where it came from: stream, user, URL without credentials, page. */
+  context: Record<string, string | number>;
+  raw: unknown;
+}
