@@ -1,0 +1,243 @@
+// Fitbit intraday dataset (one user, resource and local date) → `intraday` rows.
+//
+// Hot path: millions of points. Per day we build a 24-entry hour table (time.ts) with luxon;
+// per point we only parse "HH:mm:ss" from char codes, add a precomputed delta and reuse the
+// hour's precomputed tzOffset string. The only per-point allocations are the record and its id.
+//
+// DST rules (time.ts has the details; they agree with DuckDB/ICU `AT TIME ZONE`):
+// - spring-forward day: a wall time in the missing hour (02:30 in Los Angeles) is read with the
+//   offset before the change, so it lands on the same instant as the wall time one hour later.
+//   Ids stay unique because they are built from the local wall time, not the instant.
+// - fall-back day: a wall time of the repeated hour that occurs once maps to the LATER instant
+//   (standard time). If the dataset holds the repeated hour twice (times run backwards), the
+//   first occurrence maps to the earlier instant and the second to the later one. Ids in the
+//   repeated range carry the offset (`…T01:30:00-07:00` / `…T01:30:00-08:00`), so they are
+//   unique and a re-fetch maps the same instant to the same id.
+import type { DeadLetter, IntradayRecord, IntradayType } from '../lib/schema.js';
+import { INTRADAY_TYPES } from '../lib/schema.js';
+import type { FitbitUserContext, IntradayDay, IntradayDetail, UnitSystem } from '../sources/fitbit/types.js';
+import { FEET_TO_METRES, MILES_TO_METRES } from './formulas.js';
+import { buildDayHourTable, formatOffset, resolveInDay, type DayHourTable } from './time.js';
+
+export const INTRADAY_SOURCE = 'fitbit';
+
+/** The `unit` column per resource (values are converted to it). */
+export const INTRADAY_UNITS: { readonly [T in IntradayType]: string } = {
+  steps: 'count',
+  calories: 'kcal',
+  distance: 'm',
+  elevation: 'm',
+  floors: 'count',
+  'swimming-strokes': 'count',
+};
+
+const DETAIL_SECONDS: { readonly [D in IntradayDetail]: number } = { '1min': 60, '5min': 300, '15min': 900 };
+const DATASET_TYPE_SECONDS: Readonly<Record<string, number>> = { second: 1, minute: 60, hour: 3600 };
+
+/** Bucket length in seconds from datasetInterval/datasetType, else from the requested detail. */
+export function intervalSeconds(day: Pick<IntradayDay, 'datasetInterval' | 'datasetType' | 'detail'>): number | null {
+  const per = typeof day.datasetType === 'string' ? DATASET_TYPE_SECONDS[day.datasetType.toLowerCase()] : undefined;
+  const n = day.datasetInterval;
+  if (per !== undefined && typeof n === 'number' && Number.isInteger(n) && n > 0) return n * per;
+  return DETAIL_SECONDS[day.detail] ?? null;
+}
+
+/** Factor from the response's unit to the column's unit, or null for an unknown unit system. */
+export function intradayFactor(resource: IntradayType, units: UnitSystem): number | null {
+  if (units !== 'metric' && units !== 'en_US' && units !== 'en_GB') return null;
+  if (resource === 'distance') return units === 'en_US' ? MILES_TO_METRES : 1000;
+  if (resource === 'elevation') return units === 'en_US' ? FEET_TO_METRES : 1;
+  return 1;
+}
+
+export interface IntradayResult {
+  records: IntradayRecord[];
+  deadLetters: DeadLetter[];
+}
+
+/** Digit value of a char code, or -1. */
+function digit(code: number): number {
+  const d = code - 48;
+  return d >= 0 && d <= 9 ? d : -1;
+}
+
+/** "HH:mm:ss" → seconds of the day, or -1 when it is not a valid time of day. */
+export function parseTimeOfDay(time: unknown): number {
+  if (typeof time !== 'string' || time.length !== 8) return -1;
+  if (time.charCodeAt(2) !== 58 || time.charCodeAt(5) !== 58) return -1; // ':'
+  const h1 = digit(time.charCodeAt(0));
+  const h2 = digit(time.charCodeAt(1));
+  const m1 = digit(time.charCodeAt(3));
+  const m2 = digit(time.charCodeAt(4));
+  const s1 = digit(time.charCodeAt(6));
+  const s2 = digit(time.charCodeAt(7));
+  if ((h1 | h2 | m1 | m2 | s1 | s2) < 0) return -1;
+  const h = h1 * 10 + h2;
+  const m = m1 * 10 + m2;
+  const s = s1 * 10 + s2;
+  if (h > 23 || m > 59 || s > 59) return -1;
+  return h * 3600 + m * 60 + s;
+}
+
+/** Parses a number that came as a JSON number or a numeric string; NaN when it is neither. */
+function toFinite(value: unknown): number {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : Number.NaN;
+  if (typeof value === 'string' && value.trim() !== '') {
+    const n = Number(value);
+    return Number.isFinite(n) ? n : Number.NaN;
+  }
+  return Number.NaN;
+}
+
+/**
+ * Normalizes one intraday response. Never throws for bad data: a day that cannot be read at
+ * all (bad date, zone, resource, unit system, interval, dataset) becomes one dead letter; a bad
+ * point becomes a dead letter of its own and the rest of the day goes on.
+ */
+export function normalizeIntraday(day: IntradayDay, user: FitbitUserContext, seenAt: number): IntradayResult {
+  const records: IntradayRecord[] = [];
+  const deadLetters: DeadLetter[] = [];
+  const context = (extra: Record<string, string | number>): Record<string, string | number> => ({
+    stream: 'fitbit-intraday',
+    userId: user.userId,
+    humanId: user.humanId,
+    resource: String(day.resource),
+    date: String(day.date),
+    ...extra,
+  });
+  const rejectDay = (reason: string): IntradayResult => {
+    deadLetters.push({ dataset: 'intraday', reason, context: context({}), raw: day });
+    return { records, deadLetters };
+  };
+
+  const type = day.resource;
+  if (!(INTRADAY_TYPES as readonly string[]).includes(type)) return rejectDay(`unknown intraday resource "${String(type)}"`);
+  const factor = intradayFactor(type, day.units);
+  if (factor === null) return rejectDay(`unknown unit system "${String(day.units)}" (expected metric, en_US or en_GB)`);
+  const interval = intervalSeconds(day);
+  if (interval === null) {
+    return rejectDay(`cannot tell the bucket length: datasetInterval ${String(day.datasetInterval)}, datasetType "${String(day.datasetType)}", detail "${String(day.detail)}"`);
+  }
+  if (!Array.isArray(day.dataset)) return rejectDay('dataset is not an array');
+  const table = buildDayHourTable(user.timeZone, day.date);
+  if (table === null) return rejectDay(`cannot place the day: date "${String(day.date)}" or time zone "${String(user.timeZone)}" is invalid`);
+
+  const unit = INTRADAY_UNITS[type];
+  const isCalories = type === 'calories';
+  const convert = factor !== 1;
+  const timeZone = user.timeZone;
+  const humanId = user.humanId;
+  const userId = user.userId;
+  const date = day.date;
+  const idPrefix = `${INTRADAY_SOURCE}:${humanId}:${type}:${date}T`;
+  const wallMidnightMs = table.wallMidnightMs;
+  const deltaMs = table.deltaMs;
+  const tzOffsets = table.tzOffset;
+  const uniform = table.uniform;
+  const earlierDeltaMs = table.earlierDeltaMs;
+  const earlierTzOffsets = table.earlierTzOffset;
+  const dataset = day.dataset;
+  const n = dataset.length;
+
+  // Occurrences seen per second of the day: a second repeat is allowed only inside a repeated
+  // (fall-back) range; anything else repeated would duplicate an id.
+  const seen = new Uint8Array(86_400);
+  // On a fall-back day, count occurrences first, so that the first of two occurrences can be
+  // given the earlier instant.
+  const twice = table.hasRepeated ? countRepeated(dataset, table) : null;
+
+  for (let i = 0; i < n; i++) {
+    const point = dataset[i];
+    const sec = parseTimeOfDay(point?.time);
+    if (sec < 0) {
+      deadLetters.push({ dataset: 'intraday', reason: `bad time ${JSON.stringify(point?.time)} (expected HH:mm:ss)`, context: context({ index: i }), raw: point });
+      continue;
+    }
+    let value = toFinite(point.value);
+    if (value !== value) {
+      deadLetters.push({ dataset: 'intraday', reason: `value ${JSON.stringify(point.value)} is not a number`, context: context({ index: i, time: point.time }), raw: point });
+      continue;
+    }
+    if (convert) value = Math.round(value * factor * 1e6) / 1e6; // metres; drop float noise below 1 µm
+
+    const hour = (sec / 3600) | 0;
+    const wallMs = wallMidnightMs + sec * 1000;
+    // The later (default) reading, and for a repeated wall time the earlier one.
+    let timestamp: number;
+    let tzOffset: string;
+    let earlierTimestamp = Number.NaN;
+    let earlierOffset = '';
+    if (uniform[hour] === 1) {
+      timestamp = wallMs - deltaMs[hour]!;
+      tzOffset = tzOffsets[hour]!;
+      const earlierDelta = earlierDeltaMs[hour]!;
+      if (earlierDelta === earlierDelta) {
+        earlierTimestamp = wallMs - earlierDelta;
+        earlierOffset = earlierTzOffsets[hour]!;
+      }
+    } else {
+      // An hour that holds a change not on the hour: exact, point by point.
+      const resolved = resolveInDay(table, wallMs);
+      timestamp = resolved.epochMs;
+      tzOffset = formatOffset(resolved.offsetMinutes);
+      if (resolved.earlier !== null) {
+        earlierTimestamp = resolved.earlier.epochMs;
+        earlierOffset = formatOffset(resolved.earlier.offsetMinutes);
+      }
+    }
+    const count = seen[sec]!;
+    let id: string;
+    if (earlierOffset === '') {
+      if (count !== 0) {
+        deadLetters.push({ dataset: 'intraday', reason: `time ${point.time} occurs more than once in the dataset`, context: context({ index: i, time: point.time }), raw: point });
+        continue;
+      }
+      id = idPrefix + point.time;
+    } else {
+      if (count >= 2) {
+        deadLetters.push({ dataset: 'intraday', reason: `time ${point.time} occurs more than twice in the dataset (a fall-back day repeats it at most once)`, context: context({ index: i, time: point.time }), raw: point });
+        continue;
+      }
+      if (count === 0 && twice !== null && twice[sec] === 2) {
+        timestamp = earlierTimestamp;
+        tzOffset = earlierOffset;
+      }
+      id = idPrefix + point.time + tzOffset;
+    }
+    seen[sec] = count + 1;
+
+    records.push({
+      date,
+      id,
+      humanId,
+      userId,
+      source: INTRADAY_SOURCE,
+      type,
+      timestamp,
+      tzOffset,
+      timeZone,
+      value,
+      unit,
+      interval,
+      level: isCalories && typeof point.level === 'number' && Number.isFinite(point.level) ? point.level : null,
+      mets: isCalories && typeof point.mets === 'number' && Number.isFinite(point.mets) ? point.mets : null,
+      createdAt: seenAt,
+      updatedAt: seenAt,
+    });
+  }
+  return { records, deadLetters };
+}
+
+/** Per second of the day, how often it occurs (capped at 2), for wall times that are repeated. */
+function countRepeated(dataset: IntradayDay['dataset'], table: DayHourTable): Uint8Array {
+  const counts = new Uint8Array(86_400);
+  for (let i = 0; i < dataset.length; i++) {
+    const point = dataset[i];
+    const sec = parseTimeOfDay(point?.time);
+    if (sec < 0 || Number.isNaN(toFinite(point?.value))) continue; // dead letters: not a pass
+    const hour = (sec / 3600) | 0;
+    if (table.uniform[hour] === 1 && table.earlierTzOffset[hour] === '') continue; // not repeated
+    if (counts[sec]! < 2) counts[sec] = counts[sec]! + 1;
+  }
+  return counts;
+}
