@@ -1,0 +1,3 @@
+export { encodeArrow, arrowSchema } from './encoder.js';
+export type { ArrowEncodeOptions } from './encoder.js';
+export { readArrowRows } from './reader.js';

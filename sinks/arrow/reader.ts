@@ -1,0 +1,35 @@
+// Reads an Arrow IPC partition file back (to merge a re-run with it) through apache-arrow.
+import { readFile } from 'node:fs/promises';
+import { tableFromIPC } from 'apache-arrow';
+import { EtlError } from '../../lib/errors.js';
+import type { ColumnSpec } from '../../lib/schema.js';
+import { loadCodec } from '../compression.js';
+import type { Row } from '../columns.js';
+import { registerArrowZstd } from './encoder.js';
+
+export async function readArrowRows(path: string, specs: readonly ColumnSpec[]): Promise<Row[]> {
+  const bytes = await readFile(path);
+  // A compressed file needs the codec registered before it is decoded.
+  await loadCodec('zstd');
+  registerArrowZstd();
+  const table = tableFromIPC(bytes);
+  const names = table.schema.fields.map((f) => f.name);
+  const expected = specs.map((s) => s.name);
+  if (names.join(',') !== expected.join(',')) {
+    throw new EtlError('SINK', `${path} has columns [${names.join(', ')}], not this schema's [${expected.join(', ')}]; move the old output away or write to another --out`, {
+      path,
+    });
+  }
+  const rows: Record<string, unknown>[] = new Array(table.numRows);
+  for (let i = 0; i < table.numRows; i++) rows[i] = {};
+  for (const spec of specs) {
+    const vector = table.getChild(spec.name)!;
+    let i = 0;
+    for (const value of vector) {
+      let v: unknown = value;
+      if (typeof v === 'bigint') v = Number(v);
+      rows[i++]![spec.name] = v === undefined ? null : v;
+    }
+  }
+  return rows;
+}

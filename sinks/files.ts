@@ -1,0 +1,103 @@
+// Files appear whole: written under <out>/_tmp/<runId>/ (same filesystem as their final
+// place, and never named *.parquet or *.arrow) and renamed into place when complete.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { EtlError, errorMessage } from '../lib/errors.js';
+import { escapePartitionValue } from './partition.js';
+
+export const TMP_DIR = '_tmp';
+export const DEAD_LETTER_DIR = '_dead_letter';
+
+/** A run id as a file name component (percent-escaped like partition values). */
+export function runIdComponent(runId: string): string {
+  try {
+    return escapePartitionValue(runId, 'runId');
+  } catch (err) {
+    throw new EtlError('USAGE', `run id ${JSON.stringify(runId)} cannot name files: ${errorMessage(err)}`);
+  }
+}
+
+export function runTmpDir(outDir: string, runId: string): string {
+  return join(outDir, TMP_DIR, runIdComponent(runId));
+}
+
+/** A fresh temporary path inside the run's folder; `.tmp` so no reader glob matches it. */
+export function tmpPath(outDir: string, runId: string, label: string): string {
+  return join(runTmpDir(outDir, runId), `${label}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** mkdir -p, once per folder when the caller keeps a set of the folders it made. */
+async function ensureDir(dir: string, made?: Set<string>): Promise<void> {
+  if (made?.has(dir)) return;
+  await mkdir(dir, { recursive: true });
+  made?.add(dir);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes `data` to `tmp`, then renames it over `finalPath`. With `durable`, the file is
+ * fsynced before the rename and its folder after it, so a power cut keeps either the old
+ * or the new file; without it, a killed process still never leaves a partial file.
+ */
+export async function writeFileAtomic(
+  tmp: string,
+  finalPath: string,
+  data: Uint8Array | readonly Uint8Array[],
+  durable: boolean,
+  madeDirs?: Set<string>,
+): Promise<void> {
+  await ensureDir(dirname(tmp), madeDirs);
+  const handle = await open(tmp, 'w');
+  try {
+    if (data instanceof Uint8Array) await handle.writeFile(data);
+    else for (const part of data) await handle.write(part);
+    if (durable) await handle.sync();
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw new EtlError('SINK', `could not write ${tmp}: ${errorMessage(err)}`, { path: tmp }, { cause: err });
+  }
+  await handle.close();
+  try {
+    await ensureDir(dirname(finalPath), madeDirs);
+    await rename(tmp, finalPath);
+    if (durable) await fsyncDir(dirname(finalPath));
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new EtlError('SINK', `could not move ${tmp} to ${finalPath}: ${errorMessage(err)}`, { path: finalPath }, { cause: err });
+  }
+}
+
+/** Renames a complete temporary file into place. */
+export async function moveIntoPlace(tmp: string, finalPath: string, durable: boolean): Promise<void> {
+  try {
+    await mkdir(dirname(finalPath), { recursive: true });
+    await rename(tmp, finalPath);
+    if (durable) await fsyncDir(dirname(finalPath));
+  } catch (err) {
+    throw new EtlError('SINK', `could not move ${tmp} to ${finalPath}: ${errorMessage(err)}`, { path: finalPath }, { cause: err });
+  }
+}
+
+/**
+ * Creates the output root and removes what crashed runs left in <out>/_tmp. Call it once
+ * at the start of a run, before any sink of that run writes (it also removes the
+ * temporary files of a run still going, so never while another run uses the same root).
+ */
+export async function prepareOutput(outDir: string): Promise<void> {
+  try {
+    await mkdir(outDir, { recursive: true });
+    await rm(join(outDir, TMP_DIR), { recursive: true, force: true });
+  } catch (err) {
+    throw new EtlError('SINK', `cannot prepare output folder ${outDir}: ${errorMessage(err)}`, { path: outDir }, { cause: err });
+  }
+}

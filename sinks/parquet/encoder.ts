@@ -1,0 +1,652 @@
+// The fast Parquet engine: a pure function from column buffers to the bytes of a whole file.
+// No per-row objects: numbers go from typed arrays to PLAIN pages, near-constant strings
+// (humanId, userId, source, type, tzOffset, timeZone, unit) to RLE_DICTIONARY, unique strings
+// (id, sourceData) to PLAIN; definition levels as RLE/bit-packed hybrid; DATA_PAGE v1.
+// Page headers and the footer use parquetjs-lite's Thrift types. Synchronous and free of
+// I/O, so it can move to a worker thread as is.
+import { endianness } from 'node:os';
+import type { Compression } from '../../lib/sink.js';
+import type { ColumnSpec } from '../../lib/schema.js';
+import { compressBlock } from '../compression.js';
+import type { ColumnData, ColumnTable, NumberColumn, StringColumn } from '../columns.js';
+import { PARQUET_MAGIC, encodeFooter, physicalType, serializeThrift, thrift } from './footer.js';
+
+if (endianness() !== 'LE') {
+  // Typed arrays are copied into PLAIN pages byte for byte; Parquet is little-endian.
+  throw new Error('the fast Parquet encoder needs a little-endian machine; use parquetEngine: "parquetjs"');
+}
+
+export interface ParquetEncodeOptions {
+  compression: Compression;
+  keyValueMetadata: readonly (readonly [string, string])[];
+  createdBy: string;
+  /** Rows per row group (default 1,000,000). */
+  rowGroupRows?: number;
+  /** Rows per data page (default 65,536). */
+  pageRows?: number;
+  /** Column names the rows are sorted by, in order (recorded as the row groups' sorting columns). */
+  sortedBy?: readonly string[];
+}
+
+const CODEC: Record<Compression, number> = {
+  none: thrift.CompressionCodec.UNCOMPRESSED,
+  snappy: thrift.CompressionCodec.SNAPPY,
+  zstd: thrift.CompressionCodec.ZSTD,
+};
+
+/** Strings longer than this (UTF-8 bytes) get no min/max statistics (they would not prune anything). */
+const MAX_STAT_BYTES = 64;
+const MAX_DICTIONARY_ENTRIES = 1 << 16;
+const MAX_DICTIONARY_BYTES = 1 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// A growable byte buffer.
+
+class ByteWriter {
+  buf: Buffer;
+  pos = 0;
+  constructor(size = 1024) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+  ensure(extra: number): void {
+    const need = this.pos + extra;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  u8(v: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+  }
+  u32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v >>> 0, this.pos);
+    this.pos += 4;
+  }
+  varint(v: number): void {
+    this.ensure(5);
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    this.buf[this.pos++] = v;
+  }
+  bytes(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  result(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RLE / bit-packed hybrid (definition levels, dictionary indices).
+
+function runOfEightAt(values: ArrayLike<number>, at: number, end: number): boolean {
+  if (at + 8 > end) return false;
+  const v = values[at];
+  for (let k = 1; k < 8; k++) if (values[at + k] !== v) return false;
+  return true;
+}
+
+/** Appends values[start, end) encoded as RLE/bit-packed hybrid runs (bitWidth ≤ 24). */
+export function encodeHybrid(values: ArrayLike<number>, start: number, end: number, bitWidth: number, w: ByteWriter): void {
+  const byteWidth = (bitWidth + 7) >> 3;
+  let i = start;
+  while (i < end) {
+    const v = values[i]!;
+    let j = i + 1;
+    while (j < end && values[j] === v) j++;
+    if (j - i >= 8) {
+      w.varint((j - i) * 2);
+      w.ensure(byteWidth);
+      for (let b = 0; b < byteWidth; b++) w.buf[w.pos++] = (v >>> (8 * b)) & 0xff;
+      i = j;
+      continue;
+    }
+    // Bit-pack groups of 8 until a run of 8 equal values starts at a group boundary.
+    let g = i + 8;
+    while (g < end && !runOfEightAt(values, g, end)) g += 8;
+    const stop = Math.min(g, end);
+    const groups = Math.ceil((stop - i) / 8);
+    w.varint(groups * 2 + 1);
+    w.ensure(groups * bitWidth);
+    const out = w.buf;
+    let pos = w.pos;
+    let acc = 0;
+    let bits = 0;
+    const last = i + groups * 8;
+    for (let k = i; k < last; k++) {
+      const value = k < stop ? values[k]! : 0; // the last group is padded with zeros
+      acc |= value << bits;
+      bits += bitWidth;
+      while (bits >= 8) {
+        out[pos++] = acc & 0xff;
+        acc >>>= 8;
+        bits -= 8;
+      }
+    }
+    w.pos = pos;
+    i = stop;
+  }
+}
+
+function bitWidthOf(maxValue: number): number {
+  let width = 0;
+  while (maxValue >= 1 << width && width < 32) width++;
+  return width;
+}
+
+// ---------------------------------------------------------------------------------------------
+// UTF-8 strings.
+
+/** Byte length of a string as UTF-8 (unpaired surrogates count as U+FFFD, as Buffer writes them). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && k + 1 < s.length && (s.charCodeAt(k + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      k++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** Compares as UTF-8 bytes (code point order), which is Parquet's order for strings. */
+export function compareUtf8(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let k = 0; k < n; k++) {
+    let ca = a.charCodeAt(k);
+    let cb = b.charCodeAt(k);
+    if (ca !== cb) {
+      // UTF-16 order puts U+E000..U+FFFF after surrogates; code point order does the opposite.
+      if (ca >= 0xd800 && cb >= 0xd800) {
+        ca = ca >= 0xe000 ? ca - 0x800 : ca + 0x2000;
+        cb = cb >= 0xe000 ? cb - 0x800 : cb + 0x2000;
+      }
+      return ca - cb;
+    }
+  }
+  return a.length - b.length;
+}
+
+interface EncodedStrings {
+  /** UTF-8 of all strings, back to back. */
+  bytes: Buffer;
+  /** Byte length of each string. */
+  lengths: Int32Array;
+  ascii: boolean;
+}
+
+function encodeStrings(strings: readonly string[]): EncodedStrings {
+  const joined = strings.join('');
+  const bytes = Buffer.from(joined, 'utf8');
+  const lengths = new Int32Array(strings.length);
+  const ascii = bytes.length === joined.length;
+  for (let k = 0; k < strings.length; k++) lengths[k] = ascii ? strings[k]!.length : utf8Length(strings[k]!);
+  return { bytes, lengths, ascii };
+}
+
+/** PLAIN BYTE_ARRAY: a 4-byte length before each value. */
+function writePlainStrings(enc: EncodedStrings, w: ByteWriter): void {
+  const { bytes, lengths } = enc;
+  w.ensure(bytes.length + 4 * lengths.length);
+  const out = w.buf;
+  let pos = w.pos;
+  let src = 0;
+  for (let k = 0; k < lengths.length; k++) {
+    const len = lengths[k]!;
+    out[pos] = len & 0xff;
+    out[pos + 1] = (len >>> 8) & 0xff;
+    out[pos + 2] = (len >>> 16) & 0xff;
+    out[pos + 3] = len >>> 24;
+    pos += 4;
+    if (len > 64) {
+      bytes.copy(out, pos, src, src + len);
+      pos += len;
+      src += len;
+    } else {
+      for (let e = src + len; src < e; ) out[pos++] = bytes[src++]!;
+    }
+  }
+  w.pos = pos;
+}
+
+const LENGTH_PREFIXES: string[] = [];
+
+/** The 4-byte little-endian length before a PLAIN value, as four latin1 characters. */
+function lengthPrefix(len: number): string {
+  if (len < 1024) return (LENGTH_PREFIXES[len] ??= String.fromCharCode(len & 0xff, (len >>> 8) & 0xff, 0, 0));
+  return String.fromCharCode(len & 0xff, (len >>> 8) & 0xff, (len >>> 16) & 0xff, len >>> 24);
+}
+
+/**
+ * PLAIN BYTE_ARRAY values of all-ASCII strings in two native calls (join, latin1 encode)
+ * instead of one copy per value; null when a value is not ASCII.
+ */
+function plainAsciiStrings(strings: readonly string[]): Buffer | null {
+  const joined = strings.join('');
+  if (Buffer.byteLength(joined, 'utf8') !== joined.length) return null;
+  const pieces = new Array<string>(strings.length * 2);
+  for (let k = 0; k < strings.length; k++) {
+    const s = strings[k]!;
+    pieces[2 * k] = lengthPrefix(s.length);
+    pieces[2 * k + 1] = s;
+  }
+  return Buffer.from(pieces.join(''), 'latin1');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics.
+
+interface ColumnStats {
+  nullCount: number;
+  min: Buffer | null;
+  max: Buffer | null;
+}
+
+function statsStruct(stats: ColumnStats, signedLegacy: boolean): InstanceType<typeof thrift.Statistics> {
+  const args: Record<string, unknown> = { null_count: stats.nullCount };
+  if (stats.min !== null && stats.max !== null) {
+    args['min_value'] = stats.min;
+    args['max_value'] = stats.max;
+    // The legacy fields are read with signed comparison; right for numbers, not for strings.
+    if (signedLegacy) {
+      args['min'] = stats.min;
+      args['max'] = stats.max;
+    }
+  }
+  return new thrift.Statistics(args);
+}
+
+function numberBytes(type: NumberColumn['type'], value: number): Buffer {
+  if (type === 'int32') {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(value, 0);
+    return b;
+  }
+  const b = Buffer.alloc(8);
+  if (type === 'double') b.writeDoubleLE(value, 0);
+  else b.writeBigInt64LE(BigInt(value), 0);
+  return b;
+}
+
+function numberStats(col: NumberColumn, start: number, end: number): ColumnStats {
+  const { values, valid } = col;
+  let min = Infinity;
+  let max = -Infinity;
+  let nullCount = 0;
+  for (let i = start; i < end; i++) {
+    if (valid !== null && valid[i] === 0) {
+      nullCount++;
+      continue;
+    }
+    const v = values[i]!;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (min > max) return { nullCount, min: null, max: null }; // all null (or all NaN)
+  // Parquet asks for -0 as a min of zero and +0 as a max of zero.
+  if (col.type === 'double') {
+    if (min === 0) min = -0;
+    if (max === 0) max = 0;
+  }
+  return { nullCount, min: numberBytes(col.type, min), max: numberBytes(col.type, max) };
+}
+
+function stringStats(candidates: readonly string[], ascii: boolean, nullCount: number): ColumnStats {
+  if (candidates.length === 0) return { nullCount, min: null, max: null };
+  let min = candidates[0]!;
+  let max = min;
+  if (ascii) {
+    for (const s of candidates) {
+      if (s < min) min = s;
+      else if (s > max) max = s;
+    }
+  } else {
+    for (const s of candidates) {
+      if (compareUtf8(s, min) < 0) min = s;
+      else if (compareUtf8(s, max) > 0) max = s;
+    }
+  }
+  const minBytes = Buffer.from(min, 'utf8');
+  const maxBytes = Buffer.from(max, 'utf8');
+  if (minBytes.length > MAX_STAT_BYTES || maxBytes.length > MAX_STAT_BYTES) return { nullCount, min: null, max: null };
+  return { nullCount, min: minBytes, max: maxBytes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages and column chunks.
+
+interface ChunkResult {
+  parts: Buffer[];
+  bytes: number;
+  uncompressed: number;
+  dictionaryPageOffset: number | null;
+  dataPageOffset: number;
+  encodings: number[];
+  stats: ColumnStats;
+}
+
+class ChunkBuilder {
+  parts: Buffer[] = [];
+  bytes = 0;
+  uncompressed = 0;
+  constructor(
+    readonly baseOffset: number,
+    readonly compression: Compression,
+  ) {}
+
+  get offset(): number {
+    return this.baseOffset + this.bytes;
+  }
+
+  private push(header: InstanceType<typeof thrift.PageHeader>, body: Uint8Array, rawLength: number): void {
+    const headerBytes = serializeThrift(header);
+    this.parts.push(headerBytes, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    this.bytes += headerBytes.length + body.byteLength;
+    this.uncompressed += headerBytes.length + rawLength;
+  }
+
+  dictionaryPage(raw: Buffer, entries: number): void {
+    const body = compressBlock(this.compression, raw);
+    this.push(
+      new thrift.PageHeader({
+        type: thrift.PageType.DICTIONARY_PAGE,
+        uncompressed_page_size: raw.length,
+        compressed_page_size: body.byteLength,
+        dictionary_page_header: new thrift.DictionaryPageHeader({ num_values: entries, encoding: thrift.Encoding.PLAIN }),
+      }),
+      body,
+      raw.length,
+    );
+  }
+
+  dataPage(raw: Buffer, numValues: number, encoding: number): void {
+    const body = compressBlock(this.compression, raw);
+    this.push(
+      new thrift.PageHeader({
+        type: thrift.PageType.DATA_PAGE,
+        uncompressed_page_size: raw.length,
+        compressed_page_size: body.byteLength,
+        data_page_header: new thrift.DataPageHeader({
+          num_values: numValues,
+          encoding,
+          definition_level_encoding: thrift.Encoding.RLE,
+          repetition_level_encoding: thrift.Encoding.RLE,
+        }),
+      }),
+      body,
+      raw.length,
+    );
+  }
+}
+
+/** Definition levels of rows [start, end) of a nullable column: 4-byte length + hybrid runs. */
+function writeDefinitionLevels(valid: Uint8Array | null, start: number, end: number, w: ByteWriter): void {
+  const lengthAt = w.pos;
+  w.u32(0);
+  if (valid === null) {
+    w.varint((end - start) * 2);
+    w.u8(1);
+  } else {
+    encodeHybrid(valid, start, end, 1, w);
+  }
+  w.buf.writeUInt32LE(w.pos - lengthAt - 4, lengthAt);
+}
+
+function pageRanges(start: number, end: number, pageRows: number): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (let s = start; s < end; s += pageRows) ranges.push([s, Math.min(end, s + pageRows)]);
+  if (ranges.length === 0) ranges.push([start, start]);
+  return ranges;
+}
+
+function encodeNumberChunk(spec: ColumnSpec, col: NumberColumn, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
+  const dataPageOffset = cb.offset;
+  const width = col.type === 'int32' ? 4 : 8;
+  for (const [ps, pe] of pageRanges(start, end, pageRows)) {
+    const w = new ByteWriter(16 + (pe - ps) * width + (spec.nullable ? (pe - ps) / 8 + 16 : 0));
+    if (spec.nullable) writeDefinitionLevels(col.valid, ps, pe, w);
+    const valid = col.valid;
+    let count = pe - ps;
+    if (valid !== null) {
+      count = 0;
+      for (let i = ps; i < pe; i++) count += valid[i]!;
+    }
+    w.ensure(count * width);
+    const at = w.pos;
+    if (col.type === 'double' || col.type === 'int32') {
+      const src = col.values as Float64Array | Int32Array;
+      if (valid === null) {
+        const view = new Uint8Array(src.buffer, src.byteOffset + ps * width, count * width);
+        w.buf.set(view, at);
+      } else {
+        const dst = col.type === 'double' ? new Float64Array(count) : new Int32Array(count);
+        let k = 0;
+        for (let i = ps; i < pe; i++) if (valid[i]) dst[k++] = src[i]!;
+        w.buf.set(new Uint8Array(dst.buffer), at);
+      }
+    } else {
+      // int64 / timestamp: exact integers held as doubles, written as two's complement int64.
+      const dst = new Int32Array(count * 2);
+      const src = col.values as Float64Array;
+      let k = 0;
+      for (let i = ps; i < pe; i++) {
+        if (valid !== null && valid[i] === 0) continue;
+        const v = src[i]!;
+        const hi = Math.floor(v / 4294967296);
+        dst[k++] = (v - hi * 4294967296) | 0;
+        dst[k++] = hi | 0;
+      }
+      w.buf.set(new Uint8Array(dst.buffer), at);
+    }
+    w.pos = at + count * width;
+    cb.dataPage(w.result(), pe - ps, thrift.Encoding.PLAIN);
+  }
+  return {
+    parts: cb.parts,
+    bytes: cb.bytes,
+    uncompressed: cb.uncompressed,
+    dictionaryPageOffset: null,
+    dataPageOffset,
+    encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE],
+    stats: numberStats(col, start, end),
+  };
+}
+
+/** Dictionary of a string chunk, or null when the values are too varied for one to pay. */
+function buildDictionary(values: readonly (string | null)[], start: number, end: number): { entries: string[]; indices: Int32Array } | null {
+  // A sample decides quickly for columns of unique values (id, sourceData).
+  const sampleEnd = Math.min(end, start + 1024);
+  const sample = new Set<string>();
+  let sampled = 0;
+  for (let i = start; i < sampleEnd; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) continue;
+    sample.add(v);
+    sampled++;
+  }
+  if (sampled > 16 && sample.size > sampled / 2) return null;
+
+  const map = new Map<string, number>();
+  const entries: string[] = [];
+  const indices = new Int32Array(end - start);
+  let dictBytes = 0;
+  let prev: string | null = null;
+  let prevIndex = 0;
+  let k = 0;
+  for (let i = start; i < end; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) continue;
+    if (v === prev) {
+      indices[k++] = prevIndex;
+      continue;
+    }
+    let index = map.get(v);
+    if (index === undefined) {
+      index = entries.length;
+      map.set(v, index);
+      entries.push(v);
+      dictBytes += v.length + 4;
+      if (entries.length > MAX_DICTIONARY_ENTRIES || dictBytes > MAX_DICTIONARY_BYTES) return null;
+    }
+    prev = v;
+    prevIndex = index;
+    indices[k++] = index;
+  }
+  return { entries, indices: indices.subarray(0, k) };
+}
+
+function encodeStringChunk(spec: ColumnSpec, col: StringColumn, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
+  const values = col.values;
+  let nullCount = 0;
+  for (let i = start; i < end; i++) if (values[i] === null || values[i] === undefined) nullCount++;
+  const validOf = (): Uint8Array | null => {
+    if (nullCount === 0) return null;
+    const valid = new Uint8Array(values.length);
+    for (let i = start; i < end; i++) valid[i] = values[i] === null || values[i] === undefined ? 0 : 1;
+    return valid;
+  };
+  const valid = validOf();
+  const pages = pageRanges(start, end, pageRows);
+  const dict = buildDictionary(values, start, end);
+
+  if (dict !== null) {
+    const dictionaryPageOffset = cb.offset;
+    const enc = encodeStrings(dict.entries);
+    const dw = new ByteWriter(enc.bytes.length + 4 * dict.entries.length + 16);
+    writePlainStrings(enc, dw);
+    cb.dictionaryPage(dw.result(), dict.entries.length);
+    const dataPageOffset = cb.offset;
+    // Width 0 is legal for a one-entry dictionary, but not every reader takes it.
+    const bitWidth = Math.max(1, bitWidthOf(dict.entries.length - 1));
+    let k = 0;
+    for (const [ps, pe] of pages) {
+      const w = new ByteWriter(64 + (pe - ps) / 4);
+      if (spec.nullable) writeDefinitionLevels(valid, ps, pe, w);
+      let count = pe - ps;
+      if (valid !== null) {
+        count = 0;
+        for (let i = ps; i < pe; i++) count += valid[i]!;
+      }
+      w.u8(bitWidth);
+      encodeHybrid(dict.indices, k, k + count, bitWidth, w);
+      k += count;
+      cb.dataPage(w.result(), pe - ps, thrift.Encoding.RLE_DICTIONARY);
+    }
+    return {
+      parts: cb.parts,
+      bytes: cb.bytes,
+      uncompressed: cb.uncompressed,
+      dictionaryPageOffset,
+      dataPageOffset,
+      encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE, thrift.Encoding.RLE_DICTIONARY],
+      stats: stringStats(dict.entries, enc.ascii, nullCount),
+    };
+  }
+
+  // Mostly unique values (id, sourceData): no min/max, which would cost a comparison of every
+  // value and prune next to nothing.
+  const dataPageOffset = cb.offset;
+  for (const [ps, pe] of pages) {
+    const strings: string[] = [];
+    for (let i = ps; i < pe; i++) {
+      const v = values[i];
+      if (v !== null && v !== undefined) strings.push(v);
+    }
+    const ascii = plainAsciiStrings(strings);
+    const enc = ascii === null ? encodeStrings(strings) : null;
+    const w = new ByteWriter((ascii?.length ?? enc!.bytes.length + 4 * strings.length) + (pe - ps) / 8 + 32);
+    if (spec.nullable) writeDefinitionLevels(valid, ps, pe, w);
+    if (ascii !== null) w.bytes(ascii);
+    else writePlainStrings(enc!, w);
+    cb.dataPage(w.result(), pe - ps, thrift.Encoding.PLAIN);
+  }
+  return {
+    parts: cb.parts,
+    bytes: cb.bytes,
+    uncompressed: cb.uncompressed,
+    dictionaryPageOffset: null,
+    dataPageOffset,
+    encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE],
+    stats: { nullCount, min: null, max: null },
+  };
+}
+
+function encodeChunk(spec: ColumnSpec, col: ColumnData, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
+  if (col.type !== spec.type) throw new Error(`column ${spec.name}: buffer of type ${col.type} for a ${spec.type} column`);
+  return col.type === 'string' ? encodeStringChunk(spec, col, start, end, pageRows, cb) : encodeNumberChunk(spec, col, start, end, pageRows, cb);
+}
+
+/** Encodes a whole Parquet file. `specs` and `table.columns` are aligned. */
+export function encodeParquet(specs: readonly ColumnSpec[], table: ColumnTable, options: ParquetEncodeOptions): Buffer {
+  if (table.columns.length !== specs.length) {
+    throw new Error(`encodeParquet: ${table.columns.length} column buffers for ${specs.length} columns`);
+  }
+  const rowGroupRows = Math.max(1, options.rowGroupRows ?? 1_000_000);
+  const pageRows = Math.max(1, options.pageRows ?? 65_536);
+  const codec = CODEC[options.compression];
+  const parts: Buffer[] = [PARQUET_MAGIC];
+  let offset = PARQUET_MAGIC.length;
+  const rowGroups: unknown[] = [];
+  const sortingColumns = (options.sortedBy ?? [])
+    .map((name) => specs.findIndex((s) => s.name === name))
+    .filter((index) => index >= 0)
+    .map((index) => new thrift.SortingColumn({ column_idx: index, descending: false, nulls_first: true }));
+
+  for (let start = 0; start < table.rowCount || (start === 0 && rowGroups.length === 0); start += rowGroupRows) {
+    const end = Math.min(table.rowCount, start + rowGroupRows);
+    const columns: unknown[] = [];
+    let groupUncompressed = 0;
+    specs.forEach((spec, c) => {
+      const cb = new ChunkBuilder(offset, options.compression);
+      const chunk = encodeChunk(spec, table.columns[c]!, start, end, pageRows, cb);
+      const meta = new thrift.ColumnMetaData({
+        type: physicalType(spec.type),
+        encodings: chunk.encodings,
+        path_in_schema: [spec.name],
+        codec,
+        num_values: end - start,
+        total_uncompressed_size: chunk.uncompressed,
+        total_compressed_size: chunk.bytes,
+        data_page_offset: chunk.dataPageOffset,
+        statistics: statsStruct(chunk.stats, spec.type !== 'string'),
+        ...(chunk.dictionaryPageOffset === null ? {} : { dictionary_page_offset: chunk.dictionaryPageOffset }),
+      });
+      columns.push(new thrift.ColumnChunk({ file_offset: chunk.dictionaryPageOffset ?? chunk.dataPageOffset, meta_data: meta }));
+      for (const p of chunk.parts) parts.push(p);
+      offset += chunk.bytes;
+      groupUncompressed += chunk.uncompressed;
+    });
+    rowGroups.push(
+      new thrift.RowGroup({
+        columns,
+        total_byte_size: groupUncompressed,
+        num_rows: end - start,
+        ...(sortingColumns.length > 0 ? { sorting_columns: sortingColumns } : {}),
+      }),
+    );
+    if (table.rowCount === 0) break;
+  }
+
+  parts.push(
+    encodeFooter({
+      specs,
+      numRows: table.rowCount,
+      rowGroups,
+      keyValueMetadata: options.keyValueMetadata,
+      createdBy: options.createdBy,
+    }),
+  );
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,401 @@
+// The partitioned sink: takes batches of records, places each in its partition
+// (<dataset>/date=YYYY-MM-DD/user=<escaped humanId>), buffers rows up to a high-water mark
+// and a number of open partitions, and flushes the least recently used partition by
+// merging it with the partition's file (if any), sorting, encoding and renaming the new
+// file over the old one. A record that cannot be placed goes to the dead-letter file.
+import { rmdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EtlError, errorMessage } from '../lib/errors.js';
+import type { Compression, DatasetSummary, DeadLetterWriter, OutputFormat, Sink, SinkOptions } from '../lib/sink.js';
+import type { ColumnSpec, Dataset, DatasetRecords } from '../lib/schema.js';
+import { COLUMNS, SCHEMA_VERSION } from '../lib/schema.js';
+import { batchChecker, sortKeys, sortRows, toColumns } from './columns.js';
+import type { Row } from './columns.js';
+import { loadCodec } from './compression.js';
+import { createDeadLetterWriter } from './dead-letter.js';
+import { TMP_DIR, runTmpDir, tmpPath, writeFileAtomic } from './files.js';
+import { fileFormat } from './formats.js';
+import type { FileFormat, ParquetEngine } from './formats.js';
+import { writeManifest } from './manifest.js';
+import type { ManifestFile } from './manifest.js';
+import { mergeAligned, mergeById } from './merge.js';
+import type { MergeCounts } from './merge.js';
+import { assertDataset, escapePartitionValue, validateDate } from './partition.js';
+
+export const DEFAULT_HIGH_WATER_ROWS = 200_000;
+export const DEFAULT_MAX_OPEN_PARTITIONS = 256;
+export const DEFAULT_ROW_GROUP_ROWS = 1_000_000;
+/** Partition files being written while the next ones are encoded. */
+const MAX_PENDING_WRITES = 4;
+
+/** What a sink measured about itself; pass one in `stats` to watch memory bounds in tests. */
+export interface SinkStats {
+  /** Most rows held in buffers at once. */
+  maxBufferedRows: number;
+  /** Most partition buffers open at once. */
+  maxOpenPartitions: number;
+  /** Partition files written (a partition flushed twice counts twice). */
+  partitionWrites: number;
+  /** Partition writes that read and merged an existing file. */
+  mergedWithExisting: number;
+  /** Rows seen again with the same id: kept as they were, or replaced. */
+  merge: MergeCounts;
+}
+
+export function createSinkStats(): SinkStats {
+  return { maxBufferedRows: 0, maxOpenPartitions: 0, partitionWrites: 0, mergedWithExisting: 0, merge: { added: 0, replaced: 0, unchanged: 0 } };
+}
+
+/** Options beyond the shared SinkOptions contract. */
+export interface SinkExtras {
+  /** 'fast' (default): our column encoder; 'parquetjs': parquetjs-lite driven column-wise. */
+  parquetEngine?: ParquetEngine;
+  /** fsync each file before its rename and its folder after (default false; see the bench). */
+  fsync?: boolean;
+  /** Rows per Parquet row group / Arrow record batch (default 1,000,000). */
+  rowGroupRows?: number;
+  /** Where unplaceable records go; default: a writer of the sink's own, closed when it ends. */
+  deadLetters?: DeadLetterWriter;
+  stats?: SinkStats;
+}
+
+export type SinkConfig = SinkOptions & SinkExtras;
+
+interface ResolvedConfig {
+  outDir: string;
+  format: OutputFormat;
+  runId: string;
+  compression: Compression;
+  highWaterRows: number;
+  maxOpenPartitions: number;
+  parquetEngine: ParquetEngine;
+  fsync: boolean;
+  rowGroupRows: number;
+  deadLetters: DeadLetterWriter | null;
+  stats: SinkStats;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'outDir',
+  'format',
+  'runId',
+  'compression',
+  'highWaterRows',
+  'maxOpenPartitions',
+  'parquetEngine',
+  'fsync',
+  'rowGroupRows',
+  'deadLetters',
+  'stats',
+]);
+
+function positiveInt(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new EtlError('USAGE', `sink option ${name} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new EtlError('USAGE', `sink option ${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+}
+
+/** Validates sink options once; unknown keys are rejected. */
+export function resolveSinkConfig(options: SinkConfig): ResolvedConfig {
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) throw new EtlError('USAGE', `unknown sink option ${JSON.stringify(key)}`);
+  }
+  if (typeof options.outDir !== 'string' || options.outDir === '') throw new EtlError('USAGE', 'sink option outDir must be a folder path');
+  if (typeof options.runId !== 'string' || options.runId === '') throw new EtlError('USAGE', 'sink option runId must be a non-empty string');
+  return {
+    outDir: options.outDir,
+    format: oneOf('format', options.format, ['parquet', 'arrow'] as const, 'parquet'),
+    runId: options.runId,
+    compression: oneOf('compression', options.compression, ['snappy', 'zstd', 'none'] as const, 'snappy'),
+    highWaterRows: positiveInt('highWaterRows', options.highWaterRows, DEFAULT_HIGH_WATER_ROWS),
+    maxOpenPartitions: positiveInt('maxOpenPartitions', options.maxOpenPartitions, DEFAULT_MAX_OPEN_PARTITIONS),
+    parquetEngine: oneOf('parquetEngine', options.parquetEngine, ['fast', 'parquetjs'] as const, 'fast'),
+    fsync: options.fsync ?? false,
+    rowGroupRows: positiveInt('rowGroupRows', options.rowGroupRows, DEFAULT_ROW_GROUP_ROWS),
+    deadLetters: options.deadLetters ?? null,
+    stats: options.stats ?? createSinkStats(),
+  };
+}
+
+interface PartitionBuffer {
+  /** The record's own date and humanId (the keys of SinkRun.buffers). */
+  date: string;
+  user: string;
+  /** Relative to outDir: <dataset>/date=…/user=… (escaped) */
+  dir: string;
+  rows: Row[];
+  lastUsed: number;
+}
+
+/** Time column declared as the files' sort order (numeric, so Parquet's order and ours agree). */
+function declaredSortOrder(dataset: Dataset): string[] {
+  const first = sortKeys(dataset)[0]!;
+  return first === 'id' ? [] : [first];
+}
+
+function fileMetadata(dataset: Dataset, specs: readonly ColumnSpec[], runId: string): [string, string][] {
+  const units: Record<string, string> = {};
+  for (const spec of specs) if (spec.unit !== undefined) units[spec.name] = spec.unit;
+  return [
+    ['wearable-etl.schema_version', String(SCHEMA_VERSION)],
+    ['wearable-etl.run_id', runId],
+    ['wearable-etl.dataset', dataset],
+    ['wearable-etl.units', JSON.stringify(units)],
+  ];
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+class SinkRun {
+  private readonly specs: readonly ColumnSpec[];
+  private readonly format: FileFormat;
+  /** Open partition buffers by raw date, then raw humanId. */
+  private readonly buffers = new Map<string, Map<string, PartitionBuffer>>();
+  private last: PartitionBuffer | null = null;
+  private open = 0;
+  private buffered = 0;
+  private readonly check: (batch: readonly unknown[]) => Map<number, string> | null;
+  private readonly pendingWrites = new Map<string, Promise<void>>();
+  private writeError: unknown = null;
+  /** Folders this run created (or found), so each is made once. */
+  private readonly madeDirs = new Set<string>();
+  private tick = 0;
+  private readonly dates = new Map<string, string | EtlError>();
+  private readonly users = new Map<string, string | EtlError>();
+  private readonly written = new Map<string, ManifestFile>();
+  private readonly deadLetters: DeadLetterWriter;
+  private readonly ownDeadLetters: boolean;
+  private rowsIn = 0;
+  private deadLetterCount = 0;
+  private readonly keyValueMetadata: [string, string][];
+  private readonly sortedBy: string[];
+
+  constructor(
+    private readonly dataset: Dataset,
+    private readonly cfg: ResolvedConfig,
+  ) {
+    this.specs = COLUMNS[dataset];
+    this.check = batchChecker(this.specs);
+    this.format = fileFormat(cfg.format, cfg.compression, cfg.parquetEngine, cfg.rowGroupRows);
+    this.ownDeadLetters = cfg.deadLetters === null;
+    this.deadLetters = cfg.deadLetters ?? createDeadLetterWriter(cfg.outDir, dataset, cfg.runId);
+    this.keyValueMetadata = fileMetadata(dataset, this.specs, cfg.runId);
+    this.sortedBy = declaredSortOrder(dataset);
+  }
+
+  private reject(record: unknown, reason: string, code: string): void {
+    const context: Record<string, string | number> = { stage: 'sink', code };
+    if (record !== null && typeof record === 'object') {
+      const r = record as Row;
+      if (typeof r['id'] === 'string') context['id'] = r['id'].slice(0, 200);
+      if (typeof r['date'] === 'string') context['date'] = r['date'].slice(0, 40);
+    }
+    this.deadLetters.write({ dataset: this.dataset, reason, context, raw: record });
+    this.deadLetterCount++;
+  }
+
+  private escaped(cache: Map<string, string | EtlError>, value: string, escape: (v: string) => string): string | EtlError {
+    let result = cache.get(value);
+    if (result === undefined) {
+      try {
+        result = escape(value);
+      } catch (err) {
+        result = err instanceof EtlError ? err : new EtlError('PARTITION', errorMessage(err));
+      }
+      // Keeps the caches bounded however many distinct bad values arrive.
+      if (cache.size > 100_000) cache.clear();
+      cache.set(value, result);
+    }
+    return result;
+  }
+
+  async add(batch: readonly unknown[]): Promise<void> {
+    const cfg = this.cfg;
+    const stats = cfg.stats;
+    const problems = this.check(batch);
+    for (let i = 0; i < batch.length; i++) {
+      const record = batch[i];
+      this.rowsIn++;
+      const problem = problems?.get(i);
+      if (problem !== undefined) {
+        this.reject(record, problem, 'BAD_RECORD');
+        continue;
+      }
+      const row = record as Row;
+      const date = row['date'];
+      const user = row['humanId'] as string;
+      if (this.buffered >= cfg.highWaterRows) await this.flushLeastRecentlyUsed();
+      let buffer = this.last;
+      if (buffer === null || buffer.date !== date || buffer.user !== user) {
+        buffer = this.buffers.get(date as string)?.get(user) ?? null;
+        if (buffer === null) {
+          const dir = this.placeOf(record, date, user);
+          if (dir === null) continue;
+          if (this.open >= cfg.maxOpenPartitions) await this.flushLeastRecentlyUsed();
+          buffer = { date: date as string, user, dir, rows: [], lastUsed: 0 };
+          let byUser = this.buffers.get(buffer.date);
+          if (byUser === undefined) this.buffers.set(buffer.date, (byUser = new Map()));
+          byUser.set(user, buffer);
+          this.open++;
+          if (this.open > stats.maxOpenPartitions) stats.maxOpenPartitions = this.open;
+        }
+        this.last = buffer;
+      }
+      buffer.rows.push(row);
+      buffer.lastUsed = ++this.tick;
+      this.buffered++;
+      if (this.buffered > stats.maxBufferedRows) stats.maxBufferedRows = this.buffered;
+    }
+  }
+
+  /** The partition folder of a record, or null after sending it to the dead letters. */
+  private placeOf(record: unknown, date: unknown, user: string): string | null {
+    const safeDate = typeof date === 'string' ? this.escaped(this.dates, date, validateDate) : new EtlError('PARTITION', 'record has no partition date (date: YYYY-MM-DD)');
+    if (safeDate instanceof EtlError) {
+      this.reject(record, safeDate.message, safeDate.code);
+      return null;
+    }
+    const safeUser = this.escaped(this.users, user, (v) => escapePartitionValue(v, 'user'));
+    if (safeUser instanceof EtlError) {
+      this.reject(record, safeUser.message, safeUser.code);
+      return null;
+    }
+    return `${this.dataset}/date=${safeDate}/user=${safeUser}`;
+  }
+
+  private async flushLeastRecentlyUsed(): Promise<void> {
+    let oldest: PartitionBuffer | null = null;
+    for (const byUser of this.buffers.values()) {
+      for (const buffer of byUser.values()) if (oldest === null || buffer.lastUsed < oldest.lastUsed) oldest = buffer;
+    }
+    if (oldest !== null) await this.flush(oldest);
+  }
+
+  private async flush(buffer: PartitionBuffer): Promise<void> {
+    const byUser = this.buffers.get(buffer.date)!;
+    byUser.delete(buffer.user);
+    if (byUser.size === 0) this.buffers.delete(buffer.date);
+    if (this.last === buffer) this.last = null;
+    this.open--;
+    this.buffered -= buffer.rows.length;
+    await this.writePartition(buffer);
+  }
+
+  private async writePartition(buffer: PartitionBuffer): Promise<void> {
+    const { outDir, runId } = this.cfg;
+    const relPath = `${buffer.dir}/${this.format.fileName}`;
+    const finalPath = join(outDir, relPath);
+    // A partition flushed again while its previous file is still being written waits for it.
+    const pending = this.pendingWrites.get(relPath);
+    if (pending !== undefined) await pending;
+    let existing: Row[] = [];
+    if (this.written.has(relPath) || (await exists(finalPath))) {
+      existing = await this.format.read(finalPath, this.specs);
+      this.cfg.stats.mergedWithExisting++;
+    }
+    // Existing files are sorted; when a re-run brings exactly their ids, versions pair up by
+    // position. Otherwise merge by id. Either way the result is sorted (again).
+    const aligned = existing.length === buffer.rows.length ? mergeAligned(this.specs, existing, sortRows(this.dataset, buffer.rows), this.cfg.stats.merge) : null;
+    const rows = sortRows(this.dataset, aligned ?? mergeById(this.specs, existing, buffer.rows, this.cfg.stats.merge));
+    buffer.rows = [];
+    const bytes = await this.format.encode(this.specs, toColumns(this.specs, rows), { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy });
+    this.written.set(relPath, {
+      path: relPath.slice(this.dataset.length + 1),
+      format: this.format.format,
+      rows: rows.length,
+      bytes: bytes.length,
+      runId,
+    });
+    // The write overlaps with encoding the next partitions; a few at a time bound the memory.
+    while (this.pendingWrites.size >= MAX_PENDING_WRITES) await Promise.race(this.pendingWrites.values());
+    const write = writeFileAtomic(tmpPath(outDir, runId, this.dataset), finalPath, bytes, this.cfg.fsync, this.madeDirs).then(
+      () => {
+        this.pendingWrites.delete(relPath);
+        this.cfg.stats.partitionWrites++;
+      },
+      (err: unknown) => {
+        this.pendingWrites.delete(relPath);
+        this.writeError ??= err;
+      },
+    );
+    this.pendingWrites.set(relPath, write);
+    if (this.writeError !== null) throw this.writeError;
+  }
+
+  private async drainWrites(): Promise<void> {
+    while (this.pendingWrites.size > 0) await Promise.all(this.pendingWrites.values());
+    if (this.writeError !== null) throw this.writeError;
+  }
+
+  /** Flushes every open partition, then dead letters, then the manifest. */
+  async finish(): Promise<DatasetSummary> {
+    const remaining = [...this.buffers.values()].flatMap((byUser) => [...byUser.values()]);
+    remaining.sort((a, b) => (a.dir < b.dir ? -1 : a.dir > b.dir ? 1 : 0));
+    for (const buffer of remaining) await this.flush(buffer);
+    await this.drainWrites();
+    if (this.ownDeadLetters) await this.deadLetters.close();
+    if (this.written.size > 0) await writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, [...this.written.values()], this.cfg.fsync);
+    // Leaves no empty temporary folders behind (other sinks of the run may still use them).
+    await rmdir(runTmpDir(this.cfg.outDir, this.cfg.runId)).catch(() => undefined);
+    await rmdir(join(this.cfg.outDir, TMP_DIR)).catch(() => undefined);
+    const paths = [...this.written.keys()].sort();
+    let rows = 0;
+    for (const f of this.written.values()) rows += f.rows;
+    return {
+      dataset: this.dataset,
+      rows,
+      rowsIn: this.rowsIn,
+      files: paths.length,
+      partitions: paths.length,
+      deadLetters: this.deadLetterCount,
+      paths,
+    };
+  }
+
+  /** After a failure: dead letters still become visible; buffered rows are dropped. */
+  async abort(): Promise<void> {
+    await Promise.allSettled(this.pendingWrites.values());
+    this.buffers.clear();
+    this.last = null;
+    this.open = 0;
+    this.buffered = 0;
+    if (this.ownDeadLetters) await this.deadLetters.close().catch(() => null);
+  }
+}
+
+/**
+ * A sink for one dataset. Each call of the returned function is one run: it resolves when
+ * every record is in a complete, visible file (or in the dead-letter file).
+ */
+export function createSink<D extends Dataset>(dataset: D, options: SinkConfig): Sink<D> {
+  assertDataset(dataset);
+  const cfg = resolveSinkConfig(options);
+  runTmpDir(cfg.outDir, cfg.runId); // rejects a run id that cannot name files, now rather than mid-run
+  return async (batches: AsyncIterable<readonly DatasetRecords[D][]>): Promise<DatasetSummary> => {
+    await loadCodec(cfg.compression);
+    const run = new SinkRun(dataset, cfg);
+    try {
+      for await (const batch of batches) await run.add(batch);
+      return await run.finish();
+    } catch (err) {
+      await run.abort();
+      if (err instanceof EtlError) throw err;
+      throw new EtlError('SINK', `writing ${dataset} failed: ${errorMessage(err)}`, { dataset }, { cause: err });
+    }
+  };
+}
