@@ -1,0 +1,91 @@
+// fitbit-activities: the activity log list per user (oldest first, following
+// pagination.next) → `activities` rows → sink. The watermark is the highest lastModified
+// seen; the next run asks again from that date less the lookback, because the list is
+// filtered by start time while late syncs change records that started earlier.
+import { mergeConcurrent } from '../lib/async.js';
+import { addDays } from '../lib/dates.js';
+import type { ActivityRecord } from '../lib/schema.js';
+import { createDeadLetterWriter, createSink } from '../sinks/index.js';
+import { activitiesSince } from '../sources/fitbit/index.js';
+import type { UserEntry } from '../sources/fitbit/users.js';
+import { normalizeActivity } from '../transforms/activities.js';
+import type { FailedUser, PipelineResult, RunContext } from './context.js';
+import { describeError, fitbitShared, isPipelineFatal, loadUsers, openSession, untilFor, userContext, userState } from './fitbit-common.js';
+import { defaultStatePath, loadState, saveState } from './state.js';
+
+const PIPELINE = 'fitbit-activities' as const;
+const STREAM = 'activities';
+
+export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResult> {
+  const { config } = ctx;
+  const users = await loadUsers(ctx);
+  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
+  const state = await loadState(statePath, PIPELINE);
+  const deadLetters = createDeadLetterWriter(config.outDir, 'activities', ctx.runId);
+  const failedUsers: FailedUser[] = [];
+  const watermarks = new Map<string, string>();
+
+  async function* userBatches(user: UserEntry): AsyncGenerator<ActivityRecord[]> {
+    const saved = userState(state, user.humanId);
+    const session = openSession(ctx, users, user, saved);
+    try {
+      const userCtx = await userContext(session, user);
+      const until = untilFor(ctx, userCtx.timeZone);
+      const watermark = saved.streams[STREAM]; // ISO lastModified
+      const since = config.since ?? (watermark ? addDays(watermark.slice(0, 10), -Math.max(1, config.lookbackDays)) : addDays(until, -6));
+      let highest = watermark ?? '';
+      ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: 1 });
+      for await (const page of activitiesSince(session, since)) {
+        const records: ActivityRecord[] = [];
+        let pastUntil = false;
+        for (const raw of page) {
+          const result = normalizeActivity(raw, userCtx, ctx.seenAt);
+          if (!result.ok) {
+            deadLetters.write(result.deadLetter);
+            continue;
+          }
+          if (result.record.date < since) continue;
+          if (result.record.date > until) {
+            pastUntil = true; // sorted by start time: nothing later belongs to this window
+            break;
+          }
+          records.push(result.record);
+          if (typeof raw.lastModified === 'string' && raw.lastModified > highest) highest = raw.lastModified;
+        }
+        if (records.length > 0) yield records;
+        if (pastUntil) break;
+      }
+      if (highest) watermarks.set(user.humanId, highest);
+      ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
+    } finally {
+      saved.rateBudget = session.budget.snapshot();
+    }
+  }
+
+  const batches = mergeConcurrent(users.users(), userBatches, {
+    concurrency: config.concurrency,
+    onError: (user, err) => {
+      if (isPipelineFatal(err)) return; // reported once for the pipeline, below
+      failedUsers.push({ user: user.humanId, reason: describeError(err) });
+      ctx.log.error('user failed; what was fetched before is kept', { pipeline: PIPELINE, user: user.humanId, reason: describeError(err) });
+    },
+  });
+  const sink = createSink('activities', {
+    outDir: config.outDir,
+    format: config.format,
+    runId: ctx.runId,
+    compression: config.compression,
+    deadLetters, // one writer per dataset: the sink's placement failures and the normalizer's
+    ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
+    ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
+  });
+  const summary = await sink(batches);
+  const deadLetterFile = await deadLetters.close();
+  summary.deadLetters = deadLetters.count;
+  for (const [humanId, mark] of watermarks) userState(state, humanId).streams[STREAM] = mark;
+  await saveState(statePath, state);
+  // The API was turned off (410): what came before is saved; the pipeline fails with one line.
+  const gone = fitbitShared(ctx).gone;
+  if (gone) throw gone;
+  return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles: deadLetterFile ? [deadLetterFile] : [] };
+}

@@ -1,0 +1,100 @@
+// What the Fitbit pipelines share: the users file, one session per user, the profile, and
+// the per-user date window.
+import { addDays, minDate, yesterdayIn } from '../lib/dates.js';
+import { EtlError } from '../lib/errors.js';
+import { FitbitSession, FitbitShared, fetchProfile } from '../sources/fitbit/index.js';
+import { FITBIT_RATE_DEFAULTS } from '../sources/fitbit/rate-limit.js';
+import { UsersFile, isValidZone, type UserEntry } from '../sources/fitbit/users.js';
+import type { FitbitUserContext } from '../sources/fitbit/types.js';
+import type { RunContext } from './context.js';
+import type { PipelineState, UserState } from './state.js';
+
+export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
+  const file = ctx.config.usersFile;
+  if (!file) throw new EtlError('CONFIG', 'the Fitbit pipelines need --users FILE');
+  const users = await UsersFile.load(file);
+  if (users.users().length === 0) throw new EtlError('CONFIG', `users file ${file} lists no users`);
+  return users;
+}
+
+// One FitbitShared per run (a run's pipelines share its HttpStats): rate budgets, per-user
+// request queues, profiles and the 410 verdict carry over from one Fitbit pipeline to the next.
+const sharedByRun = new WeakMap<RunContext['stats'], FitbitShared>();
+
+export function fitbitShared(ctx: RunContext): FitbitShared {
+  let shared = sharedByRun.get(ctx.stats);
+  if (!shared) {
+    shared = new FitbitShared();
+    sharedByRun.set(ctx.stats, shared);
+  }
+  return shared;
+}
+
+export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, saved?: UserState): FitbitSession {
+  const env = ctx.config.env;
+  return new FitbitSession(
+    {
+      baseUrl: env.fitbitApiUrl,
+      shared: fitbitShared(ctx),
+      ...(env.fitbitClientId ? { clientId: env.fitbitClientId } : {}),
+      ...(env.fitbitClientSecret ? { clientSecret: env.fitbitClientSecret } : {}),
+      ...(ctx.tuning?.retry ? { retry: ctx.tuning.retry } : {}),
+      rateLimit: ctx.tuning?.fitbitRateLimit ?? FITBIT_RATE_DEFAULTS,
+      stats: ctx.stats,
+      log: ctx.log,
+    },
+    users,
+    user.humanId,
+    user.userId,
+    saved?.rateBudget,
+  );
+}
+
+/** Fetches the profile once per run and settles the zone: the users file's override, else the profile's. */
+export async function userContext(session: FitbitSession, user: UserEntry): Promise<FitbitUserContext> {
+  let profile = session.shared.profiles.get(user.humanId);
+  if (!profile) {
+    profile = await fetchProfile(session);
+    session.shared.profiles.set(user.humanId, profile);
+  }
+  const timeZone = user.timezone ?? profile.timezone;
+  if (!isValidZone(timeZone)) {
+    throw new EtlError('BAD_RESPONSE', `user ${user.humanId}: profile time zone "${timeZone}" is not an IANA zone; set "timezone" for this user in the users file`, { user: user.humanId });
+  }
+  return { userId: user.userId, humanId: user.humanId, timeZone, profile, profileUnits: session.units };
+}
+
+/** Last local date to fetch for a user: --until, never past yesterday in the user's zone unless asked. */
+export function untilFor(ctx: RunContext, zone: string): string {
+  return ctx.config.until ?? yesterdayIn(zone, ctx.seenAt);
+}
+
+/**
+ * First local date of a stream: --since wins (a backfill); else the day after the saved
+ * watermark less the lookback (late device syncs change recent days); else a week back.
+ */
+export function sinceFor(ctx: RunContext, watermark: string | undefined, until: string): string {
+  if (ctx.config.since) return ctx.config.since;
+  if (watermark) return minDate(addDays(watermark, 1 - ctx.config.lookbackDays), addDays(until, 1));
+  return addDays(until, -6);
+}
+
+export function userState(state: PipelineState, humanId: string): UserState {
+  let u = state.users[humanId];
+  if (!u) {
+    u = { streams: {} };
+    state.users[humanId] = u;
+  }
+  return u;
+}
+
+/** True for errors that end the whole pipeline rather than one user (the API was turned off). */
+export function isPipelineFatal(err: unknown): boolean {
+  return err instanceof EtlError && err.code === 'API_GONE';
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof EtlError) return err.message;
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

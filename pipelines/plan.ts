@@ -1,0 +1,61 @@
+// --dry-run: what a run would fetch and how long the rate limits make it take. Reads the
+// users file and the state; sends no request and writes nothing.
+import { addDays, daysInclusive, yesterdayIn } from '../lib/dates.js';
+import { UsersFile } from '../sources/fitbit/users.js';
+import type { PipelineName, RunConfig } from './config.js';
+import { defaultStatePath, loadState } from './state.js';
+
+const FITBIT_PER_HOUR = 150;
+const HUMANAPI_WINDOW_DAYS = 31;
+
+export async function planRun(config: RunConfig, now = Date.now()): Promise<string> {
+  const lines: string[] = [`dry run: nothing is fetched or written (output would go to ${config.outDir})`];
+  let totalHours = 0;
+  for (const pipeline of config.pipelines) {
+    const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+    if (pipeline === 'humanapi') {
+      const until = config.until ?? yesterdayIn('UTC', now);
+      const mark = state.users['app']?.streams[config.types[0] ?? 'activities'];
+      const since = config.since ?? (mark ? mark.slice(0, 10) : addDays(until, -6));
+      const windows = Math.ceil(daysInclusive(since, until) / HUMANAPI_WINDOW_DAYS);
+      lines.push(`${pipeline}: types ${config.types.join(', ')}, ${since} .. ${until}: ${windows} window(s) of ≤31 days per type, ≥ ${windows * config.types.length} request(s)`);
+      continue;
+    }
+    const users = await UsersFile.load(config.usersFile as string);
+    let maxPerUser = 0;
+    let requests = 0;
+    for (const user of users.users()) {
+      // Without the profile (no request in a dry run) the users file's zone or UTC decides "yesterday".
+      const until = config.until ?? yesterdayIn(user.timezone ?? 'UTC', now);
+      const saved = state.users[user.humanId]?.streams ?? {};
+      const perUser = requestsFor(pipeline, config, saved, until);
+      lines.push(`${pipeline}: user ${user.humanId}: ${perUser.window}, ${perUser.requests} request(s)`);
+      requests += perUser.requests;
+      maxPerUser = Math.max(maxPerUser, perUser.requests);
+    }
+    // Users run side by side (config.concurrency at a time), each limited to 150 requests an hour.
+    const rounds = Math.ceil(users.users().length / config.concurrency);
+    const hours = rounds * Math.max(0, Math.ceil(maxPerUser / FITBIT_PER_HOUR) - 1);
+    totalHours += hours;
+    lines.push(`${pipeline}: ${users.users().length} user(s), ${requests} request(s); rate-limit waits ≈ ${hours} h (150 requests/hour/user, ${config.concurrency} users at a time)`);
+  }
+  lines.push(`estimated rate-limit waiting: ≈ ${totalHours} h (plus transfer time)`);
+  return lines.join('\n');
+}
+
+function requestsFor(pipeline: PipelineName, config: RunConfig, saved: Record<string, string>, until: string): { window: string; requests: number } {
+  if (pipeline === 'fitbit-intraday') {
+    let requests = 1; // profile
+    let first = until;
+    for (const r of config.resources) {
+      const mark = saved[r];
+      const since = config.since ?? (mark ? addDays(mark, 1 - config.lookbackDays) : addDays(until, -6));
+      if (since < first) first = since;
+      requests += daysInclusive(since, until);
+    }
+    return { window: `${first} .. ${until} × ${config.resources.join(',')} (${config.detail})`, requests };
+  }
+  const mark = saved['activities'];
+  const since = config.since ?? (mark ? addDays(mark.slice(0, 10), -Math.max(1, config.lookbackDays)) : addDays(until, -6));
+  return { window: `${since} .. ${until}`, requests: 2 };
+}

@@ -1,0 +1,67 @@
+// A one-line progress bar on a terminal: user-days (or pages) done of planned, and the
+// rate-limit waits. Off when stderr is not a terminal: logs are enough there.
+import type { ProgressEvent } from './context.js';
+
+export interface ProgressBar {
+  update(event: ProgressEvent): void;
+  /** A note shown after the bar until the next update (e.g. a rate-limit wait). */
+  note(text: string): void;
+  /** Prints a log line above the bar: clears the bar, writes, draws it again. */
+  print(write: () => void): void;
+  stop(): void;
+}
+
+export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): ProgressBar | null {
+  if (!stream.isTTY) return null;
+  let planned = 0;
+  let done = 0;
+  let pipeline = '';
+  let note = '';
+  let last = 0;
+  let shown = false;
+  const draw = (force = false): void => {
+    const now = Date.now();
+    if (!force && now - last < 100) return;
+    last = now;
+    const width = 30;
+    const ratio = planned > 0 ? Math.min(1, done / planned) : 0;
+    const filled = Math.round(ratio * width);
+    const line = `${pipeline} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${planned}${note ? '  ' + note : ''}`;
+    const columns = stream.columns && stream.columns > 20 ? stream.columns : 100;
+    stream.write('\r' + line.slice(0, columns - 1) + '\x1b[K');
+    shown = true;
+  };
+  return {
+    update(event) {
+      if (event.pipeline !== pipeline) {
+        if (pipeline && shown) stream.write('\n');
+        shown = false;
+        pipeline = event.pipeline;
+        planned = 0;
+        done = 0;
+      }
+      if (event.kind === 'planned') planned += event.units ?? 0;
+      if (event.kind === 'done') done += event.units ?? 0;
+      if (event.kind === 'waiting') note = `waiting ${Math.round((event.waitMs ?? 0) / 1000)} s for ${event.user ?? 'a user'}'s rate limit`;
+      else note = '';
+      draw(event.kind !== 'done');
+    },
+    print(write) {
+      if (shown) stream.write('\r\x1b[K');
+      write();
+      if (shown) draw(true);
+    },
+    note(text) {
+      note = text;
+      draw(true);
+    },
+    stop() {
+      if (pipeline) {
+        draw(true);
+        stream.write('\n');
+      }
+      pipeline = '';
+      shown = false;
+    },
+  };
+}
