@@ -5,7 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import fetch, { type Response } from 'node-fetch';
-import { EtlError, redactUrl } from './errors.js';
+import { EtlError, redactSecrets, redactUrl } from './errors.js';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -17,6 +17,13 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000, timeoutMs: 60_000 };
+
+/**
+ * Largest response body read. Every body the APIs send is bounded by their page caps (an
+ * intraday day ≤ 1,440 points ≈ 100 KB, 100 activities, 500 Human API records ≈ 200 KB), so a
+ * body this size is a broken proxy or a wrong URL, not data: refuse it before parsing.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 /** Counters for the run summary; shared by every request of a run. */
 export class HttpStats {
@@ -49,8 +56,8 @@ export interface RequestSpec {
 
 /**
  * What a service plugs in. Each hook may wait (rate limits) and decides what a
- * non-2xx status means: 'retry' (counts as an attempt), 'again' (repeat without counting,
- * e.g. after a token refresh or a rate-limit wait), or throw.
+ * non-2xx status means: 'again' (repeat without counting as a failed attempt, e.g. after a
+ * token refresh or a rate-limit wait), 'fail', or throw.
  */
 export interface ServiceHooks {
   /** Called before every attempt: wait for budget, add auth headers. */
@@ -59,10 +66,23 @@ export interface ServiceHooks {
   observe?(result: HttpResult): void;
   /** Called for statuses other than 2xx and 5xx. Return 'again' to repeat, or throw. */
   onStatus?(result: HttpResult, spec: RequestSpec): Promise<'again' | 'fail'>;
+  /** Called before the wait that precedes a retry (for logs). */
+  onRetry?(reason: string, failures: number, delayMs: number): void;
+  /** Secrets to remove from every message this layer builds from a server's answer. */
+  secrets?(): Iterable<string | undefined>;
   /** Upper bound on 'again' answers for one request (guards against loops). */
   maxAgain?: number;
   /** Adds context (user, stream) to errors. */
   context?: Record<string, string | number>;
+}
+
+export interface RequestOptions {
+  policy?: RetryPolicy;
+  hooks?: ServiceHooks;
+  stats: HttpStats;
+  random?: () => number;
+  /** Bodies larger than this fail at once with BAD_RESPONSE (default DEFAULT_MAX_BODY_BYTES). */
+  maxBodyBytes?: number;
 }
 
 const keepAliveHttp = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -76,9 +96,18 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, random: () =>
   return Math.max(policy.baseDelayMs / 2, Math.floor(random() * cap));
 }
 
-class RetryableError extends Error {}
+/** A failure worth another attempt (connection, timeout, 5xx, unreadable body). */
+export class RetryableError extends Error {}
 
-async function attempt(spec: RequestSpec, timeoutMs: number, stats: HttpStats): Promise<HttpResult> {
+function tooLarge(url: string, limit: number, size?: number): EtlError {
+  return new EtlError(
+    'BAD_RESPONSE',
+    `refused a response body ${size !== undefined ? `of ${size} bytes ` : ''}over the ${Math.round(limit / 1024 / 1024)} MiB cap from ${redactUrl(url)}: no page of these APIs is that large (a proxy error page or a wrong URL?)`,
+    { url: redactUrl(url), limit },
+  );
+}
+
+async function attempt(spec: RequestSpec, timeoutMs: number, stats: HttpStats, maxBodyBytes: number): Promise<HttpResult> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   let response: Response;
@@ -91,14 +120,22 @@ async function attempt(spec: RequestSpec, timeoutMs: number, stats: HttpStats): 
       signal: controller.signal,
       redirect: 'manual',
       compress: true,
+      size: maxBodyBytes,
       agent: (u: URL) => (u.protocol === 'https:' ? keepAliveHttps : keepAliveHttp),
     });
+    const declared = Number(response.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > maxBodyBytes) {
+      controller.abort();
+      throw tooLarge(spec.url, maxBodyBytes, declared);
+    }
     const buffer = Buffer.from(await response.arrayBuffer());
     stats.bytes += buffer.length;
     let text = buffer.toString('utf8');
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     return { status: response.status, headers: response.headers, text, url: spec.url };
   } catch (err) {
+    if (err instanceof EtlError) throw err;
+    if ((err as { type?: unknown }).type === 'max-size') throw tooLarge(spec.url, maxBodyBytes);
     // Connection refused/reset, socket hang up, body cut short, timeout: all worth another try.
     const reason = controller.signal.aborted ? `timed out after ${timeoutMs} ms` : (err as Error).message;
     throw new RetryableError(reason);
@@ -109,17 +146,21 @@ async function attempt(spec: RequestSpec, timeoutMs: number, stats: HttpStats): 
 
 /**
  * Sends one request and returns its successful result parsed by `parse`.
- * `parse` throwing counts as a truncated/invalid body and is retried.
+ * `parse` throwing counts as a truncated/invalid body and is retried, except an EtlError
+ * with code BAD_RESPONSE: a well-formed body of the wrong shape will not improve by asking
+ * again, so it fails at once.
  */
 export async function requestJson<T>(
   spec: RequestSpec,
   parse: (text: string, result: HttpResult) => T,
-  options: { policy?: RetryPolicy; hooks?: ServiceHooks; stats: HttpStats; random?: () => number },
+  options: RequestOptions,
 ): Promise<{ value: T; result: HttpResult }> {
   const policy = options.policy ?? DEFAULT_RETRY;
   const hooks = options.hooks ?? {};
   const maxAgain = hooks.maxAgain ?? 20;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const where = { url: redactUrl(spec.url), ...(hooks.context ?? {}) };
+  const scrub = (text: string): string => (hooks.secrets ? redactSecrets(text, hooks.secrets()) : text);
   let failures = 0;
   let again = 0;
   let lastReason = '';
@@ -127,13 +168,14 @@ export async function requestJson<T>(
     const prepared = hooks.before ? await hooks.before(spec) : spec;
     let result: HttpResult | undefined;
     try {
-      result = await attempt(prepared, policy.timeoutMs, options.stats);
+      result = await attempt(prepared, policy.timeoutMs, options.stats, maxBodyBytes);
       hooks.observe?.(result);
       if (result.status >= 200 && result.status < 300) {
         try {
           return { value: parse(result.text, result), result };
         } catch (err) {
-          throw new RetryableError(`invalid JSON body (${(err as Error).message})`);
+          if (err instanceof EtlError && err.code === 'BAD_RESPONSE') throw err;
+          throw new RetryableError(`invalid JSON body (${scrub((err as Error).message)})`);
         }
       }
       if (result.status >= 500) throw new RetryableError(`HTTP ${result.status}`);
@@ -142,7 +184,8 @@ export async function requestJson<T>(
         again++;
         continue;
       }
-      throw new EtlError('HTTP_CLIENT', `HTTP ${result.status} from ${where.url}: ${summarizeBody(result.text)}`, { ...where, status: result.status });
+      const why = verdict === 'again' ? ` (still failing after ${again} repeats)` : '';
+      throw new EtlError('HTTP_CLIENT', `HTTP ${result.status} from ${where.url}${why}: ${summarizeBody(scrub(result.text))}`, { ...where, status: result.status });
     } catch (err) {
       if (!(err instanceof RetryableError)) throw err;
       failures++;
@@ -155,17 +198,19 @@ export async function requestJson<T>(
         );
       }
       options.stats.retries++;
-      await sleep(backoffDelay(policy, failures - 1, options.random));
+      const delay = backoffDelay(policy, failures - 1, options.random);
+      hooks.onRetry?.(lastReason, failures, delay);
+      await sleep(delay);
     }
   }
 }
 
-/** The first error message of a Fitbit-style error body, or the start of the text. */
+/** The first error message of a Fitbit-style error body, or the start of the text. Redact secrets before calling. */
 export function summarizeBody(text: string): string {
   try {
     const body = JSON.parse(text) as { errors?: Array<{ errorType?: string; message?: string }> };
     const first = body.errors?.[0];
-    if (first) return `${first.errorType ?? 'error'}: ${first.message ?? ''}`.slice(0, 300);
+    if (first) return `${first.errorType ?? 'error'}: ${first.message ?? ''}`.replace(/\s+/g, ' ').slice(0, 300);
   } catch {
     // not JSON: fall through
   }
@@ -174,7 +219,12 @@ export function summarizeBody(text: string): string {
 
 /** Resolves a next-page link against the base and refuses other origins (credentials stay home). */
 export function resolveNext(next: string, base: string, context: Record<string, string | number> = {}): string {
-  const resolved = new URL(next, base);
+  let resolved: URL;
+  try {
+    resolved = new URL(next, base);
+  } catch {
+    throw new EtlError('PAGINATION', `the next link is not a URL (${next.slice(0, 80)})`, { ...context });
+  }
   const home = new URL(base);
   if (resolved.origin !== home.origin) {
     throw new EtlError(
@@ -183,5 +233,8 @@ export function resolveNext(next: string, base: string, context: Record<string, 
       { ...context, next: redactUrl(resolved) },
     );
   }
+  // Credentials travel in headers only, never in a URL a server handed us.
+  resolved.username = '';
+  resolved.password = '';
   return resolved.toString();
 }

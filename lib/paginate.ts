@@ -18,6 +18,21 @@ export interface PaginateOptions {
   context?: Record<string, string | number>;
 }
 
+/**
+ * The identity of a page URL for loop detection: the same query in another order is the
+ * same page (a server that only shuffles its parameters is not advancing).
+ */
+export function pageKey(url: string): string {
+  try {
+    const u = new URL(url);
+    u.hash = '';
+    u.searchParams.sort();
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
 export async function* paginate<P>(
   paginator: Paginator<P>,
   fetchPage: (url: string, index: number) => Promise<P>,
@@ -27,13 +42,14 @@ export async function* paginate<P>(
   let url: string | null = paginator.first();
   let index = 0;
   while (url !== null) {
-    if (seen.has(url)) {
-      throw new EtlError('PAGINATION', `loop detected: the next link repeats ${redactUrl(url)}`, { ...options.context, page: index });
+    const key = pageKey(url);
+    if (seen.has(key)) {
+      throw new EtlError('PAGINATION', `loop detected: the next link repeats ${redactUrl(url)} (page ${index + 1}); refusing to fetch it again`, { ...options.context, page: index });
     }
     if (index >= options.maxRequests) {
       throw new EtlError('PAGINATION', `stopped after ${index} pages: more than the cap of ${options.maxRequests} requests`, { ...options.context, page: index });
     }
-    seen.add(url);
+    seen.add(key);
     const page: P = await fetchPage(url, index);
     index++;
     if (paginator.isEmpty(page)) return;

@@ -1,6 +1,7 @@
 // One Fitbit user's connection: bearer token with refresh on expiry, the user's rate budget,
-// and the meaning of Fitbit's statuses (API-REFERENCE.md §A.4, §A.6). A session sends one
-// request at a time: callers never run two requests of one user in parallel.
+// and the meaning of Fitbit's statuses (API-REFERENCE.md §A.4, §A.6). A user's requests go
+// one at a time: every session of one user (within a run) shares a lock and a rate budget,
+// so even two pipelines fetching the same user cannot send in parallel or overspend.
 import { EtlError, redactSecrets } from '../../lib/errors.js';
 import {
   DEFAULT_RETRY,
@@ -14,6 +15,7 @@ import {
 } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
 import { RateBudget, type RateBudgetState, type RateLimitOptions } from './rate-limit.js';
+import type { FitbitProfile, UnitSystem } from './types.js';
 import type { TokenPair, UsersFile } from './users.js';
 
 export interface FitbitClientConfig {
@@ -25,6 +27,12 @@ export interface FitbitClientConfig {
   rateLimit: RateLimitOptions;
   stats: HttpStats;
   log: Logger;
+  /** What every session of one run shares: rate budgets, per-user locks, profiles, the 410 verdict. */
+  shared?: FitbitShared;
+  /** Unit system to ask for (Accept-Language); default metric. Every response is read in the system asked for. */
+  units?: UnitSystem;
+  /** 429 answers one request may wait out before its user fails (default 10). */
+  maxRateLimitWaits?: number;
 }
 
 /**
@@ -33,8 +41,19 @@ export interface FitbitClientConfig {
  */
 export const METRIC_ACCEPT_LANGUAGE = 'metric';
 
+/** The Accept-Language header that asks for a unit system. */
+export function acceptLanguageFor(units: UnitSystem): string {
+  return units === 'metric' ? METRIC_ACCEPT_LANGUAGE : units;
+}
+
 export const GOOGLE_HEALTH_SUCCESSOR =
   'the Fitbit Web API answered 410 Gone: Google turned it off in autumn 2026. Its successor is the Google Health API (https://health.googleapis.com/v4); users must re-consent there';
+
+/** A refresh is given at least this long: abandoning one that the server completed spends the refresh token. */
+export const TOKEN_TIMEOUT_MS = 30_000;
+
+/** Refreshes (or adoptions of a pair another run wrote) one request may go through before its user fails. */
+const MAX_ROTATIONS_PER_REQUEST = 2;
 
 interface FitbitErrorBody {
   errors?: Array<{ errorType?: string; message?: string }>;
@@ -49,19 +68,66 @@ function errorTypes(text: string): string[] {
   }
 }
 
+/** Runs async jobs one after another (a per-user request queue). */
+export class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(job: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(job, job);
+    // The queue goes on whatever one job did; its caller sees the failure.
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/** Per run: what every session of one API base shares, keyed by the user's humanId. */
+export class FitbitShared {
+  readonly budgets = new Map<string, RateBudget>();
+  readonly queues = new Map<string, SerialQueue>();
+  /** Profiles fetched this run, so each user's is fetched once whatever runs after. */
+  readonly profiles = new Map<string, FitbitProfile>();
+  /** Set by the first 410: no session sends anything after it. */
+  gone: EtlError | null = null;
+
+  budget(key: string, create: () => RateBudget): RateBudget {
+    let b = this.budgets.get(key);
+    if (!b) {
+      b = create();
+      this.budgets.set(key, b);
+    }
+    return b;
+  }
+
+  queue(key: string): SerialQueue {
+    let q = this.queues.get(key);
+    if (!q) {
+      q = new SerialQueue();
+      this.queues.set(key, q);
+    }
+    return q;
+  }
+}
+
 export class FitbitSession {
   readonly humanId: string;
   readonly userId: string;
   readonly budget: RateBudget;
+  readonly shared: FitbitShared;
   private readonly config: FitbitClientConfig;
   private readonly users: UsersFile;
+  private readonly queue: SerialQueue;
+  /** Every token this session has held: a server may quote an old one back. */
+  private readonly seenSecrets = new Set<string>();
 
   constructor(config: FitbitClientConfig, users: UsersFile, humanId: string, userId: string, savedBudget?: RateBudgetState) {
     this.config = config;
     this.users = users;
     this.humanId = humanId;
     this.userId = userId;
-    this.budget = new RateBudget(config.rateLimit, savedBudget);
+    this.shared = config.shared ?? new FitbitShared();
+    this.budget = this.shared.budget(humanId, () => new RateBudget(config.rateLimit, savedBudget));
+    this.queue = this.shared.queue(humanId);
+    this.remember();
   }
 
   /** Absolute URL for a path below the API base. */
@@ -73,47 +139,95 @@ export class FitbitSession {
     return this.config.baseUrl;
   }
 
-  /** GET a Fitbit JSON resource; `parse` validates the body and may throw (then it is retried). */
-  async get<T>(url: string, parse: (text: string) => T): Promise<{ value: T; result: HttpResult }> {
+  /** The unit system every response of this session is written in (what Accept-Language asks for). */
+  get units(): UnitSystem {
+    return this.config.units ?? 'metric';
+  }
+
+  /** Removes every token, the client secret and the Basic credentials from a text. */
+  redact(text: string): string {
+    return redactSecrets(text, this.secrets());
+  }
+
+  private remember(): void {
+    const t = this.users.tokens(this.humanId);
+    this.seenSecrets.add(t.accessToken);
+    this.seenSecrets.add(t.refreshToken);
+  }
+
+  private secrets(): string[] {
+    const out = [...this.seenSecrets];
+    const { clientId, clientSecret } = this.config;
+    if (clientSecret) {
+      out.push(clientSecret, Buffer.from(`${clientId ?? ''}:${clientSecret}`).toString('base64'));
+    }
+    return out;
+  }
+
+  /**
+   * GET a Fitbit JSON resource; `parse` validates the body and may throw (then it is retried,
+   * unless it throws an EtlError BAD_RESPONSE). Requests of one user wait for each other.
+   */
+  get<T>(url: string, parse: (text: string) => T): Promise<{ value: T; result: HttpResult }> {
+    return this.queue.run(() => this.send(url, parse));
+  }
+
+  private async send<T>(url: string, parse: (text: string) => T): Promise<{ value: T; result: HttpResult }> {
     const context = { user: this.humanId };
+    const state = { rotations: 0, rateWaits: 0 };
     return requestJson<T>({ url }, (text) => parse(text), {
       policy: this.config.retry ?? DEFAULT_RETRY,
       stats: this.config.stats,
       hooks: {
         context,
         maxAgain: 50,
+        secrets: () => this.secrets(),
         before: async (spec: RequestSpec) => {
+          if (this.shared.gone) throw this.shared.gone;
           const wait = this.budget.reserve();
           if (wait > 0) {
             this.config.log.info('rate budget spent, waiting for the reset', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
             await sleep(wait);
           }
+          this.remember();
           const { accessToken } = this.users.tokens(this.humanId);
           return {
             ...spec,
-            headers: { ...spec.headers, Authorization: `Bearer ${accessToken}`, 'Accept-Language': METRIC_ACCEPT_LANGUAGE, Accept: 'application/json' },
+            headers: { ...spec.headers, Authorization: `Bearer ${accessToken}`, 'Accept-Language': acceptLanguageFor(this.units), Accept: 'application/json' },
           };
         },
         observe: (result) => this.budget.observe(result.headers),
-        onStatus: (result, spec) => this.onStatus(result, spec),
+        onRetry: (reason, failures, delayMs) => {
+          this.config.log.warn('request failed, retrying', { user: this.humanId, reason: this.redact(reason), attempt: failures, delayMs });
+        },
+        onStatus: (result, spec) => this.onStatus(result, spec, state),
       },
     });
   }
 
-  private async onStatus(result: HttpResult, spec: RequestSpec): Promise<'again' | 'fail'> {
+  private async onStatus(result: HttpResult, spec: RequestSpec, state: { rotations: number; rateWaits: number }): Promise<'again' | 'fail'> {
     const types = errorTypes(result.text);
-    const secrets = [this.users.tokens(this.humanId).accessToken, this.users.tokens(this.humanId).refreshToken];
-    const detail = redactSecrets(summarizeBody(result.text), secrets);
+    const detail = summarizeBody(this.redact(result.text));
     if (result.status === 429) {
       this.config.stats.rateLimited++;
+      state.rateWaits++;
+      const limit = this.config.maxRateLimitWaits ?? 10;
+      if (state.rateWaits > limit) {
+        throw new EtlError('HTTP_RETRY_EXHAUSTED', `user ${this.humanId}: Fitbit kept answering 429 Too Many Requests after ${limit} waits for the rate-limit reset`, { user: this.humanId, status: 429 });
+      }
       const wait = this.budget.exhausted(result.headers);
       this.config.log.warn('429 Too Many Requests, waiting for the rate-limit reset', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
       await sleep(wait);
       return 'again';
     }
     if (result.status === 401 && types.includes('expired_token')) {
+      state.rotations++;
+      if (state.rotations > MAX_ROTATIONS_PER_REQUEST) {
+        throw new EtlError('AUTH_EXPIRED', `user ${this.humanId}: Fitbit still says the access token expired right after it was refreshed; re-authorise this user and put the new tokens in the users file`, { user: this.humanId, status: 401 });
+      }
       const stale = (spec.headers?.Authorization ?? '').replace(/^Bearer /, '');
       await this.users.rotate(this.humanId, stale, (refreshToken) => this.refresh(refreshToken));
+      this.remember();
       return 'again';
     }
     if (result.status === 401) {
@@ -123,13 +237,16 @@ export class FitbitSession {
         { user: this.humanId, status: 401 },
       );
     }
-    if (result.status === 410) {
-      throw new EtlError('API_GONE', GOOGLE_HEALTH_SUCCESSOR, { user: this.humanId, status: 410 });
-    }
+    if (result.status === 410) throw this.gone();
     if (result.status === 403) {
       throw new EtlError('HTTP_CLIENT', `user ${this.humanId}: Fitbit refused access (403, ${detail}); check the app's scopes and the user's consent`, { user: this.humanId, status: 403 });
     }
     throw new EtlError('HTTP_CLIENT', `user ${this.humanId}: Fitbit answered HTTP ${result.status} (${detail})`, { user: this.humanId, status: result.status });
+  }
+
+  private gone(): EtlError {
+    this.shared.gone ??= new EtlError('API_GONE', GOOGLE_HEALTH_SUCCESSOR, { status: 410 });
+    return this.shared.gone;
   }
 
   /** POST /oauth2/token with the refresh token (Basic client auth); returns the new pair. */
@@ -138,9 +255,13 @@ export class FitbitSession {
     if (!clientId || !clientSecret) {
       throw new EtlError('AUTH_EXPIRED', `user ${this.humanId}: the access token expired and FITBIT_CLIENT_ID / FITBIT_CLIENT_SECRET are not set, so it cannot be refreshed`, { user: this.humanId });
     }
-    this.config.stats.refreshes++;
+    this.seenSecrets.add(refreshToken);
     const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString();
-    const secrets = [refreshToken, clientSecret];
+    const policy = this.config.retry ?? DEFAULT_RETRY;
+    // A lost answer (timeout, reset) may hide a refresh the server completed: then the token we
+    // retry with is spent, and the message must say so.
+    let lostAnswer = '';
+    let rateWaits = 0;
     const { value } = await requestJson(
       {
         url: this.url('oauth2/token'),
@@ -149,29 +270,67 @@ export class FitbitSession {
         headers: {
           Authorization: 'Basic ' + Buffer.from(`${clientId}:${clientSecret}`).toString('base64'),
           'Content-Type': 'application/x-www-form-urlencoded',
+          Accept: 'application/json',
         },
       },
-      (text) => {
-        const o = JSON.parse(text) as Record<string, unknown>;
-        if (typeof o.access_token !== 'string' || typeof o.refresh_token !== 'string') throw new Error('token response without access_token/refresh_token');
-        return { accessToken: o.access_token, refreshToken: o.refresh_token };
-      },
+      parseTokenResponse,
       {
-        policy: this.config.retry ?? DEFAULT_RETRY,
+        policy: { ...policy, timeoutMs: Math.max(policy.timeoutMs, TOKEN_TIMEOUT_MS) },
         stats: this.config.stats,
         hooks: {
           context: { user: this.humanId },
+          secrets: () => this.secrets(),
+          onRetry: (reason, failures, delayMs) => {
+            if (!reason.startsWith('HTTP ')) lostAnswer = reason;
+            this.config.log.warn('token refresh failed, retrying', { user: this.humanId, reason: this.redact(reason), attempt: failures, delayMs });
+          },
           onStatus: async (result) => {
-            throw new EtlError(
-              'AUTH_EXPIRED',
-              `user ${this.humanId}: refreshing the token failed (HTTP ${result.status}, ${redactSecrets(summarizeBody(result.text), secrets)}); re-authorise this user`,
-              { user: this.humanId, status: result.status },
-            );
+            const types = errorTypes(result.text);
+            if (result.status === 429 && rateWaits < 5) {
+              // Throttled: the refresh token was not spent. Wait as asked (bounded) and try again.
+              rateWaits++;
+              this.config.stats.rateLimited++;
+              const asked = Number(result.headers.get('retry-after'));
+              const wait = Math.min(60_000, Math.max(1_000, Number.isFinite(asked) ? asked * 1000 : 1_000 * 2 ** rateWaits));
+              this.config.log.warn('token endpoint answered 429, waiting', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
+              await sleep(wait);
+              return 'again';
+            }
+            if (result.status === 410) throw this.gone();
+            const detail = summarizeBody(this.redact(result.text));
+            if (types.includes('invalid_client')) {
+              throw new EtlError('AUTH_EXPIRED', `user ${this.humanId}: the token endpoint rejected the app's credentials (${detail}); check FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET`, { user: this.humanId, status: result.status });
+            }
+            const spent = types.includes('invalid_grant') || result.status === 409;
+            const why = spent
+              ? lostAnswer
+                ? `the refresh token was spent by an earlier attempt whose answer was lost (${this.redact(lostAnswer)})`
+                : 'the refresh token was already used or revoked (by another run, or consent was withdrawn)'
+              : `HTTP ${result.status}, ${detail}`;
+            throw new EtlError('AUTH_EXPIRED', `user ${this.humanId}: refreshing the token failed: ${why}; re-authorise this user and put the new tokens in the users file`, { user: this.humanId, status: result.status });
           },
         },
       },
     );
+    this.config.stats.refreshes++;
+    this.seenSecrets.add(value.accessToken);
+    this.seenSecrets.add(value.refreshToken);
     this.config.log.info('access token refreshed', { user: this.humanId });
     return value;
   }
+}
+
+/** The token response; never quotes the body in an error (it holds the new tokens). */
+export function parseTokenResponse(text: string): TokenPair {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    throw new Error(`token response is not valid JSON (${text.length} characters)`);
+  }
+  const r = (typeof o === 'object' && o !== null ? o : {}) as Record<string, unknown>;
+  if (typeof r.access_token !== 'string' || r.access_token === '' || typeof r.refresh_token !== 'string' || r.refresh_token === '') {
+    throw new Error('token response without access_token/refresh_token');
+  }
+  return { accessToken: r.access_token, refreshToken: r.refresh_token };
 }

@@ -23,6 +23,16 @@ export interface RateLimitOptions {
 
 export const FITBIT_RATE_DEFAULTS: RateLimitOptions = { limit: 150, jitterMs: [30_000, 120_000] };
 
+/** The documented window, used when a wait is needed and the server never said when it resets. */
+const UNKNOWN_RESET_MS = 3_600_000;
+
+/**
+ * Within one window the reset instant we compute moves by less than a second (the header is
+ * rounded to whole seconds) plus the response's latency; a reset that moved later by more
+ * than this means the server started a new window.
+ */
+const NEW_WINDOW_MS = 2_000;
+
 export class RateBudget {
   private state: RateBudgetState;
   private readonly options: RateLimitOptions;
@@ -31,7 +41,7 @@ export class RateBudget {
 
   constructor(options: RateLimitOptions, saved?: RateBudgetState) {
     this.options = options;
-    this.state = saved ? { ...saved } : { limit: options.limit, remaining: options.limit, resetAt: 0 };
+    this.state = saved && isState(saved) ? { ...saved } : { limit: options.limit, remaining: options.limit, resetAt: 0 };
   }
 
   private now(): number {
@@ -53,7 +63,7 @@ export class RateBudget {
     }
     if (this.state.remaining <= 0) {
       // Spent: wait for the reset (unknown reset: a full hour is the documented window).
-      const resetAt = this.state.resetAt > 0 ? this.state.resetAt : now + 3_600_000;
+      const resetAt = this.state.resetAt > 0 ? this.state.resetAt : now + UNKNOWN_RESET_MS;
       wait = resetAt - now + this.jitter();
       this.state.remaining = this.state.limit;
       this.state.resetAt = 0;
@@ -63,27 +73,36 @@ export class RateBudget {
     return wait;
   }
 
-  /** Reads the rate-limit headers of any response. */
+  /** Reads the rate-limit headers of any response (call once per response, in order). */
   observe(headers: Headers): void {
-    const limit = Number(headers.get('fitbit-rate-limit-limit'));
-    const remaining = Number(headers.get('fitbit-rate-limit-remaining'));
-    const reset = Number(headers.get('fitbit-rate-limit-reset'));
-    if (!Number.isFinite(reset) || headers.get('fitbit-rate-limit-reset') === null) return;
+    const resetText = headers.get('fitbit-rate-limit-reset');
+    const reset = Number(resetText);
+    if (resetText === null || resetText.trim() === '' || !Number.isFinite(reset) || reset < 0) return;
     const now = this.now();
     // The header is whole seconds, rounded either way: count the reset as the end of that second.
-    this.state.resetAt = now + (Math.ceil(reset) + 1) * 1000;
-    if (Number.isFinite(limit) && limit > 0) this.state.limit = limit;
-    if (Number.isFinite(remaining) && headers.get('fitbit-rate-limit-remaining') !== null) {
-      // Our own count and the server's: the lower one wins, so neither can overspend.
-      this.state.remaining = Math.min(this.state.remaining, remaining);
+    const resetAt = now + (Math.ceil(reset) + 1) * 1000;
+    const limitText = headers.get('fitbit-rate-limit-limit');
+    const limit = Number(limitText);
+    if (limitText !== null && Number.isInteger(limit) && limit > 0) this.state.limit = limit;
+    const newWindow = this.state.resetAt > 0 && resetAt > this.state.resetAt + NEW_WINDOW_MS;
+    const remainingText = headers.get('fitbit-rate-limit-remaining');
+    const remaining = Number(remainingText);
+    if (remainingText !== null && remainingText.trim() !== '' && Number.isFinite(remaining)) {
+      // A window we had not seen (the server reset before our conservative reset instant):
+      // its count is the server's. Within a window, ours and the server's: the lower one wins,
+      // so neither a lagging server counter nor a forgotten request of ours can overspend.
+      this.state.remaining = newWindow ? Math.min(remaining, this.state.limit) : Math.min(this.state.remaining, remaining);
+    } else if (newWindow) {
+      this.state.remaining = this.state.limit - 1;
     }
+    this.state.resetAt = newWindow || this.state.resetAt === 0 ? resetAt : Math.max(this.state.resetAt, resetAt);
   }
 
   /** After a 429: nothing more until the reset. Returns the ms to wait. */
   exhausted(headers: Headers): number {
     this.observe(headers);
     const now = this.now();
-    const resetAt = this.state.resetAt > now ? this.state.resetAt : now + 3_600_000;
+    const resetAt = this.state.resetAt > now ? this.state.resetAt : now + UNKNOWN_RESET_MS;
     const wait = resetAt - now + this.jitter();
     this.state.remaining = this.state.limit;
     this.state.resetAt = 0;
@@ -94,4 +113,8 @@ export class RateBudget {
   snapshot(): RateBudgetState {
     return { ...this.state };
   }
+}
+
+function isState(o: RateBudgetState): boolean {
+  return [o.limit, o.remaining, o.resetAt].every((v) => typeof v === 'number' && Number.isFinite(v)) && o.limit > 0;
 }

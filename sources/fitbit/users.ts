@@ -126,17 +126,30 @@ export class UsersFile {
     const release = await acquireLock(this.path + '.lock');
     try {
       // Another run may have rotated since we read the file: adopt its tokens.
-      const onDisk = parseUsers(await fs.readFile(this.path, 'utf8'), this.path);
-      const theirs = onDisk.find((u) => u.humanId === humanId);
+      const text = await fs.readFile(this.path, 'utf8');
+      const onDisk = parseUsers(text, this.path);
+      const index = onDisk.findIndex((u) => u.humanId === humanId);
+      const theirs = index >= 0 ? onDisk[index] : undefined;
       if (theirs && theirs.accessToken !== staleAccessToken) {
         mine.accessToken = theirs.accessToken;
         mine.refreshToken = theirs.refreshToken;
         return { accessToken: mine.accessToken, refreshToken: mine.refreshToken };
       }
       const fresh = await refresh(theirs?.refreshToken ?? mine.refreshToken);
-      // Persist before use: the old refresh token is already spent.
-      const merged = onDisk.map((u) => (u.humanId === humanId ? { ...u, ...fresh } : u));
-      await writeFileAtomic(this.path, JSON.stringify(merged, null, 2) + '\n', 0o600);
+      // Persist before use: the old refresh token is already spent. Only the two tokens change;
+      // every other entry and key stays as the file had it.
+      const raw = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text) as Array<Record<string, unknown>>;
+      if (index >= 0) raw[index] = { ...raw[index], accessToken: fresh.accessToken, refreshToken: fresh.refreshToken };
+      else raw.push({ userId: mine.userId, humanId, accessToken: fresh.accessToken, refreshToken: fresh.refreshToken });
+      try {
+        await writeFileAtomic(this.path, JSON.stringify(raw, null, 2) + '\n', 0o600);
+      } catch (err) {
+        throw new EtlError(
+          'AUTH_EXPIRED',
+          `user ${humanId}: the token was refreshed but the new pair could not be written to ${this.path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the old refresh token is spent, so re-authorise this user`,
+          { user: humanId, file: this.path },
+        );
+      }
       mine.accessToken = fresh.accessToken;
       mine.refreshToken = fresh.refreshToken;
       return fresh;
@@ -146,26 +159,50 @@ export class UsersFile {
   }
 }
 
-/** An exclusive lock file; a lock older than `staleMs` is taken over (its owner died). */
-async function acquireLock(lockPath: string, staleMs = 120_000, timeoutMs = 150_000): Promise<() => Promise<void>> {
+/**
+ * An exclusive lock file holding the owner's pid. A lock whose owner process is gone is taken
+ * over at once; one whose owner cannot be told (unreadable) only after `staleMs`. A live
+ * owner is waited for, however long its refresh takes (up to `timeoutMs`): taking over from a
+ * live owner would let two runs spend one refresh token. A lock older than 30 minutes is dead
+ * whoever holds its pid now.
+ */
+export async function acquireLock(lockPath: string, staleMs = 120_000, timeoutMs = 600_000): Promise<() => Promise<void>> {
   const started = Date.now();
   for (;;) {
     try {
-      const handle = await fs.open(lockPath, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
+      const handle = await fs.open(lockPath, 'wx', 0o600);
+      try {
+        await handle.writeFile(String(process.pid));
+      } finally {
+        await handle.close();
+      }
       return async () => {
         await fs.rm(lockPath, { force: true });
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number((await fs.readFile(lockPath, 'utf8').catch(() => '')).trim());
       const stat = await fs.stat(lockPath).catch(() => null);
-      if (stat && Date.now() - stat.mtimeMs > staleMs) {
+      const ownerGone = Number.isInteger(owner) && owner > 0 && !isAlive(owner);
+      const age = stat === null ? 0 : Date.now() - stat.mtimeMs;
+      const unreadableAndOld = !(Number.isInteger(owner) && owner > 0) && age > staleMs;
+      // A pid can be reused by an unrelated process: a lock far older than any refresh is dead.
+      const ancient = age > 30 * 60_000;
+      if (ownerGone || unreadableAndOld || ancient) {
         await fs.rm(lockPath, { force: true });
         continue;
       }
       if (Date.now() - started > timeoutMs) throw new EtlError('CONFIG', `users file is locked by another run (${lockPath}); remove the lock if no run is active`);
-      await sleep(50);
+      await sleep(25);
     }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
