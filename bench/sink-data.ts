@@ -50,6 +50,7 @@ export function* intradayBatches(shape: IntradayShape, batchSize = 10_000): Gene
           interval: 60,
           level: null,
           mets: null,
+          estimated: null,
           createdAt: updatedAt,
           updatedAt,
         });

@@ -2,7 +2,8 @@
 // Sinks encode from COLUMNS; transforms produce the record types. One place for both so
 // that Parquet and Arrow files can never disagree about a column.
 
-export const SCHEMA_VERSION = 1;
+// 2: intraday gained `estimated` (nullable; files of version 1 read it as null).
+export const SCHEMA_VERSION = 2;
 
 export type Dataset = 'activities' | 'intraday' | 'daily_summaries' | 'readings';
 export const DATASETS: readonly Dataset[] = ['activities', 'intraday', 'daily_summaries', 'readings'];
@@ -54,6 +55,8 @@ export interface IntradayRecord extends PartitionedRecord {
   interval: number;
   level: number | null;
   mets: number | null;
+  /** Calories only: true on a day whose calories are a flat BMR estimate (no tracker data). */
+  estimated: boolean | null;
 }
 
 export interface DailySummaryRecord extends PartitionedRecord {
@@ -89,7 +92,7 @@ export interface DatasetRecords {
 }
 export type AnyRecord = DatasetRecords[Dataset];
 
-export type ColumnType = 'string' | 'timestamp' | 'double' | 'int64' | 'int32';
+export type ColumnType = 'string' | 'timestamp' | 'double' | 'int64' | 'int32' | 'boolean';
 
 export interface ColumnSpec {
   name: string;
@@ -137,6 +140,7 @@ export const COLUMNS: { readonly [D in Dataset]: readonly ColumnSpec[] } = {
     c('interval', 'int32', false, 's'),
     c('level', 'int32', true),
     c('mets', 'double', true),
+    c('estimated', 'boolean', true),
     c('createdAt', 'timestamp', false, 'ms UTC'),
     c('updatedAt', 'timestamp', false, 'ms UTC'),
   ],

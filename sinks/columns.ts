@@ -1,6 +1,7 @@
 // Column-wise batches built from records, and the record checks done once on intake.
 // Encoders (Parquet, Arrow) take a ColumnTable: typed arrays for numbers, plain arrays
 // for strings, and a validity mask for nullable columns.
+import { EtlError } from '../lib/errors.js';
 import type { ColumnSpec, ColumnType, Dataset } from '../lib/schema.js';
 
 /** A record as the sink sees it: column values by name (plus `date`, the partition). */
@@ -12,7 +13,7 @@ export interface StringColumn {
 }
 export interface NumberColumn {
   readonly type: Exclude<ColumnType, 'string'>;
-  /** double, and int64/timestamp as exact integers (|v| < 2^53); int32 in an Int32Array. */
+  /** double, and int64/timestamp as exact integers (|v| < 2^53); int32 and boolean (0/1) in an Int32Array. */
   readonly values: Float64Array | Int32Array;
   /** 1 = value present, 0 = null; null when the column has no nulls. */
   readonly valid: Uint8Array | null;
@@ -42,6 +43,8 @@ function checkValue(spec: ColumnSpec, value: unknown): string | null {
       return typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX
         ? null
         : `column ${spec.name} must be a 32-bit integer, got ${String(value).slice(0, 40)}`;
+    case 'boolean':
+      return typeof value === 'boolean' ? null : `column ${spec.name} must be true or false, got ${String(value).slice(0, 40)}`;
     case 'int64':
     case 'timestamp':
       return typeof value === 'number' && Number.isSafeInteger(value)
@@ -84,6 +87,9 @@ function compile(specs: readonly ColumnSpec[]): Compiled {
         case 'int32':
           ok = `typeof ${v} === 'number' && (${v} | 0) === ${v}`;
           break;
+        case 'boolean':
+          ok = `typeof ${v} === 'boolean'`;
+          break;
         default:
           ok = `Number.isSafeInteger(${v})`;
       }
@@ -103,8 +109,9 @@ function compile(specs: readonly ColumnSpec[]): Compiled {
   const extracts = specs
     .map((spec, c) => {
       if (spec.type === 'string') return `const v${c} = r.${spec.name}; o${c}[i] = v${c} === undefined ? null : v${c};`;
-      if (!spec.nullable) return `o${c}[i] = r.${spec.name};`;
-      return `const v${c} = r.${spec.name}; if (v${c} === null || v${c} === undefined) { m${c}[i] = 0; nulls[${c}]++; } else o${c}[i] = v${c};`;
+      const value = spec.type === 'boolean' ? `(v${c} ? 1 : 0)` : `v${c}`;
+      if (!spec.nullable) return `const v${c} = r.${spec.name}; o${c}[i] = ${value};`;
+      return `const v${c} = r.${spec.name}; if (v${c} === null || v${c} === undefined) { m${c}[i] = 0; nulls[${c}]++; } else o${c}[i] = ${value};`;
     })
     .join('\n      ');
   const locals = specs.map((spec, c) => `const o${c} = out[${c}];` + (spec.nullable && spec.type !== 'string' ? ` const m${c} = valid[${c}];` : '')).join('\n    ');
@@ -150,7 +157,7 @@ export function checkRecord(specs: readonly ColumnSpec[], record: unknown): stri
 /** Builds the column buffers of rows already checked with checkRecord / batchChecker. */
 export function toColumns(specs: readonly ColumnSpec[], rows: readonly Row[]): ColumnTable {
   const n = rows.length;
-  const out: unknown[] = specs.map((spec) => (spec.type === 'string' ? new Array<string | null>(n) : spec.type === 'int32' ? new Int32Array(n) : new Float64Array(n)));
+  const out: unknown[] = specs.map((spec) => (spec.type === 'string' ? new Array<string | null>(n) : isInt32Backed(spec.type) ? new Int32Array(n) : new Float64Array(n)));
   const valid = specs.map((spec) => (spec.nullable && spec.type !== 'string' ? new Uint8Array(n).fill(1) : null));
   const nulls = new Int32Array(specs.length);
   compile(specs).extract(rows, out, valid, nulls);
@@ -159,6 +166,38 @@ export function toColumns(specs: readonly ColumnSpec[], rows: readonly Row[]): C
     return { type: spec.type, values: out[c] as Float64Array | Int32Array, valid: nulls[c] === 0 ? null : valid[c]! };
   });
   return { rowCount: n, columns };
+}
+
+/**
+ * Checks that a file written earlier can be merged with `specs`: same columns in the same
+ * order, except that columns added later as nullable may be missing (they read as null).
+ * Returns the names missing from the file.
+ */
+export function compatibleColumns(fileColumns: readonly string[], specs: readonly ColumnSpec[], path: string): Set<string> {
+  const missing = new Set<string>();
+  let k = 0;
+  for (const spec of specs) {
+    if (fileColumns[k] === spec.name) {
+      k++;
+      continue;
+    }
+    if (!spec.nullable || fileColumns.includes(spec.name)) {
+      k = -1;
+      break;
+    }
+    missing.add(spec.name);
+  }
+  if (k !== fileColumns.length) {
+    throw new EtlError('SINK', `${path} has columns [${fileColumns.join(', ')}], not this schema's [${specs.map((s) => s.name).join(', ')}]; move the old output away or write to another --out`, {
+      path,
+    });
+  }
+  return missing;
+}
+
+/** int32 and boolean columns hold their values in an Int32Array (booleans as 0/1). */
+export function isInt32Backed(type: ColumnType): boolean {
+  return type === 'int32' || type === 'boolean';
 }
 
 const builders = new WeakMap<readonly ColumnSpec[], (columns: readonly ColumnData[], n: number) => Record<string, unknown>[]>();
@@ -170,7 +209,11 @@ export function fromColumns(specs: readonly ColumnSpec[], table: ColumnTable): R
     compile(specs); // checks the names are plain identifiers
     // One object literal per row: every row gets the same hidden class (fast to read later).
     const fields = specs
-      .map((spec, c) => (spec.type === 'string' ? `${spec.name}: v${c}[i] ?? null` : `${spec.name}: m${c} === null || m${c}[i] ? v${c}[i] : null`))
+      .map((spec, c) =>
+        spec.type === 'string'
+          ? `${spec.name}: v${c}[i] ?? null`
+          : `${spec.name}: m${c} === null || m${c}[i] ? ${spec.type === 'boolean' ? `v${c}[i] === 1` : `v${c}[i]`} : null`,
+      )
       .join(', ');
     const locals = specs.map((spec, c) => `const v${c} = columns[${c}].values;` + (spec.type === 'string' ? '' : ` const m${c} = columns[${c}].valid;`)).join('\n');
     build = new Function('columns', 'n', `${locals}\nconst rows = new Array(n);\nfor (let i = 0; i < n; i++) rows[i] = { ${fields} };\nreturn rows;`) as (

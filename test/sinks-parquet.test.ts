@@ -52,6 +52,7 @@ const DUCKDB_TYPE: Record<ColumnType, string> = {
   double: 'DOUBLE',
   int64: 'BIGINT',
   int32: 'INTEGER',
+  boolean: 'BOOLEAN',
 };
 
 const ENGINES: ParquetEngine[] = ['fast', 'parquetjs'];

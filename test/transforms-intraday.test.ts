@@ -242,7 +242,27 @@ test('real calories day: level and mets kept as reported, kcal, 60 s buckets; no
     }
   });
   t.false(isFlatBmrCalories(records));
+  t.true(records.every((r) => r.estimated === false), 'a worn day is not flagged');
   t.is(records[0]!.timestamp, Date.UTC(2015, 2, 20, 0, 0)); // London is on GMT in March before the change
+});
+
+test('a day of flat BMR calories (not worn) is flagged estimated on every row; other resources carry null', (t) => {
+  const bmrPerMinute = 1650 / 1440;
+  const points = Array.from({ length: 1440 }, (_, m) => ({
+    time: `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}:00`,
+    value: Math.round(bmrPerMinute * 1e4) / 1e4,
+    level: 0,
+    mets: 10,
+  }));
+  const flat: IntradayDay = { resource: 'calories', date: '2016-04-20', detail: '1min', datasetInterval: 1, datasetType: 'minute', dataset: points, units: 'metric' };
+  const { records } = normalizeIntraday(flat, userIn('America/Los_Angeles'), SEEN_AT);
+  t.is(records.length, 1440);
+  t.true(records.every((r) => r.estimated === true));
+  // One active minute makes it a worn day.
+  const worn = { ...flat, dataset: points.map((p, i) => (i === 600 ? { ...p, value: 6.2, level: 3, mets: 80 } : p)) };
+  t.true(normalizeIntraday(worn, userIn('America/Los_Angeles'), SEEN_AT).records.every((r) => r.estimated === false));
+  const steps = normalizeIntraday({ ...flat, resource: 'steps', dataset: points.map((p) => ({ time: p.time, value: 0 })) }, userIn('UTC'), SEEN_AT);
+  t.true(steps.records.every((r) => r.estimated === null));
 });
 
 test('real steps day with 1,084 points (not 1,440)', (t) => {
@@ -313,7 +333,7 @@ test('time parser: char codes, strict', (t) => {
 
 test('the records are plain objects with every intraday column', (t) => {
   const r: IntradayRecord = normalizeIntraday(day('2020-06-01', ['10:00:00'], '1min', 'calories'), userIn('UTC'), SEEN_AT).records[0]!;
-  t.deepEqual(Object.keys(r).sort(), ['createdAt', 'date', 'humanId', 'id', 'interval', 'level', 'mets', 'source', 'timeZone', 'timestamp', 'type', 'tzOffset', 'unit', 'updatedAt', 'userId', 'value'].sort());
+  t.deepEqual(Object.keys(r).sort(), ['createdAt', 'date', 'estimated', 'humanId', 'id', 'interval', 'level', 'mets', 'source', 'timeZone', 'timestamp', 'type', 'tzOffset', 'unit', 'updatedAt', 'userId', 'value'].sort());
   t.is(r.tzOffset, '+00:00');
   t.is(r.level, null); // calories without level/mets in the point: null, not invented
 });

@@ -16,7 +16,7 @@
 import type { DeadLetter, IntradayRecord, IntradayType } from '../lib/schema.js';
 import { INTRADAY_TYPES } from '../lib/schema.js';
 import type { FitbitUserContext, IntradayDay, IntradayDetail, UnitSystem } from '../sources/fitbit/types.js';
-import { FEET_TO_METRES, MILES_TO_METRES } from './formulas.js';
+import { FEET_TO_METRES, MILES_TO_METRES, isFlatBmrCalories } from './formulas.js';
 import { buildDayHourTable, formatOffset, resolveInDay, type DayHourTable } from './time.js';
 
 export const INTRADAY_SOURCE = 'fitbit';
@@ -138,6 +138,8 @@ export function normalizeIntraday(day: IntradayDay, user: FitbitUserContext, see
   const earlierTzOffsets = table.earlierTzOffset;
   const dataset = day.dataset;
   const n = dataset.length;
+  // Calories of a day the tracker was not worn are Fitbit's flat BMR fill: say so on each row.
+  const estimated = isCalories ? isFlatBmrCalories(dataset, { intervalSeconds: interval }) : null;
 
   // Occurrences seen per second of the day: a second repeat is allowed only inside a repeated
   // (fall-back) range; anything else repeated would duplicate an id.
@@ -221,6 +223,7 @@ export function normalizeIntraday(day: IntradayDay, user: FitbitUserContext, see
       interval,
       level: isCalories && typeof point.level === 'number' && Number.isFinite(point.level) ? point.level : null,
       mets: isCalories && typeof point.mets === 'number' && Number.isFinite(point.mets) ? point.mets : null,
+      estimated,
       createdAt: seenAt,
       updatedAt: seenAt,
     });

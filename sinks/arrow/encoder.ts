@@ -2,6 +2,7 @@
 // Parquet files: Utf8, Float64, Int64, Int32 and Timestamp<MILLISECOND, "UTC">.
 // Units go into each field's metadata; schema version, run id and dataset into the schema's.
 import {
+  Bool,
   CompressionType,
   Data,
   Field,
@@ -40,6 +41,8 @@ export function arrowType(spec: ColumnSpec): DataType {
       return new Float64();
     case 'int32':
       return new Int32();
+    case 'boolean':
+      return new Bool();
     case 'int64':
       return new Int64();
     case 'timestamp':
@@ -106,6 +109,13 @@ function columnData(spec: ColumnSpec, col: ColumnData, start: number, end: numbe
       return makeData({ type: new Float64(), length, nullCount, nullBitmap: bitmap, data: (col.values as Float64Array).subarray(start, end) });
     case 'int32':
       return makeData({ type: new Int32(), length, nullCount, nullBitmap: bitmap, data: (col.values as Int32Array).subarray(start, end) });
+    case 'boolean': {
+      // Arrow booleans are a bitmap, least significant bit first.
+      const data = new Uint8Array((length + 7) >> 3);
+      const src = col.values;
+      for (let i = start; i < end; i++) if (src[i]) data[(i - start) >> 3]! |= 1 << ((i - start) & 7);
+      return makeData({ type: new Bool(), length, nullCount, nullBitmap: bitmap, data });
+    }
     case 'int64':
     case 'timestamp': {
       const data = new BigInt64Array(length);

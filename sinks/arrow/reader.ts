@@ -1,10 +1,9 @@
 // Reads an Arrow IPC partition file back (to merge a re-run with it) through apache-arrow.
 import { readFile } from 'node:fs/promises';
 import { tableFromIPC } from 'apache-arrow';
-import { EtlError } from '../../lib/errors.js';
 import type { ColumnSpec } from '../../lib/schema.js';
 import { loadCodec } from '../compression.js';
-import type { Row } from '../columns.js';
+import { compatibleColumns, type Row } from '../columns.js';
 import { registerArrowZstd } from './encoder.js';
 
 export async function readArrowRows(path: string, specs: readonly ColumnSpec[]): Promise<Row[]> {
@@ -13,16 +12,14 @@ export async function readArrowRows(path: string, specs: readonly ColumnSpec[]):
   await loadCodec('zstd');
   registerArrowZstd();
   const table = tableFromIPC(bytes);
-  const names = table.schema.fields.map((f) => f.name);
-  const expected = specs.map((s) => s.name);
-  if (names.join(',') !== expected.join(',')) {
-    throw new EtlError('SINK', `${path} has columns [${names.join(', ')}], not this schema's [${expected.join(', ')}]; move the old output away or write to another --out`, {
-      path,
-    });
-  }
+  const missing = compatibleColumns(table.schema.fields.map((f) => f.name), specs, path);
   const rows: Record<string, unknown>[] = new Array(table.numRows);
   for (let i = 0; i < table.numRows; i++) rows[i] = {};
   for (const spec of specs) {
+    if (missing.has(spec.name)) {
+      for (const row of rows) row[spec.name] = null;
+      continue;
+    }
     const vector = table.getChild(spec.name)!;
     let i = 0;
     for (const value of vector) {

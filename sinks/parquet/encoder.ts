@@ -269,6 +269,7 @@ function statsStruct(stats: ColumnStats, signedLegacy: boolean): InstanceType<ty
 }
 
 function numberBytes(type: NumberColumn['type'], value: number): Buffer {
+  if (type === 'boolean') return Buffer.from([value ? 1 : 0]);
   if (type === 'int32') {
     const b = Buffer.alloc(4);
     b.writeInt32LE(value, 0);
@@ -411,7 +412,42 @@ function pageRanges(start: number, end: number, pageRows: number): [number, numb
   return ranges;
 }
 
+/** BOOLEAN, PLAIN: one bit per present value, least significant bit first. */
+function encodeBooleanChunk(spec: ColumnSpec, col: NumberColumn, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
+  const dataPageOffset = cb.offset;
+  for (const [ps, pe] of pageRanges(start, end, pageRows)) {
+    const w = new ByteWriter(16 + (pe - ps) / 4 + 16);
+    if (spec.nullable) writeDefinitionLevels(col.valid, ps, pe, w);
+    const valid = col.valid;
+    const src = col.values;
+    let count = 0;
+    for (let i = ps; i < pe; i++) if (valid === null || valid[i]) count++;
+    const bytes = (count + 7) >> 3;
+    w.ensure(bytes);
+    const at = w.pos;
+    w.buf.fill(0, at, at + bytes);
+    let k = 0;
+    for (let i = ps; i < pe; i++) {
+      if (valid !== null && valid[i] === 0) continue;
+      if (src[i]) w.buf[at + (k >> 3)]! |= 1 << (k & 7);
+      k++;
+    }
+    w.pos = at + bytes;
+    cb.dataPage(w.result(), pe - ps, thrift.Encoding.PLAIN);
+  }
+  return {
+    parts: cb.parts,
+    bytes: cb.bytes,
+    uncompressed: cb.uncompressed,
+    dictionaryPageOffset: null,
+    dataPageOffset,
+    encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE],
+    stats: numberStats(col, start, end),
+  };
+}
+
 function encodeNumberChunk(spec: ColumnSpec, col: NumberColumn, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
+  if (col.type === 'boolean') return encodeBooleanChunk(spec, col, start, end, pageRows, cb);
   const dataPageOffset = cb.offset;
   const width = col.type === 'int32' ? 4 : 8;
   for (const [ps, pe] of pageRanges(start, end, pageRows)) {

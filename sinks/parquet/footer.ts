@@ -16,6 +16,8 @@ export function physicalType(type: ColumnType): number {
       return thrift.Type.DOUBLE;
     case 'int32':
       return thrift.Type.INT32;
+    case 'boolean':
+      return thrift.Type.BOOLEAN;
     case 'int64':
     case 'timestamp':
       return thrift.Type.INT64;

@@ -20,6 +20,7 @@ const PARQUETJS_TYPE: Record<ColumnType, string> = {
   double: 'DOUBLE',
   int64: 'INT64',
   int32: 'INT32',
+  boolean: 'BOOLEAN',
 };
 const PARQUETJS_CODEC: Record<Compression, string> = { none: 'UNCOMPRESSED', snappy: 'SNAPPY', zstd: 'ZSTD' };
 

@@ -6,7 +6,7 @@ import type { AsyncBuffer } from 'hyparquet';
 import { EtlError } from '../../lib/errors.js';
 import type { ColumnSpec } from '../../lib/schema.js';
 import { decompressSnappy, decompressZstd, loadCodec } from '../compression.js';
-import { fromColumns } from '../columns.js';
+import { compatibleColumns, fromColumns, isInt32Backed } from '../columns.js';
 import type { ColumnData, Row } from '../columns.js';
 
 export function asyncBufferOf(bytes: Uint8Array): AsyncBuffer {
@@ -16,6 +16,8 @@ export function asyncBufferOf(bytes: Uint8Array): AsyncBuffer {
 
 function toNumber(value: unknown, column: string, path: string): number {
   if (typeof value === 'number') return value;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  if (value instanceof Date) return value.getTime();
   if (typeof value === 'bigint') {
     const n = Number(value);
     if (!Number.isSafeInteger(n)) throw new EtlError('SINK', `${path}: column ${column} holds ${value}, beyond ±2^53`, { path });
@@ -29,13 +31,7 @@ export async function readParquetRows(path: string, specs: readonly ColumnSpec[]
   const bytes = await readFile(path);
   const file = asyncBufferOf(bytes);
   const metadata = parquetMetadata(file.slice(0, file.byteLength) as ArrayBuffer);
-  const names = metadata.schema.slice(1).map((el) => el.name);
-  const expected = specs.map((s) => s.name);
-  if (names.join(',') !== expected.join(',')) {
-    throw new EtlError('SINK', `${path} has columns [${names.join(', ')}], not this schema's [${expected.join(', ')}]; move the old output away or write to another --out`, {
-      path,
-    });
-  }
+  const missing = compatibleColumns(metadata.schema.slice(1).map((el) => el.name), specs, path);
   if (metadata.row_groups.some((rg) => rg.columns.some((c) => c.meta_data?.codec === 'ZSTD'))) await loadCodec('zstd');
   const rowCount = Number(metadata.num_rows);
   // Column-wise: hyparquet hands over decoded column chunks; rows are built once, below.
@@ -44,7 +40,12 @@ export async function readParquetRows(path: string, specs: readonly ColumnSpec[]
     file,
     metadata,
     compressors: { SNAPPY: (input: Uint8Array) => decompressSnappy(input), ZSTD: (input: Uint8Array) => decompressZstd(input) },
-    parsers: { timestampFromMilliseconds: (ms: bigint) => Number(ms) },
+    // Other writers (DuckDB, Spark) store micro- or nanoseconds: our columns are milliseconds.
+    parsers: {
+      timestampFromMilliseconds: (ms: bigint) => Number(ms),
+      timestampFromMicroseconds: (us: bigint) => Number(us / 1000n),
+      timestampFromNanoseconds: (ns: bigint) => Number(ns / 1_000_000n),
+    },
     onChunk: (chunk) => {
       const target = columns.get(chunk.columnName);
       if (target === undefined) return;
@@ -54,6 +55,7 @@ export async function readParquetRows(path: string, specs: readonly ColumnSpec[]
   });
   const table: ColumnData[] = specs.map((spec) => {
     const values = columns.get(spec.name)!;
+    if (missing.has(spec.name)) values.fill(null);
     if (spec.type === 'string') {
       for (let i = 0; i < rowCount; i++) {
         const v = values[i];
@@ -62,7 +64,7 @@ export async function readParquetRows(path: string, specs: readonly ColumnSpec[]
       }
       return { type: 'string', values: values as (string | null)[] };
     }
-    const numbers = spec.type === 'int32' ? new Int32Array(rowCount) : new Float64Array(rowCount);
+    const numbers = isInt32Backed(spec.type) ? new Int32Array(rowCount) : new Float64Array(rowCount);
     let valid: Uint8Array | null = null;
     for (let i = 0; i < rowCount; i++) {
       const v = values[i];
