@@ -83,8 +83,10 @@ test('≥ 20% mixed failures: every record lands exactly once, no window over bu
   }
   const busiest = Math.max(...perWindow.values());
   t.true(busiest <= LIMIT, `a user sent ${busiest} requests in one ${WINDOW_MS} ms window`);
-  // The limit was binding: our own budget made users wait (not the server's 429s).
-  t.true(faultyLines.some((l) => l.includes('rate budget spent, waiting for the reset')), `busiest window ${busiest}`);
+  // The limit was reached: some user spent a whole window's budget, or our own budget made a
+  // user wait for the reset (which of the two depends on how fast the machine is).
+  const waited = faultyLines.some((l) => l.includes('rate budget spent, waiting for the reset'));
+  t.true(busiest === LIMIT || waited, `busiest window ${busiest}, waited ${waited}`);
   t.log(
     `clean ${(cleanSummary.durationMs / 1000).toFixed(1)} s, ${cleanSummary.http.requests} requests; faulty ${(summary.durationMs / 1000).toFixed(1)} s, ` +
       `${log.length} requests seen by the server, ${faulted.length} faulted, ${JSON.stringify(summary.http)}, busiest user window ${busiest}/${LIMIT}`,
