@@ -27,7 +27,7 @@ export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResu
 
   async function* userBatches(user: UserEntry): AsyncGenerator<ActivityRecord[]> {
     const saved = userState(state, user.humanId);
-    const session = openSession(ctx, users, user, saved);
+    const session = openSession(ctx, users, user, saved, PIPELINE);
     try {
       const userCtx = await userContext(session, user);
       const until = untilFor(ctx, userCtx.timeZone);

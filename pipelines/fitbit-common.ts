@@ -6,6 +6,7 @@ import { FitbitSession, FitbitShared, fetchProfile } from '../sources/fitbit/ind
 import { FITBIT_RATE_DEFAULTS } from '../sources/fitbit/rate-limit.js';
 import { UsersFile, isValidZone, type UserEntry } from '../sources/fitbit/users.js';
 import type { FitbitUserContext } from '../sources/fitbit/types.js';
+import type { PipelineName } from './config.js';
 import type { RunContext } from './context.js';
 import type { PipelineState, UserState } from './state.js';
 
@@ -30,7 +31,7 @@ export function fitbitShared(ctx: RunContext): FitbitShared {
   return shared;
 }
 
-export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, saved?: UserState): FitbitSession {
+export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, saved: UserState | undefined, pipeline: PipelineName): FitbitSession {
   const env = ctx.config.env;
   return new FitbitSession(
     {
@@ -42,6 +43,7 @@ export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, 
       rateLimit: ctx.tuning?.fitbitRateLimit ?? FITBIT_RATE_DEFAULTS,
       stats: ctx.stats,
       log: ctx.log,
+      onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
     },
     users,
     user.humanId,

@@ -26,7 +26,7 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
 
   async function* userBatches(user: UserEntry): AsyncGenerator<IntradayRecord[]> {
     const saved = userState(state, user.humanId);
-    const session = openSession(ctx, users, user, saved);
+    const session = openSession(ctx, users, user, saved, PIPELINE);
     const progress: Record<string, string> = {};
     fetched.set(user.humanId, progress);
     try {

@@ -33,6 +33,8 @@ export interface FitbitClientConfig {
   units?: UnitSystem;
   /** 429 answers one request may wait out before its user fails (default 10). */
   maxRateLimitWaits?: number;
+  /** Told before every rate-limit wait (for the progress bar). */
+  onWait?: (user: string, waitMs: number) => void;
 }
 
 /**
@@ -187,6 +189,7 @@ export class FitbitSession {
           const wait = this.budget.reserve();
           if (wait > 0) {
             this.config.log.info('rate budget spent, waiting for the reset', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
+            this.config.onWait?.(this.humanId, wait);
             await sleep(wait);
           }
           this.remember();
@@ -217,6 +220,7 @@ export class FitbitSession {
       }
       const wait = this.budget.exhausted(result.headers);
       this.config.log.warn('429 Too Many Requests, waiting for the rate-limit reset', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
+      this.config.onWait?.(this.humanId, wait);
       await sleep(wait);
       return 'again';
     }
