@@ -2,15 +2,14 @@
 // pagination.next) → `activities` rows → sink. The watermark is the highest lastModified
 // seen; the next run asks again from that date less the lookback, because the list is
 // filtered by start time while late syncs change records that started earlier.
-import { mergeConcurrent } from '../lib/async.js';
 import { addDays } from '../lib/dates.js';
 import type { ActivityRecord } from '../lib/schema.js';
-import { createDeadLetterWriter, createSink } from '../sinks/index.js';
+import type { DeadLetterWriter } from '../lib/sink.js';
 import { activitiesSince } from '../sources/fitbit/index.js';
 import type { UserEntry } from '../sources/fitbit/users.js';
 import { normalizeActivity } from '../transforms/activities.js';
-import type { FailedUser, PipelineResult, RunContext } from './context.js';
-import { describeError, fitbitShared, isPipelineFatal, loadUsers, openSession, untilFor, userContext, userState } from './fitbit-common.js';
+import type { PipelineResult, RunContext } from './context.js';
+import { loadUsers, openSession, runUserStreams, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
 
 const PIPELINE = 'fitbit-activities' as const;
@@ -21,11 +20,9 @@ export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResu
   const users = await loadUsers(ctx);
   const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
   const state = await loadState(statePath, PIPELINE);
-  const deadLetters = createDeadLetterWriter(config.outDir, 'activities', ctx.runId);
-  const failedUsers: FailedUser[] = [];
   const watermarks = new Map<string, string>();
 
-  async function* userBatches(user: UserEntry): AsyncGenerator<ActivityRecord[]> {
+  async function* userBatches(user: UserEntry, deadLetters: DeadLetterWriter): AsyncGenerator<ActivityRecord[]> {
     const saved = userState(state, user.humanId);
     const session = openSession(ctx, users, user, saved, PIPELINE);
     try {
@@ -62,30 +59,9 @@ export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResu
     }
   }
 
-  const batches = mergeConcurrent(users.users(), userBatches, {
-    concurrency: config.concurrency,
-    onError: (user, err) => {
-      if (isPipelineFatal(err)) return; // reported once for the pipeline, below
-      failedUsers.push({ user: user.humanId, reason: describeError(err) });
-      ctx.log.error('user failed; what was fetched before is kept', { pipeline: PIPELINE, user: user.humanId, reason: describeError(err) });
-    },
-  });
-  const sink = createSink('activities', {
-    outDir: config.outDir,
-    format: config.format,
-    runId: ctx.runId,
-    compression: config.compression,
-    deadLetters, // one writer per dataset: the sink's placement failures and the normalizer's
-    ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
-    ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
-  });
-  const summary = await sink(batches);
-  const deadLetterFile = await deadLetters.close();
-  summary.deadLetters = deadLetters.count;
+  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'activities', users, userBatches);
   for (const [humanId, mark] of watermarks) userState(state, humanId).streams[STREAM] = mark;
   await saveState(statePath, state);
-  // The API was turned off (410): what came before is saved; the pipeline fails with one line.
-  const gone = fitbitShared(ctx).gone;
-  if (gone) throw gone;
-  return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles: deadLetterFile ? [deadLetterFile] : [] };
+  throwIfGone(ctx);
+  return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles };
 }

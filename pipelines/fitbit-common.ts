@@ -1,13 +1,17 @@
-// What the Fitbit pipelines share: the users file, one session per user, the profile, and
-// the per-user date window.
+// What the Fitbit pipelines share: the users file, one session per user, the profile, the
+// per-user date window, and the run of every user's stream into one sink.
+import { mergeConcurrent } from '../lib/async.js';
 import { addDays, minDate, yesterdayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
+import type { DatasetRecords } from '../lib/schema.js';
+import type { DatasetSummary, DeadLetterWriter } from '../lib/sink.js';
+import { createDeadLetterWriter, createSink } from '../sinks/index.js';
 import { FitbitSession, FitbitShared, fetchProfile } from '../sources/fitbit/index.js';
 import { FITBIT_RATE_DEFAULTS } from '../sources/fitbit/rate-limit.js';
 import { UsersFile, isValidZone, type UserEntry } from '../sources/fitbit/users.js';
 import type { FitbitUserContext } from '../sources/fitbit/types.js';
 import type { PipelineName } from './config.js';
-import type { RunContext } from './context.js';
+import type { FailedUser, RunContext } from './context.js';
 import type { PipelineState, UserState } from './state.js';
 
 export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
@@ -99,4 +103,49 @@ export function describeError(err: unknown): string {
   if (err instanceof EtlError) return err.message;
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
+}
+
+/**
+ * Streams every user's batches (config.concurrency users at a time, one request at a time per
+ * user) into one sink. When it returns, the sink has committed: only then may watermarks move.
+ * A user that fails is named and the others go on; a 410 is kept for the pipeline to report once.
+ */
+export async function runUserStreams<D extends 'activities' | 'intraday'>(
+  ctx: RunContext,
+  pipeline: PipelineName,
+  dataset: D,
+  users: UsersFile,
+  userBatches: (user: UserEntry, deadLetters: DeadLetterWriter) => AsyncIterable<DatasetRecords[D][]>,
+): Promise<{ summary: DatasetSummary; failedUsers: FailedUser[]; deadLetterFiles: string[] }> {
+  const { config } = ctx;
+  // One writer per dataset: the normalizer's dead letters and the sink's placement failures.
+  const deadLetters = createDeadLetterWriter(config.outDir, dataset, ctx.runId);
+  const failedUsers: FailedUser[] = [];
+  const batches = mergeConcurrent(users.users(), (user: UserEntry) => userBatches(user, deadLetters), {
+    concurrency: config.concurrency,
+    onError: (user, err) => {
+      if (isPipelineFatal(err)) return; // reported once for the pipeline
+      failedUsers.push({ user: user.humanId, reason: describeError(err) });
+      ctx.log.error('user failed; what was fetched before is kept', { pipeline, user: user.humanId, reason: describeError(err) });
+    },
+  });
+  const sink = createSink(dataset, {
+    outDir: config.outDir,
+    format: config.format,
+    runId: ctx.runId,
+    compression: config.compression,
+    deadLetters,
+    ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
+    ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
+  });
+  const summary = await sink(batches);
+  const deadLetterFile = await deadLetters.close();
+  summary.deadLetters = deadLetters.count;
+  return { summary, failedUsers, deadLetterFiles: deadLetterFile ? [deadLetterFile] : [] };
+}
+
+/** After the state is saved: a 410 seen by any user fails the pipeline with one line. */
+export function throwIfGone(ctx: RunContext): void {
+  const gone = fitbitShared(ctx).gone;
+  if (gone) throw gone;
 }

@@ -1,15 +1,14 @@
 // fitbit-intraday: users × local dates × resources → intraday datasets → `intraday` rows → sink.
 // One request per user, resource and date; users run side by side, each user's requests one
 // at a time. State per user and resource: the last local date fetched whole.
-import { mergeConcurrent } from '../lib/async.js';
 import { dateRange, daysInclusive, todayIn } from '../lib/dates.js';
 import type { IntradayRecord } from '../lib/schema.js';
-import { createDeadLetterWriter, createSink } from '../sinks/index.js';
+import type { DeadLetterWriter } from '../lib/sink.js';
 import { fetchIntradayDay } from '../sources/fitbit/index.js';
 import type { UserEntry } from '../sources/fitbit/users.js';
 import { normalizeIntraday } from '../transforms/intraday.js';
-import type { FailedUser, PipelineResult, RunContext } from './context.js';
-import { describeError, fitbitShared, isPipelineFatal, loadUsers, openSession, sinceFor, untilFor, userContext, userState } from './fitbit-common.js';
+import type { PipelineResult, RunContext } from './context.js';
+import { loadUsers, openSession, runUserStreams, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
 
 const PIPELINE = 'fitbit-intraday' as const;
@@ -19,12 +18,10 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   const users = await loadUsers(ctx);
   const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
   const state = await loadState(statePath, PIPELINE);
-  const deadLetters = createDeadLetterWriter(config.outDir, 'intraday', ctx.runId);
-  const failedUsers: FailedUser[] = [];
   // Progress that the sink has not committed yet; copied into the state only after it has.
   const fetched = new Map<string, Record<string, string>>();
 
-  async function* userBatches(user: UserEntry): AsyncGenerator<IntradayRecord[]> {
+  async function* userBatches(user: UserEntry, deadLetters: DeadLetterWriter): AsyncGenerator<IntradayRecord[]> {
     const saved = userState(state, user.humanId);
     const session = openSession(ctx, users, user, saved, PIPELINE);
     const progress: Record<string, string> = {};
@@ -53,28 +50,7 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
     }
   }
 
-  const batches = mergeConcurrent(users.users(), userBatches, {
-    concurrency: config.concurrency,
-    onError: (user, err) => {
-      if (isPipelineFatal(err)) return; // reported once for the pipeline, below
-      failedUsers.push({ user: user.humanId, reason: describeError(err) });
-      ctx.log.error('user failed; what was fetched before is kept', { pipeline: PIPELINE, user: user.humanId, reason: describeError(err) });
-    },
-  });
-
-  const sink = createSink('intraday', {
-    outDir: config.outDir,
-    format: config.format,
-    runId: ctx.runId,
-    compression: config.compression,
-    deadLetters, // one writer per dataset: the sink's placement failures and the normalizer's
-    ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
-    ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
-  });
-  const summary = await sink(batches);
-  const deadLetterFile = await deadLetters.close();
-  summary.deadLetters = deadLetters.count;
-
+  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users, userBatches);
   // Committed: move the watermarks forward.
   for (const [humanId, progress] of fetched) {
     const u = userState(state, humanId);
@@ -83,8 +59,6 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
     }
   }
   await saveState(statePath, state);
-  // The API was turned off (410): what came before is saved; the pipeline fails with one line.
-  const gone = fitbitShared(ctx).gone;
-  if (gone) throw gone;
-  return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles: deadLetterFile ? [deadLetterFile] : [] };
+  throwIfGone(ctx);
+  return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles };
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EtlError } from '../lib/errors.js';
 import { writeFileAtomic } from '../lib/fs.js';
+import { acquireLock } from '../lib/lock.js';
 import { HttpStats } from '../lib/http.js';
 import type { Logger } from '../lib/log.js';
 import type { DatasetSummary } from '../lib/sink.js';
@@ -45,29 +46,10 @@ export function newRunId(now = new Date()): string {
 async function lockOutput(outDir: string): Promise<() => Promise<void>> {
   const lock = path.join(outDir, '_state', '.run.lock');
   await fs.mkdir(path.dirname(lock), { recursive: true });
-  for (let tries = 0; tries < 2; tries++) {
-    try {
-      await fs.writeFile(lock, String(process.pid), { flag: 'wx' });
-      return () => fs.rm(lock, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(await fs.readFile(lock, 'utf8').catch(() => ''));
-      if (pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new EtlError('USAGE', `another wearable-etl run (pid ${pid}) is writing to ${outDir}; wait for it or use another --out`);
-      }
-      await fs.rm(lock, { force: true }); // its owner died (kill -9): take over
-    }
-  }
-  throw new EtlError('USAGE', `cannot lock ${outDir}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return acquireLock(lock, {
+    waitMs: 0,
+    busy: (pid) => new EtlError('USAGE', `another wearable-etl run${pid ? ` (pid ${pid})` : ''} is writing to ${outDir}; wait for it or use another --out`),
+  });
 }
 
 export async function runPipelines(

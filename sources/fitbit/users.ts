@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { EtlError } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/fs.js';
-import { sleep } from '../../lib/http.js';
+import { acquireLock as acquireFileLock } from '../../lib/lock.js';
 
 export interface UserEntry {
   userId: string;
@@ -160,49 +160,14 @@ export class UsersFile {
 }
 
 /**
- * An exclusive lock file holding the owner's pid. A lock whose owner process is gone is taken
- * over at once; one whose owner cannot be told (unreadable) only after `staleMs`. A live
- * owner is waited for, however long its refresh takes (up to `timeoutMs`): taking over from a
- * live owner would let two runs spend one refresh token. A lock older than 30 minutes is dead
- * whoever holds its pid now.
+ * The users-file lock: held only around a token refresh, so a live owner is waited for (up to
+ * `timeoutMs`); taken over when its owner is gone or after 30 minutes.
  */
-export async function acquireLock(lockPath: string, staleMs = 120_000, timeoutMs = 600_000): Promise<() => Promise<void>> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      const handle = await fs.open(lockPath, 'wx', 0o600);
-      try {
-        await handle.writeFile(String(process.pid));
-      } finally {
-        await handle.close();
-      }
-      return async () => {
-        await fs.rm(lockPath, { force: true });
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number((await fs.readFile(lockPath, 'utf8').catch(() => '')).trim());
-      const stat = await fs.stat(lockPath).catch(() => null);
-      const ownerGone = Number.isInteger(owner) && owner > 0 && !isAlive(owner);
-      const age = stat === null ? 0 : Date.now() - stat.mtimeMs;
-      const unreadableAndOld = !(Number.isInteger(owner) && owner > 0) && age > staleMs;
-      // A pid can be reused by an unrelated process: a lock far older than any refresh is dead.
-      const ancient = age > 30 * 60_000;
-      if (ownerGone || unreadableAndOld || ancient) {
-        await fs.rm(lockPath, { force: true });
-        continue;
-      }
-      if (Date.now() - started > timeoutMs) throw new EtlError('CONFIG', `users file is locked by another run (${lockPath}); remove the lock if no run is active`);
-      await sleep(25);
-    }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export function acquireLock(lockPath: string, staleMs = 120_000, timeoutMs = 600_000): Promise<() => Promise<void>> {
+  return acquireFileLock(lockPath, {
+    waitMs: timeoutMs,
+    staleMs,
+    maxAgeMs: 30 * 60_000,
+    busy: () => new EtlError('CONFIG', `users file is locked by another run (${lockPath}); remove the lock if no run is active`),
+  });
 }
