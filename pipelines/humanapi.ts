@@ -26,6 +26,7 @@ import {
   type BatchWindow,
 } from '../sources/humanapi/index.js';
 import { humanApiDataset, normalizeHumanApi } from '../transforms/humanapi.js';
+import type { RunConfig } from './config.js';
 import type { PipelineResult, RunContext } from './context.js';
 import { describeError } from './fitbit-common.js';
 import { defaultStatePath, loadState, saveState, type PipelineState, type UserState } from './state.js';
@@ -68,9 +69,8 @@ export function humanApiTypes(types: readonly string[]): Array<{ type: string; d
 const startOfUtcDay = (date: string): number => Date.parse(`${date}T00:00:00Z`);
 
 /** [start, end) of one type's fetch in epoch ms (whole seconds); see the header. */
-export function humanApiRange(ctx: RunContext, watermark: string | undefined): { start: number; end: number } {
-  const { config } = ctx;
-  const now = Math.floor(ctx.seenAt / 1000) * 1000;
+export function humanApiRange(config: RunConfig, seenAt: number, watermark: string | undefined): { start: number; end: number } {
+  const now = Math.floor(seenAt / 1000) * 1000;
   const end = config.until ? Math.min(startOfUtcDay(config.until) + DAY_MS, now) : now;
   let start: number;
   if (config.since) start = startOfUtcDay(config.since);
@@ -119,7 +119,7 @@ export async function runHumanApi(ctx: RunContext, options: HumanApiRunOptions =
 
   // Every window of every type, planned up front so the progress bar knows the total.
   const plans = streams.map((s) => {
-    const { start, end } = humanApiRange(ctx, saved.streams[s.type]);
+    const { start, end } = humanApiRange(config, ctx.seenAt, saved.streams[s.type]);
     return { ...s, windows: planWindows(start, end) };
   });
   ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', units: plans.reduce((n, p) => n + p.windows.length, 0) });

@@ -2,11 +2,12 @@
 // users file and the state; sends no request and writes nothing.
 import { addDays, daysInclusive, yesterdayIn } from '../lib/dates.js';
 import { UsersFile } from '../sources/fitbit/users.js';
+import { planWindows } from '../sources/humanapi/index.js';
+import { HUMANAPI_STATE_KEY, humanApiRange } from './humanapi.js';
 import type { PipelineName, RunConfig } from './config.js';
 import { defaultStatePath, loadState } from './state.js';
 
 const FITBIT_PER_HOUR = 150;
-const HUMANAPI_WINDOW_DAYS = 31;
 
 export async function planRun(config: RunConfig, now = Date.now()): Promise<string> {
   const lines: string[] = [`dry run: nothing is fetched or written (output would go to ${config.outDir})`];
@@ -14,11 +15,18 @@ export async function planRun(config: RunConfig, now = Date.now()): Promise<stri
   for (const pipeline of config.pipelines) {
     const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
     if (pipeline === 'humanapi') {
-      const until = config.until ?? yesterdayIn('UTC', now);
-      const mark = state.users['app']?.streams[config.types[0] ?? 'activities'];
-      const since = config.since ?? (mark ? mark.slice(0, 10) : addDays(until, -6));
-      const windows = Math.ceil(daysInclusive(since, until) / HUMANAPI_WINDOW_DAYS);
-      lines.push(`${pipeline}: types ${config.types.join(', ')}, ${since} .. ${until}: ${windows} window(s) of ≤31 days per type, ≥ ${windows * config.types.length} request(s)`);
+      // The same windows the run would walk: per type, from --since or the watermark less the lookback.
+      for (const type of config.types) {
+        const { start, end } = humanApiRange(config, now, state.users[HUMANAPI_STATE_KEY]?.streams[type]);
+        const windows = start < end ? planWindows(start, end) : [];
+        const first = windows[0];
+        const last = windows[windows.length - 1];
+        lines.push(
+          `${pipeline}: ${type}: ${windows.length} window(s) of ≤ 31 days` +
+            (first && last ? ` (${new Date(first.since).toISOString()} .. ${new Date(last.before).toISOString()})` : '') +
+            `, ≥ ${windows.length} request(s) (one per page of ≤ 500 records)`,
+        );
+      }
       continue;
     }
     const users = await UsersFile.load(config.usersFile as string);
