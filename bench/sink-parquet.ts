@@ -32,11 +32,14 @@ interface SinkCase {
   fsync?: boolean;
   /** Write twice into the same folder and time the second run (merge with existing files). */
   rerun?: boolean;
+  /** The sink's writer threads (default: the sink's default, 1 on two cores). */
+  workers?: number;
 }
 type Case = SinkCase | { kind: 'parquetjs-row-by-row' } | { kind: 'duckdb-copy' };
 
 const CASES: Record<string, Case> = {
   'fast-snappy': { kind: 'sink', format: 'parquet', engine: 'fast', compression: 'snappy' },
+  'fast-snappy-1thread': { kind: 'sink', format: 'parquet', engine: 'fast', compression: 'snappy', workers: 0 },
   'fast-zstd': { kind: 'sink', format: 'parquet', engine: 'fast', compression: 'zstd' },
   'fast-none': { kind: 'sink', format: 'parquet', engine: 'fast', compression: 'none' },
   'fast-snappy-fsync': { kind: 'sink', format: 'parquet', engine: 'fast', compression: 'snappy', fsync: true },
@@ -91,7 +94,7 @@ async function runSinkCase(name: string, c: SinkCase): Promise<Result> {
   const inputRss = process.memoryUsage().rss;
   const out = await mkdtemp(join(tmpdir(), `bench-sink-${name}-`));
   await prepareOutput(out);
-  const options = { outDir: out, format: c.format, compression: c.compression, parquetEngine: c.engine, fsync: c.fsync ?? false };
+  const options = { outDir: out, format: c.format, compression: c.compression, parquetEngine: c.engine, fsync: c.fsync ?? false, ...(c.workers === undefined ? {} : { workers: c.workers }) };
   if (c.rerun) await createSink('intraday', { ...options, runId: 'bench-first' })(asAsync(input));
   const time = await timed(async () => {
     const summary = await createSink('intraday', { ...options, runId: 'bench' })(asAsync(input));

@@ -1,0 +1,153 @@
+// Worker threads that write partition files while the calling thread goes on reading,
+// normalizing and buffering. The sink turns a partition's buffered rows into a column table
+// (toColumns), packs it (transfer.ts) and hands it to the least busy worker, which merges it
+// with the partition's file, sorts, encodes, writes under _tmp and renames (write-worker.ts).
+// Measured in bench/intraday-e2e.ts: merging, sorting and encoding are about half of the
+// end-to-end time, so one worker next to the main thread puts the second core to use.
+import { Worker } from 'node:worker_threads';
+import { EtlError } from '../lib/errors.js';
+import type { ErrorCode } from '../lib/errors.js';
+import type { Dataset } from '../lib/schema.js';
+import type { Compression, OutputFormat } from '../lib/sink.js';
+import type { ColumnTable } from './columns.js';
+import type { FileMeta, ParquetEngine } from './formats.js';
+import type { MergeCounts } from './merge.js';
+import { packTable, type PackedTable } from './transfer.js';
+
+export interface WriteTask {
+  dataset: Dataset;
+  format: OutputFormat;
+  compression: Compression;
+  engine: ParquetEngine;
+  rowGroupRows: number;
+  meta: FileMeta;
+  /** Temporary path (under <out>/_tmp) and final path of the file. */
+  tmp: string;
+  finalPath: string;
+  /** fsync before the rename and the folder after it. */
+  durable: boolean;
+}
+
+export interface WriteJob extends WriteTask {
+  id: number;
+  /** The partition's incoming rows, in arrival order. */
+  table: PackedTable;
+}
+
+export type WriteReply =
+  | {
+      id: number;
+      ok: true;
+      /** Rows in the file written (after merging with the partition's file, if any). */
+      rows: number;
+      bytes: number;
+      /** Whether the partition had a file that was merged. */
+      merged: boolean;
+      counts: MergeCounts;
+    }
+  | { id: number; ok: false; error: { code: ErrorCode; message: string; context: Record<string, string | number> } };
+
+interface Slot {
+  worker: Worker;
+  inFlight: number;
+  dead: Error | null;
+}
+
+interface Waiting {
+  slot: Slot;
+  resolve: (result: WriteResult) => void;
+  reject: (err: Error) => void;
+}
+
+export type WriteResult = Omit<Extract<WriteReply, { ok: true }>, 'id' | 'ok'>;
+
+function startWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./write-worker.js', import.meta.url));
+  // Running from the TypeScript sources (tsx: tests, benchmarks): a worker does not inherit
+  // tsx's loader, so it registers it before importing the worker's source.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./write-worker.ts', import.meta.url).href;
+  return new Worker(`import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`, { eval: true });
+}
+
+export class WritePool {
+  private readonly slots: Slot[] = [];
+  private readonly waiting = new Map<number, Waiting>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(readonly size: number) {
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+  }
+
+  private spawn(): Slot {
+    const worker = startWorker();
+    const slot: Slot = { worker, inFlight: 0, dead: null };
+    // Idle workers do not keep the process alive; a worker with work does (see `write`).
+    worker.unref();
+    worker.on('message', (reply: WriteReply) => {
+      const w = this.waiting.get(reply.id);
+      if (w === undefined) return;
+      this.waiting.delete(reply.id);
+      this.settled(slot);
+      if (reply.ok) w.resolve({ rows: reply.rows, bytes: reply.bytes, merged: reply.merged, counts: reply.counts });
+      else w.reject(new EtlError(reply.error.code, reply.error.message, reply.error.context));
+    });
+    const fail = (err: Error): void => {
+      slot.dead ??= err;
+      for (const [id, w] of this.waiting) {
+        if (w.slot !== slot) continue;
+        this.waiting.delete(id);
+        w.reject(new EtlError('SINK', `writer thread failed: ${err.message}`, {}, { cause: err }));
+      }
+      slot.inFlight = 0;
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (!this.closed) fail(new Error(`exited with code ${code}`));
+    });
+    return slot;
+  }
+
+  private settled(slot: Slot): void {
+    slot.inFlight--;
+    if (slot.inFlight === 0) slot.worker.unref();
+  }
+
+  /** Jobs sent and not answered yet. */
+  get inFlight(): number {
+    return this.waiting.size;
+  }
+
+  /**
+   * Writes a partition on a worker: `table` holds its incoming rows. Resolves once the file is
+   * renamed into place. The table's number buffers are transferred: do not use it after.
+   * Two writes of one partition must not overlap (the sink waits for the first).
+   */
+  write(task: WriteTask, table: ColumnTable): Promise<WriteResult> {
+    if (this.closed) return Promise.reject(new EtlError('SINK', 'write pool used after close'));
+    let slot: Slot | null = null;
+    for (const s of this.slots) if (s.dead === null && (slot === null || s.inFlight < slot.inFlight)) slot = s;
+    if (slot === null) return Promise.reject(new EtlError('SINK', `writer thread failed: ${this.slots[0]?.dead?.message ?? 'no threads'}`));
+    const { packed, transfer } = packTable(table);
+    const id = this.nextId++;
+    const job: WriteJob = { ...task, id, table: packed };
+    const chosen = slot;
+    return new Promise<WriteResult>((resolve, reject) => {
+      this.waiting.set(id, { slot: chosen, resolve, reject });
+      if (chosen.inFlight++ === 0) chosen.worker.ref();
+      chosen.worker.postMessage(job, transfer);
+    });
+  }
+
+  /** Stops the workers; jobs still running are rejected. Call after the last write settled. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    for (const [id, w] of this.waiting) {
+      this.waiting.delete(id);
+      w.reject(new EtlError('SINK', 'write pool closed with a write in flight'));
+    }
+  }
+}
