@@ -412,6 +412,19 @@ function pageRanges(start: number, end: number, pageRows: number): [number, numb
   return ranges;
 }
 
+/** The chunk of a PLAIN-encoded column (numbers, booleans): its pages and statistics. */
+function plainChunkResult(cb: ChunkBuilder, dataPageOffset: number, stats: ColumnStats): ChunkResult {
+  return {
+    parts: cb.parts,
+    bytes: cb.bytes,
+    uncompressed: cb.uncompressed,
+    dictionaryPageOffset: null,
+    dataPageOffset,
+    encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE],
+    stats,
+  };
+}
+
 /** BOOLEAN, PLAIN: one bit per present value, least significant bit first. */
 function encodeBooleanChunk(spec: ColumnSpec, col: NumberColumn, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
   const dataPageOffset = cb.offset;
@@ -435,15 +448,7 @@ function encodeBooleanChunk(spec: ColumnSpec, col: NumberColumn, start: number, 
     w.pos = at + bytes;
     cb.dataPage(w.result(), pe - ps, thrift.Encoding.PLAIN);
   }
-  return {
-    parts: cb.parts,
-    bytes: cb.bytes,
-    uncompressed: cb.uncompressed,
-    dictionaryPageOffset: null,
-    dataPageOffset,
-    encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE],
-    stats: numberStats(col, start, end),
-  };
+  return plainChunkResult(cb, dataPageOffset, numberStats(col, start, end));
 }
 
 function encodeNumberChunk(spec: ColumnSpec, col: NumberColumn, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
@@ -489,15 +494,7 @@ function encodeNumberChunk(spec: ColumnSpec, col: NumberColumn, start: number, e
     w.pos = at + count * width;
     cb.dataPage(w.result(), pe - ps, thrift.Encoding.PLAIN);
   }
-  return {
-    parts: cb.parts,
-    bytes: cb.bytes,
-    uncompressed: cb.uncompressed,
-    dictionaryPageOffset: null,
-    dataPageOffset,
-    encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE],
-    stats: numberStats(col, start, end),
-  };
+  return plainChunkResult(cb, dataPageOffset, numberStats(col, start, end));
 }
 
 /** Dictionary of a string chunk, or null when the values are too varied for one to pay. */
