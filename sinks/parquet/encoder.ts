@@ -412,7 +412,7 @@ function pageRanges(start: number, end: number, pageRows: number): [number, numb
   return ranges;
 }
 
-/** The chunk of a PLAIN-encoded column (numbers, booleans): its pages and statistics. */
+/** The chunk of a PLAIN-encoded column (numbers, booleans, unique strings): its pages and statistics. */
 function plainChunkResult(cb: ChunkBuilder, dataPageOffset: number, stats: ColumnStats): ChunkResult {
   return {
     parts: cb.parts,
@@ -605,15 +605,7 @@ function encodeStringChunk(spec: ColumnSpec, col: StringColumn, start: number, e
     else writePlainStrings(enc!, w);
     cb.dataPage(w.result(), pe - ps, thrift.Encoding.PLAIN);
   }
-  return {
-    parts: cb.parts,
-    bytes: cb.bytes,
-    uncompressed: cb.uncompressed,
-    dictionaryPageOffset: null,
-    dataPageOffset,
-    encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE],
-    stats: { nullCount, min: null, max: null },
-  };
+  return plainChunkResult(cb, dataPageOffset, { nullCount, min: null, max: null });
 }
 
 function encodeChunk(spec: ColumnSpec, col: ColumnData, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
