@@ -100,18 +100,7 @@ async function runSinkCase(name: string, c: SinkCase): Promise<Result> {
     const summary = await createSink('intraday', { ...options, runId: 'bench' })(asAsync(input));
     if (summary.rows !== rows) throw new Error(`wrote ${summary.rows} rows, expected ${rows}`);
   });
-  const size = await dirSize(out);
-  await rm(out, { recursive: true, force: true });
-  return {
-    case: name,
-    rows,
-    ...time,
-    rowsPerSecond: Math.round(rows / time.seconds),
-    peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
-    inputRssMB: mb(inputRss),
-    outputBytes: size.bytes,
-    files: size.files,
-  };
+  return finish(name, rows, time, inputRss, out);
 }
 
 /** parquetjs-lite as its README drives it: appendRow per record, one file. */
@@ -183,6 +172,11 @@ async function runDuckdbCopy(name: string): Promise<Result> {
   const time = await timed(async () => {
     await con.run(`COPY points TO '${dir}/intraday' (FORMAT PARQUET, COMPRESSION SNAPPY, PARTITION_BY (date, "user"))`);
   });
+  return finish(name, rows, time, inputRss, dir);
+}
+
+/** A case's figures once its job is timed; measures and removes its output folder. */
+async function finish(name: string, rows: number, time: { seconds: number; cpuSeconds: number }, inputRss: number, dir: string): Promise<Result> {
   const size = await dirSize(dir);
   await rm(dir, { recursive: true, force: true });
   return {
