@@ -6,7 +6,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { query } from './duckdb.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile } from '../fixtures/server.js';
 import { main } from '../pipelines/cli.js';
 
@@ -28,14 +28,6 @@ function csvRows(file: string): string[][] {
     .slice(1)
     .filter((l) => l.length > 0)
     .map((l) => l.split(','));
-}
-
-async function query(sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const con = await db.connect();
-  await con.run("SET TimeZone='UTC'");
-  const reader = await con.runAndReadAll(sql);
-  return reader.getRowObjectsJson() as Record<string, unknown>[];
 }
 
 test('fitbit-intraday through the CLI lands every Fitabase user-day exactly, with true UTC instants', async (t) => {

@@ -7,7 +7,7 @@ import { existsSync, promises as fs, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { query } from './duckdb.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile, type FixtureApi } from '../fixtures/server.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -58,15 +58,12 @@ function hasParquet(dir: string): boolean {
 
 /** Every column but the run-time stamps, per partition: rows and an order-independent checksum. */
 async function fingerprint(out: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const con = await db.connect();
   const glob = path.join(out, 'intraday', '**', '*.parquet');
-  const reader = await con.runAndReadAll(
+  return query(
     `SELECT "user", CAST("date" AS VARCHAR) AS d, count(*) AS n, count(DISTINCT id) AS ids,
-            sum(hash(id, humanId, userId, source, type, "timestamp", tzOffset, timeZone, value, unit, "interval", level, mets)) AS h
+            sum(hash(id, humanId, userId, source, type, "timestamp", tzOffset, timeZone, value, unit, "interval", level, mets, estimated)) AS h
      FROM read_parquet('${glob}', hive_partitioning=true) GROUP BY ALL ORDER BY ALL`,
   );
-  return reader.getRowObjectsJson() as Record<string, unknown>[];
 }
 
 const points: Array<{ name: string; when: (api: FixtureApi, out: string) => boolean }> = [

@@ -4,15 +4,9 @@ import test from 'ava';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { query } from './duckdb.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile, type FitbitDay, type FixtureApi } from '../fixtures/server.js';
 import { main } from '../pipelines/cli.js';
-
-async function query(sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const con = await db.connect();
-  return (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-}
 
 /** Local dates of the intraday requests logged since `from`. */
 function requestedDates(api: FixtureApi, from: number): string[] {

@@ -5,19 +5,12 @@ import { mkdtemp, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { query } from './duckdb.js';
 import { tableFromIPC } from 'apache-arrow';
 import { readFile } from 'node:fs/promises';
 import type { IntradayRecord } from '../lib/schema.js';
 import { createSink, prepareOutput } from '../sinks/index.js';
 import type { ParquetEngine } from '../sinks/index.js';
-
-async function query(sql: string): Promise<Record<string, unknown>[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const con = await db.connect();
-  await con.run("SET TimeZone='UTC'");
-  return (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-}
 
 async function* once<T>(batch: T[]): AsyncGenerator<T[]> {
   yield batch;
