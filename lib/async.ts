@@ -67,3 +67,37 @@ export async function* mergeConcurrent<T, K>(
     await new Promise<void>((resolve) => (wakeConsumer = resolve));
   }
 }
+
+/**
+ * At most `size` holders at a time; the others wait in arrival order. The Fitbit pipelines
+ * hold one while a request is on the wire (sent until its body is read), so `--concurrency`
+ * bounds the requests in flight while parsing and normalizing happen outside the slots.
+ */
+export class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly size: number) {
+    if (!Number.isInteger(size) || size < 1) throw new RangeError(`slots: size must be a positive integer, got ${size}`);
+    this.free = size;
+  }
+
+  /** Resolves when a slot is held; call the returned function once to give it back. */
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next !== undefined) next(); // the slot passes straight to the next in line
+      else this.free++;
+    };
+  }
+
+  /** Slots held right now. */
+  get held(): number {
+    return this.size - this.free;
+  }
+}

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import fetch, { type Response } from 'node-fetch';
+import type { Slots } from './async.js';
 import { EtlError, redactSecrets, redactUrl } from './errors.js';
 
 export interface RetryPolicy {
@@ -83,6 +84,11 @@ export interface RequestOptions {
   random?: () => number;
   /** Bodies larger than this fail at once with BAD_RESPONSE (default DEFAULT_MAX_BODY_BYTES). */
   maxBodyBytes?: number;
+  /**
+   * Held from sending each attempt until its body is read: bounds the requests in flight
+   * across callers. Waits (backoff, rate limits, hooks) and parsing happen outside it.
+   */
+  slots?: Slots;
 }
 
 const keepAliveHttp = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -168,7 +174,12 @@ export async function requestJson<T>(
     const prepared = hooks.before ? await hooks.before(spec) : spec;
     let result: HttpResult | undefined;
     try {
-      result = await attempt(prepared, policy.timeoutMs, options.stats, maxBodyBytes);
+      const release = options.slots ? await options.slots.acquire() : null;
+      try {
+        result = await attempt(prepared, policy.timeoutMs, options.stats, maxBodyBytes);
+      } finally {
+        release?.();
+      }
       hooks.observe?.(result);
       if (result.status >= 200 && result.status < 300) {
         try {

@@ -57,7 +57,7 @@ Options:
   --types a,b                Human API data types (default activities)
   --state FILE               state file (default <out>/_state/<pipeline>.json)
   --lookback DAYS            days before the saved state re-fetched for late syncs (default 2)
-  --concurrency N            users fetched at once (default 4; one request at a time per user)
+  --concurrency N            Fitbit requests in flight at once (default 4; one at a time per user)
   --dry-run                  print the plan and the estimated time at the rate limits; touch nothing
   -h, --help                 this help
 

@@ -29,7 +29,7 @@ const sharedByRun = new WeakMap<RunContext['stats'], FitbitShared>();
 export function fitbitShared(ctx: RunContext): FitbitShared {
   let shared = sharedByRun.get(ctx.stats);
   if (!shared) {
-    shared = new FitbitShared();
+    shared = new FitbitShared(ctx.config.concurrency);
     sharedByRun.set(ctx.stats, shared);
   }
   return shared;
@@ -106,8 +106,18 @@ export function describeError(err: unknown): string {
 }
 
 /**
- * Streams every user's batches (config.concurrency users at a time, one request at a time per
- * user) into one sink. When it returns, the sink has committed: only then may watermarks move.
+ * User streams run side by side for `--concurrency N` requests in flight: N in flight (the
+ * session's request slots) and as many again parsing, normalizing or waiting for a slot, so
+ * that a slot freed by one user's answer is taken at once by the next user's request
+ * (bench/api-bound.ts: with N streams each slot sat idle while its user's body was processed).
+ */
+export function userStreams(concurrency: number): number {
+  return concurrency * 2;
+}
+
+/**
+ * Streams every user's batches (userStreams(config.concurrency) users at a time, one request at
+ * a time per user, config.concurrency requests in flight) into one sink. When it returns, the sink has committed: only then may watermarks move.
  * A user that fails is named and the others go on; a 410 is kept for the pipeline to report once.
  */
 export async function runUserStreams<D extends 'activities' | 'intraday'>(
@@ -122,7 +132,7 @@ export async function runUserStreams<D extends 'activities' | 'intraday'>(
   const deadLetters = createDeadLetterWriter(config.outDir, dataset, ctx.runId);
   const failedUsers: FailedUser[] = [];
   const batches = mergeConcurrent(users.users(), (user: UserEntry) => userBatches(user, deadLetters), {
-    concurrency: config.concurrency,
+    concurrency: userStreams(config.concurrency),
     onError: (user, err) => {
       if (isPipelineFatal(err)) return; // reported once for the pipeline
       failedUsers.push({ user: user.humanId, reason: describeError(err) });

@@ -4,6 +4,7 @@ import { addDays, daysInclusive, yesterdayIn } from '../lib/dates.js';
 import { UsersFile } from '../sources/fitbit/users.js';
 import { planWindows } from '../sources/humanapi/index.js';
 import { HUMANAPI_STATE_KEY, humanApiRange } from './humanapi.js';
+import { userStreams } from './fitbit-common.js';
 import type { PipelineName, RunConfig } from './config.js';
 import { defaultStatePath, loadState } from './state.js';
 
@@ -41,11 +42,12 @@ export async function planRun(config: RunConfig, now = Date.now()): Promise<stri
       requests += perUser.requests;
       maxPerUser = Math.max(maxPerUser, perUser.requests);
     }
-    // Users run side by side (config.concurrency at a time), each limited to 150 requests an hour.
-    const rounds = Math.ceil(users.users().length / config.concurrency);
+    // Users run side by side (userStreams at a time), each limited to 150 requests an hour.
+    const streams = userStreams(config.concurrency);
+    const rounds = Math.ceil(users.users().length / streams);
     const hours = rounds * Math.max(0, Math.ceil(maxPerUser / FITBIT_PER_HOUR) - 1);
     totalHours += hours;
-    lines.push(`${pipeline}: ${users.users().length} user(s), ${requests} request(s); rate-limit waits ≈ ${hours} h (150 requests/hour/user, ${config.concurrency} users at a time)`);
+    lines.push(`${pipeline}: ${users.users().length} user(s), ${requests} request(s); rate-limit waits ≈ ${hours} h (150 requests/hour/user, ${streams} users at a time)`);
   }
   lines.push(`estimated rate-limit waiting: ≈ ${totalHours} h (plus transfer time)`);
   return lines.join('\n');

@@ -2,6 +2,7 @@
 // and the meaning of Fitbit's statuses (API-REFERENCE.md §A.4, §A.6). A user's requests go
 // one at a time: every session of one user (within a run) shares a lock and a rate budget,
 // so even two pipelines fetching the same user cannot send in parallel or overspend.
+import { Slots } from '../../lib/async.js';
 import { EtlError, redactSecrets } from '../../lib/errors.js';
 import {
   DEFAULT_RETRY,
@@ -90,6 +91,12 @@ export class FitbitShared {
   readonly profiles = new Map<string, FitbitProfile>();
   /** Set by the first 410: no session sends anything after it. */
   gone: EtlError | null = null;
+  /** Requests in flight across all users at once (unbounded without). */
+  readonly slots: Slots | null;
+
+  constructor(requestsInFlight?: number) {
+    this.slots = requestsInFlight === undefined ? null : new Slots(requestsInFlight);
+  }
 
   budget(key: string, create: () => RateBudget): RateBudget {
     let b = this.budgets.get(key);
@@ -180,6 +187,7 @@ export class FitbitSession {
     return requestJson<T>({ url }, (text) => parse(text), {
       policy: this.config.retry ?? DEFAULT_RETRY,
       stats: this.config.stats,
+      ...(this.shared.slots ? { slots: this.shared.slots } : {}),
       hooks: {
         context,
         maxAgain: 50,
