@@ -203,4 +203,15 @@ test('hasDuplicates finds a repeated id in both packings; sortTable orders as so
   const shuffled = mixed.map((r, i) => ({ r, k: (i * 7919) % 101 })).sort((a, b) => a.k - b.k).map((x) => x.r);
   const bySortTable = sortTable('intraday', specs, columns(shuffled));
   t.deepEqual(bySortTable, columns(sortRows('intraday', [...shuffled] as unknown as Row[]) as unknown as IntradayRecord[]));
+
+  // A few ascending runs (a partition's resources one after another, as the API path brings
+  // them): merged run by run, in the order sortRows gives. Runs of 1, 2 and 3 resources; 20 runs
+  // (past the merge limit) sort whole.
+  const asType = (type: IntradayRecord['type'], from: readonly IntradayRecord[]) => from.map((r) => ({ ...r, id: `${r.id}:${type}`, type }));
+  const day = rows.slice(0, 50);
+  for (const parts of [[asType('steps', day)], [asType('steps', day), asType('calories', day)], [asType('steps', day), asType('calories', day.slice(10, 40)), asType('distance', day.slice(0, 5))], Array.from({ length: 20 }, (_, k) => asType('floors', day.slice(k * 2, k * 2 + 3)))]) {
+    const arrival = parts.flat();
+    const expected = columns(sortRows('intraday', [...arrival] as unknown as Row[]) as unknown as IntradayRecord[]);
+    t.deepEqual(sortTable('intraday', specs, columns(arrival)), expected, `${parts.length} run(s)`);
+  }
 });
