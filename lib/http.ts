@@ -174,11 +174,18 @@ export async function requestJson<T>(
     const prepared = hooks.before ? await hooks.before(spec) : spec;
     let result: HttpResult | undefined;
     try {
-      const release = options.slots ? await options.slots.acquire() : null;
-      try {
+      if (options.slots) {
+        const release = await options.slots.acquire();
+        try {
+          result = await attempt(prepared, policy.timeoutMs, options.stats, maxBodyBytes);
+        } finally {
+          release();
+        }
+        // The request that takes the freed slot goes out first (its sending is a chain of
+        // microtasks); this answer is parsed after. Parsing first kept the slot idle ~2 ms.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      } else {
         result = await attempt(prepared, policy.timeoutMs, options.stats, maxBodyBytes);
-      } finally {
-        release?.();
       }
       hooks.observe?.(result);
       if (result.status >= 200 && result.status < 300) {
