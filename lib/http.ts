@@ -63,6 +63,11 @@ export interface RequestSpec {
 export interface ServiceHooks {
   /** Called before every attempt: wait for budget, add auth headers. */
   before?(spec: RequestSpec): Promise<RequestSpec>;
+  /**
+   * Called once the request holds its slot (`slots`), right before it is sent: throw to keep it
+   * from going out after all (a waiting request learns here what happened while it waited).
+   */
+  beforeSend?(): void;
   /** Called after every response (any status), e.g. to read rate-limit headers. */
   observe?(result: HttpResult): void;
   /** Called for statuses other than 2xx and 5xx. Return 'again' to repeat, or throw. */
@@ -177,7 +182,10 @@ export async function requestJson<T>(
       if (options.slots) {
         const release = await options.slots.acquire();
         try {
+          hooks.beforeSend?.();
           result = await attempt(prepared, policy.timeoutMs, options.stats, maxBodyBytes);
+          // Before the slot passes on: what the answer says (a 410) is known to the next one.
+          hooks.observe?.(result);
         } finally {
           release();
         }
@@ -185,9 +193,10 @@ export async function requestJson<T>(
         // microtasks); this answer is parsed after. Parsing first kept the slot idle ~2 ms.
         await new Promise<void>((resolve) => setImmediate(resolve));
       } else {
+        hooks.beforeSend?.();
         result = await attempt(prepared, policy.timeoutMs, options.stats, maxBodyBytes);
+        hooks.observe?.(result);
       }
-      hooks.observe?.(result);
       if (result.status >= 200 && result.status < 300) {
         try {
           return { value: parse(result.text, result), result };

@@ -149,9 +149,10 @@ test('past the retry bound one user fails with a one-line reason, keeps what it 
     log: createLogger({ json: true, write: () => {} }),
     tuning: { retry: FAST_RETRY, fitbitRateLimit: FAST_RATE },
     progress: (e) => {
-      // A's first day is in: from now on the server fails every answer until A gives up.
+      // A's first day is in: from now on the server fails every answer to A until A gives up.
       if (!armed && e.kind === 'done' && e.user === humanA) {
         armed = true;
+        r.api.faults.users = [A];
         r.api.faults.queue = Array(FAST_RETRY.maxAttempts).fill('503');
       }
     },

@@ -207,7 +207,14 @@ export class FitbitSession {
             headers: { ...spec.headers, Authorization: `Bearer ${accessToken}`, 'Accept-Language': acceptLanguageFor(this.units), Accept: 'application/json' },
           };
         },
-        observe: (result) => this.budget.observe(result.headers),
+        // A 410 seen while this request waited for a slot: it does not go out.
+        beforeSend: () => {
+          if (this.shared.gone) throw this.shared.gone;
+        },
+        observe: (result) => {
+          this.budget.observe(result.headers);
+          if (result.status === 410) this.gone();
+        },
         onRetry: (reason, failures, delayMs) => {
           this.config.log.warn('request failed, retrying', { user: this.humanId, reason: this.redact(reason), attempt: failures, delayMs });
         },
