@@ -125,11 +125,16 @@ export class WritePool {
    * Two writes of one partition must not overlap (the sink waits for the first).
    */
   write(task: WriteTask, table: ColumnTable): Promise<WriteResult> {
+    const { packed, transfer } = packTable(table);
+    return this.writePacked(task, packed, transfer);
+  }
+
+  /** `write` for a table already packed; the `transfer` buffers move to the worker. */
+  writePacked(task: WriteTask, packed: PackedTable, transfer: ArrayBuffer[]): Promise<WriteResult> {
     if (this.closed) return Promise.reject(new EtlError('SINK', 'write pool used after close'));
     let slot: Slot | null = null;
     for (const s of this.slots) if (s.dead === null && (slot === null || s.inFlight < slot.inFlight)) slot = s;
     if (slot === null) return Promise.reject(new EtlError('SINK', `writer thread failed: ${this.slots[0]?.dead?.message ?? 'no threads'}`));
-    const { packed, transfer } = packTable(table);
     const id = this.nextId++;
     const job: WriteJob = { ...task, id, table: packed };
     const chosen = slot;

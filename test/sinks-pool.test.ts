@@ -13,7 +13,8 @@ import { createSink, createSinkStats, prepareOutput } from '../sinks/index.js';
 import type { SinkConfig, SinkStats } from '../sinks/index.js';
 import { sortRows, toColumns } from '../sinks/columns.js';
 import type { Row } from '../sinks/columns.js';
-import { packTable, unpackTable } from '../sinks/transfer.js';
+import { query } from './duckdb.js';
+import { concatPacked, packTable, unpackTable } from '../sinks/transfer.js';
 import { hasDuplicates, sortTable } from '../sinks/write-worker.js';
 import { activityRecords, asAsync, intradayRecords } from '../bench/sink-data.js';
 
@@ -114,6 +115,15 @@ test('rows arriving out of order, and repeated ids within a run, are sorted and 
   const r = await both('intraday', [{ runId: 'run-1', batches: [...batchesOf(shuffled, 64), repeats] }]);
   sameOutput(t, r);
   t.true(r.calling.stats[0]!.merge.replaced >= 1);
+  // The first 256 rows of a partition were packed into columns on arrival, the repeats came as
+  // rows: read back by DuckDB, each id once, the newest version (on a tie, the later arrival).
+  const got = await query(`SELECT id, value, createdAt FROM read_parquet('${r.pooled.out}/intraday/**/*.parquet') ORDER BY id`);
+  t.is(got.length, rows.length);
+  const byId = new Map(got.map((g) => [g['id'], g]));
+  t.is(Number(byId.get(rows[5]!.id)!['value']), 999);
+  t.is(new Date(String(byId.get(rows[6]!.id)!['createdAt'])).getTime(), rows[6]!.createdAt, 'equal but for the stamps: the older createdAt is kept');
+  t.is(Number(byId.get(rows[7]!.id)!['value']), rows[7]!.value);
+  t.is(Number(byId.get(rows[8]!.id)!['value']), 2);
 });
 
 test('re-runs merge with the files already there (aligned and by id), in the same way', async (t) => {
@@ -171,6 +181,23 @@ test('packTable/unpackTable keep every value, null and string in place', (t) => 
   const { packed, transfer } = packTable(table);
   t.true(transfer.length > 0);
   t.deepEqual(unpackTable(structuredClone(packed, { transfer })), expected);
+});
+
+test('concatPacked of packed chunks holds what packing the rows together holds (dictionary and joined chunks, nulls in some)', (t) => {
+  const specs = COLUMNS.activities;
+  const base = activityRecords() as unknown as Row[];
+  // Chunk 1: few distinct strings (dictionary columns); chunk 2: a column packed joined (many
+  // distinct timeZone values) and nulls in number columns; chunk 3: one row.
+  const chunk1 = base.map((r, i) => ({ ...r, id: `a-${i}` }));
+  const chunk2 = Array.from({ length: 200 }, (_, i) => ({ ...base[i % base.length]!, id: `b-${i}`, timeZone: `Zone/${i}`, calories: null, steps: i % 3 ? null : i }));
+  const chunk3 = [{ ...base[0]!, id: 'c-0', timeZone: null }];
+  const parts = [chunk1, chunk2, chunk3].map((rows) => packTable(toColumns(specs, rows)).packed);
+  t.deepEqual(parts.map((p) => (p.columns[8] as { strings: { kind: string } }).strings.kind), ['dict', 'joined', 'dict'], 'timeZone packed both ways');
+  const { packed, transfer } = concatPacked(parts);
+  const all = [...chunk1, ...chunk2, ...chunk3];
+  t.is(packed.rowCount, all.length);
+  t.deepEqual(unpackTable(structuredClone(packed, { transfer })), toColumns(specs, all));
+  t.deepEqual(unpackTable(concatPacked([parts[0]!, parts[2]!]).packed), toColumns(specs, [...chunk1, ...chunk3]), 'dictionary chunks only');
 });
 
 test('hasDuplicates finds a repeated id in both packings; sortTable orders as sortRows does', (t) => {
