@@ -4,7 +4,6 @@
 // Node 20's zlib has no zstd). All calls after `loadCodec` are synchronous, so encoders
 // stay plain functions.
 import { createRequire } from 'node:module';
-import snappyjs from 'snappyjs';
 import { EtlError } from '../lib/errors.js';
 import type { Compression } from '../lib/sink.js';
 
@@ -28,6 +27,18 @@ function loadNativeSnappy(): NativeSnappy | null {
 }
 
 const nativeSnappy = loadNativeSnappy();
+
+interface SnappyJs {
+  compress(input: Uint8Array): Uint8Array;
+  uncompress(input: Uint8Array): Uint8Array;
+}
+
+/** snappyjs, loaded only where the native codec is not (it costs ~4 MB of RSS per thread). */
+let snappyjsModule: SnappyJs | null = null;
+function snappyjs(): SnappyJs {
+  snappyjsModule ??= createRequire(import.meta.url)('snappyjs') as SnappyJs;
+  return snappyjsModule;
+}
 
 /** Which snappy implementation is in use (reported by the bench). */
 export const SNAPPY_IMPLEMENTATION = nativeSnappy === null ? 'snappyjs' : 'snappy (native)';
@@ -64,14 +75,14 @@ export function compressBlock(compression: Compression, data: Uint8Array): Uint8
     case 'none':
       return data;
     case 'snappy':
-      return nativeSnappy === null ? snappyjs.compress(data) : nativeSnappy.compressSync(data);
+      return nativeSnappy === null ? snappyjs().compress(data) : nativeSnappy.compressSync(data);
     case 'zstd':
       return zstdModule().compress(data, ZSTD_LEVEL);
   }
 }
 
 export function decompressSnappy(data: Uint8Array): Uint8Array {
-  if (nativeSnappy === null) return snappyjs.uncompress(data);
+  if (nativeSnappy === null) return snappyjs().uncompress(data);
   const out = nativeSnappy.uncompressSync(data);
   return typeof out === 'string' ? Buffer.from(out, 'utf8') : out;
 }

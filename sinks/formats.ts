@@ -2,8 +2,14 @@
 import type { Compression, OutputFormat } from '../lib/sink.js';
 import type { ColumnSpec } from '../lib/schema.js';
 import type { ColumnTable, Row } from './columns.js';
-import { encodeArrow, readArrowRows } from './arrow/index.js';
-import { encodeParquet, encodeParquetWithParquetjs, readParquetRows } from './parquet/index.js';
+import { encodeParquet } from './parquet/encoder.js';
+
+// Loaded on first use, in each thread: apache-arrow (~19 MB of RSS), hyparquet (~7 MB, only to
+// merge with a partition's file) and parquetjs-lite's writer are not needed by most runs, and
+// the writer thread would pay for them a second time (bench/intraday-e2e peak RSS).
+const arrow = () => import('./arrow/index.js');
+const parquetjs = () => import('./parquet/parquetjs.js');
+const parquetReader = () => import('./parquet/reader.js');
 
 export type ParquetEngine = 'fast' | 'parquetjs';
 
@@ -27,8 +33,8 @@ export function fileFormat(format: OutputFormat, compression: Compression, engin
     return {
       format,
       fileName: 'data.arrow',
-      encode: (specs, table, meta) => encodeArrow(specs, table, { compression, keyValueMetadata: meta.keyValueMetadata, batchRows: rowGroupRows }),
-      read: readArrowRows,
+      encode: async (specs, table, meta) => (await arrow()).encodeArrow(specs, table, { compression, keyValueMetadata: meta.keyValueMetadata, batchRows: rowGroupRows }),
+      read: async (path, specs) => (await arrow()).readArrowRows(path, specs),
     };
   }
   return {
@@ -36,8 +42,8 @@ export function fileFormat(format: OutputFormat, compression: Compression, engin
     fileName: 'data.parquet',
     encode: (specs, table, meta) => {
       const options = { compression, keyValueMetadata: meta.keyValueMetadata, createdBy: CREATED_BY, rowGroupRows, sortedBy: meta.sortedBy };
-      return engine === 'fast' ? encodeParquet(specs, table, options) : encodeParquetWithParquetjs(specs, table, options);
+      return engine === 'fast' ? encodeParquet(specs, table, options) : parquetjs().then((m) => m.encodeParquetWithParquetjs(specs, table, options));
     },
-    read: readParquetRows,
+    read: async (path, specs) => (await parquetReader()).readParquetRows(path, specs),
   };
 }
