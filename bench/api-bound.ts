@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../pipelines/cli.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile } from '../fixtures/server.js';
-import { COMPILED, ROOT, compile, flag, machine, median, option, peakRssMB, printProfile, printResult, profileChild, round, runChild, timed, writeResults } from './harness.js';
+import { COMPILED, ROOT, asOnCliThread, compile, flag, machine, median, option, peakRssMB, printProfile, printResult, profileChild, round, runChild, timed, writeResults } from './harness.js';
 
 const USERS = 200;
 const FITABASE_USERS = 33;
@@ -70,6 +70,8 @@ async function serve(): Promise<void> {
 // The CLI process.
 
 async function client(): Promise<void> {
+  // As the wearable-etl command runs it: main() on a thread with the CLI thread's limits.
+  if (await asOnCliThread()) return;
   const info = JSON.parse(option('server', '{}')) as ServerInfo;
   const out = option('out', '');
   const concurrency = option('concurrency', '8');

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../lib/log.js';
 import { parseRunArgs, RUN_HELP, type RunConfig } from './config.js';
 import { runDemo, DEMO_HELP } from './demo.js';
 import { planRun } from './plan.js';
+import { cliThreadData, type CliTerminal } from './cli-thread.js';
 import { createProgressBar, type ProgressBar } from './progress.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
 
@@ -27,6 +28,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   cwd: string;
   log?: Logger;
+  /** The terminal, when stdout/stderr are not this thread's own (the CLI thread); default: process. */
+  terminal?: CliTerminal;
 }
 
 const defaultIo = (): CliIo => ({
@@ -52,9 +55,10 @@ export function printSummary(summary: RunSummary, io: CliIo, json: boolean): voi
 }
 
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
-  const json = !process.stdout.isTTY;
+  const terminal = io.terminal ?? { stdoutIsTTY: process.stdout.isTTY === true, stderrIsTTY: process.stderr.isTTY === true, columns: process.stderr.columns ?? 0 };
+  const json = !terminal.stdoutIsTTY;
   // On a terminal the progress bar shares the screen: log lines go above it.
-  const bar = json ? null : createProgressBar();
+  const bar = json ? null : createProgressBar({ isTTY: terminal.stderrIsTTY, columns: terminal.columns, write: (text) => process.stderr.write(text) });
   const log =
     io.log ??
     createLogger({ json, write: (line) => (bar ? bar.print(() => io.stdout(line + '\n')) : io.stdout(line + '\n')) });
@@ -119,7 +123,8 @@ export async function execute(config: RunConfig, io: CliIo & { bar?: ProgressBar
   return summary.exitCode;
 }
 
-// Run when executed directly (bin, npx, `node dist/pipelines/cli.js`), not when imported by tests.
+// Run when started by bin.ts on the CLI thread, or executed directly (`node dist/pipelines/cli.js`,
+// on the main thread), not when imported by tests.
 function invokedDirectly(): boolean {
   if (!process.argv[1]) return false;
   try {
@@ -128,9 +133,8 @@ function invokedDirectly(): boolean {
     return false;
   }
 }
-const isMain = invokedDirectly();
-if (isMain) {
-  main(process.argv.slice(2)).then(
+function runAsProgram(argv: string[], io: CliIo): void {
+  main(argv, io).then(
     (code) => {
       process.exitCode = code;
     },
@@ -140,3 +144,7 @@ if (isMain) {
     },
   );
 }
+
+const onCliThread = cliThreadData();
+if (onCliThread !== null) runAsProgram(onCliThread.argv, { ...defaultIo(), terminal: onCliThread.terminal });
+else if (invokedDirectly()) runAsProgram(process.argv.slice(2), defaultIo());

@@ -11,7 +11,14 @@ export interface ProgressBar {
   stop(): void;
 }
 
-export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): ProgressBar | null {
+/** Where the bar is drawn: a terminal stream, or what stands for one on the CLI thread. */
+export interface BarStream {
+  readonly isTTY?: boolean;
+  readonly columns?: number;
+  write(text: string): unknown;
+}
+
+export function createProgressBar(stream: BarStream = process.stderr): ProgressBar | null {
   if (!stream.isTTY) return null;
   let planned = 0;
   let done = 0;

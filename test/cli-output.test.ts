@@ -12,7 +12,7 @@ import { fixtureEnv, startFixtureApi, writeUsersFile } from '../fixtures/server.
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = path.join(root, 'pipelines', 'cli.ts');
+const cli = path.join(root, 'pipelines', 'bin.ts'); // what the wearable-etl command runs
 const node = process.execPath;
 
 async function cliRun(args: string[], env: Record<string, string>): Promise<{ stdout: string; stderr: string; code: number }> {

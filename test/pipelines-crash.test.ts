@@ -11,7 +11,7 @@ import { query } from './duckdb.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile, type FixtureApi } from '../fixtures/server.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = path.join(root, 'pipelines', 'cli.ts');
+const cli = path.join(root, 'pipelines', 'bin.ts'); // what the wearable-etl command runs
 const WINDOW = ['--since', '2016-04-20', '--until', '2016-04-27', '--resources', 'steps,calories', '--concurrency', '6'];
 
 function startCli(api: FixtureApi, users: string, out: string): { child: ChildProcess; done: Promise<number | null> } {
