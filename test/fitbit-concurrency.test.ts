@@ -4,7 +4,10 @@ import test from 'ava';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { Slots } from '../lib/async.js';
+import { SerialQueue } from '../sources/fitbit/client.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile } from '../fixtures/server.js';
 import { main } from '../pipelines/cli.js';
 
@@ -28,6 +31,24 @@ test('Slots: at most size holders, handed over in arrival order, release is idem
   t.deepEqual(order, [0, 1, 2, 3, 4, 5]);
   t.is(slots.held, 0);
   t.throws(() => new Slots(0), { instanceOf: RangeError });
+});
+
+test("a user's request queue keeps nothing of the answers it has passed on", async (t) => {
+  // Before the fix, the queue's tail held the last answer (a parsed day and its body) of every
+  // user for the whole run: ~185 KB a user, the live heap growing all through bench/api-bound.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const queue = new SerialQueue();
+  await t.throwsAsync(queue.run(async () => Promise.reject(new Error('a failed request'))));
+  const refs: WeakRef<object>[] = [];
+  for (let i = 0; i < 3; i++) {
+    const answer = { points: new Array(1440).fill(i) };
+    refs.push(new WeakRef(answer));
+    t.is(await queue.run(async () => answer), answer);
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  t.deepEqual(refs.map((r) => r.deref() === undefined), [true, true, true]);
 });
 
 for (const concurrency of [1, 3]) {
