@@ -131,7 +131,7 @@ export async function profileChild(script: string, args: readonly string[], labe
   const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile')).sort((a, b) => threadId(a) - threadId(b));
   // The main thread of a case run on the CLI thread (asOnCliThread) only waits: left out.
   const busy = (s: ProfileSummary): number => s.totalMs - (s.top.find((f) => f.name === '(idle)')?.ms ?? 0);
-  const threads = files.map((f) => summariseProfile(readProfiles(join(dir, f)), 15)).filter((s) => busy(s) > 200);
+  const threads = files.map((f) => summariseProfile(readProfiles(join(dir, f)), 15)).filter((s) => busy(s) > 500);
   return { label, threads };
 }
 
