@@ -40,9 +40,9 @@ export function resultsSection(): string {
     const m4 = e2e['memory4x'] as { peakRssMB: number; rows: number; rowsPerSecond: number } | null;
     const same = e2e['sameRowsAsDuckdb'] as { partitions: number; mismatches: number } | null;
     if (same) parts.push(`\nSame rows as DuckDB's output: ${same.mismatches === 0 ? 'yes' : '**no**'} (${same.partitions} partitions compared, ${same.mismatches} differ).`);
-    if (m4) parts.push(`Memory at 4× the input (${m4.rows.toLocaleString('en-US')} points): peak RSS ${m4.peakRssMB} MB (${m4.rowsPerSecond.toLocaleString('en-US')} rows/s).`);
+    if (m4) parts.push(`Memory at 4× the input (${m4.rows.toLocaleString('en-US')} points, medians of ${e2e['runs']}): peak RSS ${m4.peakRssMB} MB (${m4.rowsPerSecond.toLocaleString('en-US')} rows/s).`);
     const extra = e2e['memoryHighWater'] as Row[] | undefined;
-    if (extra && extra.length > 0) parts.push('\nPeak RSS by the sink\'s highWaterRows (single runs):\n', markdownTable(extra, ['case', 'highWaterRows', 'input', 'rows/s', 'peak RSS MB']));
+    if (extra && extra.length > 0) parts.push('\nPeak RSS with a lower highWaterRows for the sink (single runs):\n', markdownTable(extra, ['case', 'highWaterRows', 'input', 'rows/s', 'peak RSS MB']));
     parts.push('\nTargets:\n', markdownTable(e2e['targets'] as Row[], ['target', 'measured', 'met', 'missedBy']));
   }
   const api = readResult('api-bound');
