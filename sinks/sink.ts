@@ -12,7 +12,7 @@ import { EtlError, errorMessage } from '../lib/errors.js';
 import type { Compression, DatasetSummary, DeadLetterWriter, OutputFormat, Sink, SinkOptions } from '../lib/sink.js';
 import type { ColumnSpec, Dataset, DatasetRecords } from '../lib/schema.js';
 import { COLUMNS, SCHEMA_VERSION } from '../lib/schema.js';
-import { batchChecker, fromColumns, sortKeys, sortRows, toColumns } from './columns.js';
+import { batchChecker, sortKeys, toColumns } from './columns.js';
 import type { Row } from './columns.js';
 import { loadCodec } from './compression.js';
 import { createDeadLetterWriter } from './dead-letter.js';
@@ -21,9 +21,9 @@ import { fileFormat } from './formats.js';
 import type { FileFormat, ParquetEngine } from './formats.js';
 import { writeManifest } from './manifest.js';
 import type { ManifestFile } from './manifest.js';
-import { mergeAligned, mergeById } from './merge.js';
+import { partitionTable } from './partition-table.js';
 import { WritePool } from './pool.js';
-import { concatPacked, packTable, unpackTable } from './transfer.js';
+import { concatPacked, packTable } from './transfer.js';
 import type { PackedTable } from './transfer.js';
 import type { MergeCounts } from './merge.js';
 import { assertDataset, escapePartitionValue, validateDate } from './partition.js';
@@ -334,16 +334,6 @@ class SinkRun {
     return chunks.length === 1 ? chunks[0]! : concatPacked(chunks.map((c) => c.packed));
   }
 
-  /** A buffer's rows as row objects (the calling thread's merge works on rows); empties the buffer. */
-  private takeRows(buffer: PartitionBuffer): Row[] {
-    if (buffer.chunks.length === 0) {
-      const rows = buffer.rows;
-      buffer.rows = [];
-      return rows;
-    }
-    return fromColumns(this.specs, unpackTable(this.takePacked(buffer).packed));
-  }
-
   /** The partition folder of a record, or null after sending it to the dead letters. */
   private placeOf(record: unknown, date: unknown, user: string): string | null {
     const safeDate = typeof date === 'string' ? this.escaped(this.dates, date, validateDate) : new EtlError('PARTITION', 'record has no partition date (date: YYYY-MM-DD)');
@@ -386,21 +376,15 @@ class SinkRun {
     const pending = this.pendingWrites.get(relPath);
     if (pending !== undefined) await pending;
     if (this.pool !== null) return this.writeOnPool(this.pool, buffer, relPath, finalPath);
-    let existing: Row[] = [];
-    if (this.written.has(relPath) || (await exists(finalPath))) {
-      existing = await this.format.read(finalPath, this.specs);
-      this.cfg.stats.mergedWithExisting++;
-    }
-    // Existing files are sorted; when a re-run brings exactly their ids, versions pair up by
-    // position. Otherwise merge by id. Either way the result is sorted (again).
-    const incoming = this.takeRows(buffer);
-    const aligned = existing.length === incoming.length ? mergeAligned(this.specs, existing, sortRows(this.dataset, incoming), this.cfg.stats.merge) : null;
-    const rows = sortRows(this.dataset, aligned ?? mergeById(this.specs, existing, incoming, this.cfg.stats.merge));
-    const bytes = await this.format.encode(this.specs, toColumns(this.specs, rows), { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy });
+    const merged = this.written.has(relPath) || (await exists(finalPath));
+    if (merged) this.cfg.stats.mergedWithExisting++;
+    const { packed } = this.takePacked(buffer);
+    const table = await partitionTable(this.dataset, this.specs, this.format, packed, merged ? finalPath : null, this.cfg.stats.merge);
+    const bytes = await this.format.encode(this.specs, table, { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy });
     this.written.set(relPath, {
       path: relPath.slice(this.dataset.length + 1),
       format: this.format.format,
-      rows: rows.length,
+      rows: table.rowCount,
       bytes: bytes.length,
       runId,
     });

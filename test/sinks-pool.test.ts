@@ -15,7 +15,7 @@ import { sortRows, toColumns } from '../sinks/columns.js';
 import type { Row } from '../sinks/columns.js';
 import { query } from './duckdb.js';
 import { concatPacked, packTable, unpackTable } from '../sinks/transfer.js';
-import { hasDuplicates, sortTable } from '../sinks/write-worker.js';
+import { hasDuplicates, sortTable } from '../sinks/partition-table.js';
 import { activityRecords, asAsync, intradayRecords } from '../bench/sink-data.js';
 
 type Dataset = 'activities' | 'intraday';

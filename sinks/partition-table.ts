@@ -1,0 +1,197 @@
+// A partition's rows as they go into its file: the incoming rows (packed, in arrival order)
+// merged with the partition's existing file if there is one (newest updatedAt per id wins, see
+// merge.ts), and sorted. The same code on the writer thread (write-worker.ts) and on the calling
+// thread (sink.ts), so both write the same bytes. The common case (a new partition without
+// repeated ids) stays column-wise: no row objects are built.
+import type { ColumnSpec, Dataset } from '../lib/schema.js';
+import { fromColumns, sortKeys, sortRows, toColumns } from './columns.js';
+import type { ColumnData, ColumnTable, Row } from './columns.js';
+import type { FileFormat } from './formats.js';
+import { mergeAligned, mergeById } from './merge.js';
+import type { MergeCounts } from './merge.js';
+import { unpackTable, type PackedStrings, type PackedTable } from './transfer.js';
+
+/** Characters hashed per value, from its end (where ids of one partition differ: time, counter). */
+const HASHED_CHARS = 12;
+
+/**
+ * Whether packed strings hold a value twice (nulls count as values, as in a Set of ids).
+ * Joined values are hashed straight from the joined text, on their length and last characters
+ * only, and compared whole when hashes meet; if they meet too often (values that differ only
+ * early on), a Set decides instead.
+ */
+export function hasDuplicates(p: PackedStrings, n: number): boolean {
+  if (p.kind === 'dict') {
+    const seen = new Uint8Array(p.dict.length + 1);
+    for (let i = 0; i < n; i++) {
+      const k = p.index[i]! + 1; // null → 0
+      if (seen[k]) return true;
+      seen[k] = 1;
+    }
+    return false;
+  }
+  const { text, lengths } = p;
+  let size = 16;
+  while (size < n * 2) size <<= 1;
+  const mask = size - 1;
+  const slots = new Int32Array(size).fill(-1); // row of the value in the slot
+  const starts = new Int32Array(n);
+  let collisions = 0;
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const len = lengths[i]!;
+    starts[i] = at;
+    const end = at + Math.max(0, len);
+    let h = 0x811c9dc5 ^ len;
+    for (let c = Math.max(at, end - HASHED_CHARS); c < end; c++) h = Math.imul(h ^ text.charCodeAt(c), 0x01000193);
+    let slot = (h ^ (h >>> 15)) & mask;
+    for (;;) {
+      const j = slots[slot]!;
+      if (j < 0) {
+        slots[slot] = i;
+        break;
+      }
+      if (lengths[j] === len && (len < 0 || text.startsWith(text.slice(at, end), starts[j]!))) return true;
+      if (++collisions > n) return hasDuplicateValues(p, n);
+      slot = (slot + 1) & mask;
+    }
+    at = end;
+  }
+  return false;
+}
+
+function hasDuplicateValues(p: Extract<PackedStrings, { kind: 'joined' }>, n: number): boolean {
+  const seen = new Set<string | null>();
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const len = p.lengths[i]!;
+    if (len < 0) seen.add(null);
+    else {
+      seen.add(p.text.slice(at, at + len));
+      at += len;
+    }
+  }
+  return seen.size !== n;
+}
+
+interface SortKey {
+  /** Number column values (null for a string column). */
+  readonly numbers: Float64Array | Int32Array | null;
+  readonly valid: Uint8Array | null;
+  readonly strings: readonly (string | null)[] | null;
+}
+
+function sortKey(col: ColumnData): SortKey {
+  return col.type === 'string' ? { numbers: null, valid: null, strings: col.values } : { numbers: col.values, valid: col.valid, strings: null };
+}
+
+/**
+ * compareValues (columns.ts) over the sort keys of rows i and j, reading the columns instead
+ * of row objects: equal → next key; null first; else `<` decides (NaN compares as greater).
+ */
+function compareRows(keys: readonly SortKey[], i: number, j: number): number {
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k]!;
+    let a: number | string | null;
+    let b: number | string | null;
+    if (key.numbers !== null) {
+      const valid = key.valid;
+      a = valid !== null && valid[i] === 0 ? null : key.numbers[i]!;
+      b = valid !== null && valid[j] === 0 ? null : key.numbers[j]!;
+    } else {
+      a = key.strings![i] ?? null;
+      b = key.strings![j] ?? null;
+    }
+    if (a === b) continue;
+    if (a === null) return -1;
+    if (b === null) return 1;
+    return a < b ? -1 : 1;
+  }
+  return 0;
+}
+
+function permute(col: ColumnData, order: ArrayLike<number>): ColumnData {
+  const n = order.length;
+  if (col.type === 'string') {
+    const out = new Array<string | null>(n);
+    for (let i = 0; i < n; i++) out[i] = col.values[order[i]!]!;
+    return { type: 'string', values: out };
+  }
+  const values = col.values instanceof Int32Array ? new Int32Array(n) : new Float64Array(n);
+  for (let i = 0; i < n; i++) values[i] = col.values[order[i]!]!;
+  let valid: Uint8Array | null = null;
+  if (col.valid !== null) {
+    valid = new Uint8Array(n);
+    for (let i = 0; i < n; i++) valid[i] = col.valid[order[i]!]!;
+  }
+  return { type: col.type, values, valid };
+}
+
+/** Past this many ascending runs a partition is sorted whole rather than merged run by run. */
+const MAX_MERGED_RUNS = 16;
+
+/** Merges two ascending index runs; on ties the left one first (as a stable sort). */
+function mergeRuns(keys: readonly SortKey[], a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let o = 0;
+  while (i < a.length && j < b.length) out[o++] = compareRows(keys, a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!;
+  while (i < a.length) out[o++] = a[i++]!;
+  while (j < b.length) out[o++] = b[j++]!;
+  return out;
+}
+
+/**
+ * sortRows (columns.ts) on a column table. Sorting the row indices with the same comparator
+ * makes the same comparisons and moves as sorting the rows, so the order is the same. A
+ * partition usually arrives as a few ascending runs (one per resource of a day): those are
+ * merged in linear time, which gives the order a stable sort gives.
+ */
+export function sortTable(dataset: Dataset, specs: readonly ColumnSpec[], table: ColumnTable): ColumnTable {
+  const keys = sortKeys(dataset).map((name) => sortKey(table.columns[specs.findIndex((s) => s.name === name)]!));
+  const n = table.rowCount;
+  const starts = [0];
+  for (let i = 1; i < n && starts.length <= MAX_MERGED_RUNS; i++) if (compareRows(keys, i - 1, i) > 0) starts.push(i);
+  if (starts.length === 1) return table;
+  let order: ArrayLike<number>;
+  if (starts.length <= MAX_MERGED_RUNS) {
+    let runs: Int32Array[] = starts.map((start, r) => Int32Array.from({ length: (starts[r + 1] ?? n) - start }, (_, k) => start + k));
+    while (runs.length > 1) {
+      const next: Int32Array[] = [];
+      for (let r = 0; r < runs.length; r += 2) next.push(r + 1 < runs.length ? mergeRuns(keys, runs[r]!, runs[r + 1]!) : runs[r]!);
+      runs = next;
+    }
+    order = runs[0]!;
+  } else {
+    order = Array.from({ length: n }, (_, i) => i).sort((i, j) => compareRows(keys, i, j));
+  }
+  return { rowCount: n, columns: table.columns.map((col) => permute(col, order)) };
+}
+
+/**
+ * The table to encode for a partition. `existingPath`: the partition's file to merge with, or
+ * null when it has none. Adds what happened to each incoming row to `counts`.
+ */
+export async function partitionTable(
+  dataset: Dataset,
+  specs: readonly ColumnSpec[],
+  format: FileFormat,
+  packed: PackedTable,
+  existingPath: string | null,
+  counts: MergeCounts,
+): Promise<ColumnTable> {
+  const incoming = unpackTable(packed);
+  const ids = packed.columns[specs.findIndex((s) => s.name === 'id')];
+  if (existingPath === null && ids?.type === 'string' && !hasDuplicates(ids.strings, incoming.rowCount)) {
+    counts.added += incoming.rowCount;
+    return sortTable(dataset, specs, incoming);
+  }
+  // Existing files are sorted; when a re-run brings exactly their ids, versions pair up by
+  // position. Otherwise merge by id. Either way the result is sorted (again). sortRows sorts in
+  // place, so mergeById sees the incoming rows sorted exactly when the aligned test sorted them.
+  const existing: Row[] = existingPath !== null ? await format.read(existingPath, specs) : [];
+  const rows = fromColumns(specs, incoming);
+  const aligned = existing.length === rows.length ? mergeAligned(specs, existing, sortRows(dataset, rows), counts) : null;
+  return toColumns(specs, sortRows(dataset, aligned ?? mergeById(specs, existing, rows, counts)));
+}
