@@ -31,8 +31,8 @@ export interface WriteTask {
 
 export interface WriteJob extends WriteTask {
   id: number;
-  /** The partition's incoming rows, in arrival order. */
-  table: PackedTable;
+  /** The partition's incoming rows, in arrival order: one packed table, or chunks of it. */
+  tables: readonly PackedTable[];
 }
 
 export type WriteReply =
@@ -129,17 +129,20 @@ export class WritePool {
    */
   write(task: WriteTask, table: ColumnTable): Promise<WriteResult> {
     const { packed, transfer } = packTable(table);
-    return this.writePacked(task, packed, transfer);
+    return this.writePacked(task, [packed], transfer);
   }
 
-  /** `write` for a table already packed; the `transfer` buffers move to the worker. */
-  writePacked(task: WriteTask, packed: PackedTable, transfer: ArrayBuffer[]): Promise<WriteResult> {
+  /**
+   * `write` for rows already packed, as chunks in arrival order (the worker joins them: the
+   * calling thread is the busier one); the `transfer` buffers move to the worker.
+   */
+  writePacked(task: WriteTask, tables: readonly PackedTable[], transfer: ArrayBuffer[]): Promise<WriteResult> {
     if (this.closed) return Promise.reject(new EtlError('SINK', 'write pool used after close'));
     let slot: Slot | null = null;
     for (const s of this.slots) if (s.dead === null && (slot === null || s.inFlight < slot.inFlight)) slot = s;
     if (slot === null) return Promise.reject(new EtlError('SINK', `writer thread failed: ${this.slots[0]?.dead?.message ?? 'no threads'}`));
     const id = this.nextId++;
-    const job: WriteJob = { ...task, id, table: packed };
+    const job: WriteJob = { ...task, id, tables };
     const chosen = slot;
     return new Promise<WriteResult>((resolve, reject) => {
       this.waiting.set(id, { slot: chosen, resolve, reject });

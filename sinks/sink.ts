@@ -326,12 +326,12 @@ class SinkRun {
     buffer.rows = [];
   }
 
-  /** A buffer's rows as one packed table (its buffers can be transferred); empties the buffer. */
-  private takePacked(buffer: PartitionBuffer): Packed {
+  /** A buffer's rows as packed chunks in arrival order; empties the buffer. */
+  private takeChunks(buffer: PartitionBuffer): Packed[] {
     this.packRows(buffer);
     const chunks = buffer.chunks;
     buffer.chunks = [];
-    return chunks.length === 1 ? chunks[0]! : concatPacked(chunks.map((c) => c.packed));
+    return chunks;
   }
 
   /** The partition folder of a record, or null after sending it to the dead letters. */
@@ -378,7 +378,8 @@ class SinkRun {
     if (this.pool !== null) return this.writeOnPool(this.pool, buffer, relPath, finalPath);
     const merged = this.written.has(relPath) || (await exists(finalPath));
     if (merged) this.cfg.stats.mergedWithExisting++;
-    const { packed } = this.takePacked(buffer);
+    const chunks = this.takeChunks(buffer);
+    const packed = chunks.length === 1 ? chunks[0]!.packed : concatPacked(chunks.map((c) => c.packed)).packed;
     const table = await partitionTable(this.dataset, this.specs, this.format, packed, merged ? finalPath : null, this.cfg.stats.merge);
     const bytes = await this.format.encode(this.specs, table, { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy });
     this.written.set(relPath, {
@@ -410,7 +411,7 @@ class SinkRun {
    */
   private async writeOnPool(pool: WritePool, buffer: PartitionBuffer, relPath: string, finalPath: string): Promise<void> {
     const { outDir, runId } = this.cfg;
-    const { packed, transfer } = this.takePacked(buffer);
+    const chunks = this.takeChunks(buffer);
     while (this.pendingWrites.size >= MAX_PENDING_WRITES) await Promise.race(this.pendingWrites.values());
     const task = {
       dataset: this.dataset,
@@ -423,7 +424,7 @@ class SinkRun {
       finalPath,
       durable: this.cfg.fsync,
     };
-    const write = pool.writePacked(task, packed, transfer).then(
+    const write = pool.writePacked(task, chunks.map((c) => c.packed), chunks.flatMap((c) => c.transfer)).then(
       (result) => {
         this.written.set(relPath, { path: relPath.slice(this.dataset.length + 1), format: this.format.format, rows: result.rows, bytes: result.bytes, runId });
         this.pendingWrites.delete(relPath);
