@@ -8,7 +8,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, isMainThread } from 'node:worker_threads';
-import { CLI_RESOURCE_LIMITS } from '../pipelines/cli-thread.js';
+import { cliResourceLimits } from '../pipelines/cli-thread.js';
 import { formatSummary, readProfiles, summariseProfile, type ProfileSummary } from './profile-summary.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -149,7 +149,7 @@ export function printProfile(p: { label: string; threads: ProfileSummary[] }): v
  */
 export async function asOnCliThread(): Promise<boolean> {
   if (!isMainThread) return false;
-  const worker = new Worker(pathToFileURL(process.argv[1]!), { argv: process.argv.slice(2), resourceLimits: CLI_RESOURCE_LIMITS });
+  const worker = new Worker(pathToFileURL(process.argv[1]!), { argv: process.argv.slice(2), resourceLimits: cliResourceLimits() });
   const code = await new Promise<number>((resolve, reject) => {
     worker.once('error', reject);
     worker.once('exit', resolve);

@@ -35,6 +35,16 @@ test('--help works for every command and exits 0', async (t) => {
   t.is(none.code, 2);
 });
 
+test('a run that outgrows the heap of the CLI thread fails in one line that says how to allow more', async (t) => {
+  t.timeout(120_000);
+  const out = await fs.mkdtemp(path.join(os.tmpdir(), 'wetl-heap-'));
+  t.teardown(() => fs.rm(out, { recursive: true, force: true }));
+  const r = await cliRun(['demo', '--out', path.join(out, 'out')], { WEARABLE_ETL_HEAP_MB: '16' });
+  t.is(r.code, 1);
+  t.regex(r.stderr, /^wearable-etl: failed — out of memory: the run's heap is capped at 16 MB; set WEARABLE_ETL_HEAP_MB/m);
+  t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
 test('in CI every line parses as JSON; in a terminal a progress bar shows; secrets never appear', async (t) => {
   t.timeout(120_000);
   const api = await startFixtureApi({ fitbit: { users: ['1503960366', '1624580081'], sampleUser: false } });
