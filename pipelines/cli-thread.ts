@@ -2,21 +2,20 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { startModuleWorker } from '../lib/worker.js';
 
-/** Old generation of the CLI thread, MB (WEARABLE_ETL_HEAP_MB overrides it). */
-export const DEFAULT_HEAP_MB = 384;
-
 /**
  * The CLI thread's heap. Young generation: 4 MB semi-spaces (V8's young generation is three
- * semi-spaces: two, and one for large objects) instead of 16. Old generation: capped at
- * DEFAULT_HEAP_MB, which also makes V8 grow it by smaller steps (up to 4x the live heap on a
- * large cap); the live heap of a run stays near 20-50 MB (rows are buffered packed, bounded by
- * the sink's high-water mark). bench/intraday-e2e peak RSS: ~300-380 MB with V8's defaults,
- * ~225-250 MB with the young cap, ~175-195 MB with both, at 1x and 4x the input alike.
+ * semi-spaces: two, and one for large objects) instead of 16: bench/intraday-e2e peak RSS
+ * ~300-380 MB with V8's default, ~225-250 MB with the cap, at the same rows/s.
+ * Old generation: V8's default unless WEARABLE_ETL_HEAP_MB caps it. A cap also makes V8 grow the
+ * old space by smaller steps (up to 4x the live heap without one): measured with 384 MB, peak
+ * RSS ~170-205 MB at 1x and 4x the input alike, but 15-25 % fewer rows/s and 1.29x instead of
+ * 1.20x the API-bound lower bound (many more full collections). The live heap of a run is
+ * 20-50 MB (the whole demo, fixture API included, runs in 64 MB).
  */
-export function cliResourceLimits(env: NodeJS.ProcessEnv = process.env): { maxYoungGenerationSizeMb: number; maxOldGenerationSizeMb: number } {
+export function cliResourceLimits(env: NodeJS.ProcessEnv = process.env): { maxYoungGenerationSizeMb: number; maxOldGenerationSizeMb?: number } {
   const asked = env['WEARABLE_ETL_HEAP_MB'];
-  const heap = asked !== undefined && /^\d+$/.test(asked) && Number(asked) >= 16 ? Number(asked) : DEFAULT_HEAP_MB;
-  return { maxYoungGenerationSizeMb: 12, maxOldGenerationSizeMb: heap };
+  if (asked === undefined || !/^\d+$/.test(asked) || Number(asked) < 16) return { maxYoungGenerationSizeMb: 12 };
+  return { maxYoungGenerationSizeMb: 12, maxOldGenerationSizeMb: Number(asked) };
 }
 
 /** What the CLI thread needs to know about the terminal it writes to (it sees pipes). */
@@ -50,7 +49,7 @@ export function startCliThread(argv: string[]): void {
   worker.on('error', (err: Error & { code?: string }) => {
     const why =
       err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-        ? `out of memory: the run's heap is capped at ${resourceLimits.maxOldGenerationSizeMb} MB; set WEARABLE_ETL_HEAP_MB to allow more (what was committed before is kept; rerun to go on)`
+        ? `out of memory: the run's heap is capped at ${resourceLimits.maxOldGenerationSizeMb ?? 'the default'} MB; set WEARABLE_ETL_HEAP_MB to allow more (what was committed before is kept; rerun to go on)`
         : err.message;
     process.stderr.write(`wearable-etl: failed — ${why}\n`);
     process.exitCode = 1;
