@@ -8,13 +8,13 @@
 import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { fixtureEnv, type FixtureApi } from '../fixtures/server.js';
 import { createLogger } from '../lib/log.js';
 import { main } from '../pipelines/cli.js';
 import { parseRunArgs, type RunConfig } from '../pipelines/config.js';
 import { failureLine, runPipelines, type RunSummary } from '../pipelines/run.js';
 import { fixtureSecrets, leakedSecrets, rig } from './fitbit-helpers.js';
+import { query } from './duckdb.js';
 
 const SINCE = '2016-04-20';
 const UNTIL = '2016-04-22';
@@ -42,12 +42,6 @@ async function run(api: FixtureApi, dir: string, usersPath: string, out: string,
   });
 }
 
-async function duck(): Promise<(sql: string) => Promise<Record<string, unknown>[]>> {
-  const db = await DuckDBInstance.create(':memory:');
-  const con = await db.connect();
-  await con.run("SET TimeZone='UTC'");
-  return async (sql) => (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-}
 
 test('≥ 20% mixed failures: every record lands exactly once, no window over budget, no secret anywhere', async (t) => {
   t.timeout(120_000);
@@ -112,7 +106,7 @@ test('≥ 20% mixed failures: every record lands exactly once, no window over bu
   t.is(new Set(profiles.map((e) => e.userId)).size, profiles.length);
 
   // Outputs: the same records, each once, as the clean run, and as the fixture's own data.
-  const q = await duck();
+  const q = query;
   const src = (out: string, dataset: string): string => `read_parquet('${path.join(out, dataset, '**', '*.parquet')}', hive_partitioning=true)`;
   const intradayCols = `id, "user", CAST("date" AS VARCHAR) AS d, type, "timestamp", value, tzOffset, "interval", level, mets`;
   const activityCols = `id, "user", CAST("date" AS VARCHAR) AS d, type, startTime, endTime, duration, distance, steps, calories, pace, speed, sourceData, updatedAt`;

@@ -6,7 +6,6 @@ import test, { type ExecutionContext } from 'ava';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import {
   fixtureEnv,
   generateHumanApiActivities,
@@ -23,6 +22,7 @@ import { parseRunArgs, type RunConfig } from '../pipelines/config.js';
 import type { ProgressEvent, RunContext } from '../pipelines/context.js';
 import { runHumanApi } from '../pipelines/humanapi.js';
 import { newRunId } from '../pipelines/run.js';
+import { query } from './duckdb.js';
 
 const DAY = 86_400_000;
 const FAST_RETRY = { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20, timeoutMs: 5_000 };
@@ -53,13 +53,6 @@ function context(api: FixtureApi, out: string, args: string[], seenAt: number, e
   };
 }
 
-let db: DuckDBInstance | undefined;
-async function query(sql: string): Promise<Record<string, unknown>[]> {
-  db ??= await DuckDBInstance.create(':memory:');
-  const con = await db.connect();
-  await con.run("SET TimeZone='UTC'");
-  return (await con.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
-}
 
 const files = (out: string, dataset: string): string => `read_parquet('${path.join(out, dataset, '**', '*.parquet')}', hive_partitioning=true, hive_types_autocast=false)`;
 

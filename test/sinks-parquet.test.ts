@@ -3,8 +3,6 @@ import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import test from 'ava';
-import { DuckDBInstance } from '@duckdb/node-api';
-import type { DuckDBConnection } from '@duckdb/node-api';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import type { ActivityRecord, ColumnType, IntradayRecord } from '../lib/schema.js';
 import { COLUMNS, SCHEMA_VERSION } from '../lib/schema.js';
@@ -12,23 +10,7 @@ import type { Compression } from '../lib/sink.js';
 import { createSink, createSinkStats, prepareOutput, readManifest } from '../sinks/index.js';
 import type { ParquetEngine, SinkConfig } from '../sinks/index.js';
 import { activityRecords, asAsync, intradayRecords } from '../bench/sink-data.js';
-
-let connection: Promise<DuckDBConnection> | null = null;
-function duck(): Promise<DuckDBConnection> {
-  connection ??= (async () => {
-    const db = await DuckDBInstance.create(':memory:');
-    const con = await db.connect();
-    await con.run("SET TimeZone='UTC'");
-    return con;
-  })();
-  return connection;
-}
-
-async function query(sql: string): Promise<Record<string, unknown>[]> {
-  const con = await duck();
-  const reader = await con.runAndReadAll(sql);
-  return reader.getRowObjectsJson() as Record<string, unknown>[];
-}
+import { query } from './duckdb.js';
 
 async function tmpOut(): Promise<string> {
   const out = await mkdtemp(join(tmpdir(), 'sinks-parquet-'));

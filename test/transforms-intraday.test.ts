@@ -1,13 +1,13 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { normalizeIntraday, parseTimeOfDay } from '../transforms/intraday.js';
 import { IANAZone } from 'luxon';
 import { buildDayHourTable, zoneOffsetMinutes } from '../transforms/time.js';
 import { isFlatBmrCalories } from '../transforms/formulas.js';
 import type { IntradayRecord } from '../lib/schema.js';
 import type { FitbitUserContext, IntradayDay, IntradayDetail, IntradayPoint } from '../sources/fitbit/types.js';
+import { query } from './duckdb.js';
 
 const SAMPLES = fileURLToPath(new URL('../../shared/data/fitbit-api-samples/', import.meta.url));
 const SEEN_AT = Date.UTC(2024, 4, 1, 12, 0, 0); // frozen clock
@@ -47,16 +47,6 @@ function offsetText(ms: number): string {
   return `${minutes < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
-let connection: Promise<DuckDBConnection> | undefined;
-async function duck(): Promise<DuckDBConnection> {
-  connection ??= (async () => {
-    const db = await DuckDBInstance.create(':memory:');
-    const con = await db.connect();
-    await con.run("SET TimeZone='UTC'");
-    return con;
-  })();
-  return connection;
-}
 
 interface DuckTime {
   ms: number;
@@ -65,8 +55,7 @@ interface DuckTime {
 
 /** DuckDB (ICU): each local wall time of `date` AT TIME ZONE `zone` → epoch ms and the offset then. */
 async function duckConvert(zone: string, date: string, stepMinutes: number): Promise<Map<string, DuckTime>> {
-  const con = await duck();
-  const reader = await con.runAndReadAll(`
+  const rows = await query(`
     WITH g AS (
       SELECT ts, ts AT TIME ZONE '${zone}' AS instant
       FROM generate_series(TIMESTAMP '${date} 00:00:00', TIMESTAMP '${date} 23:59:00', INTERVAL ${stepMinutes} MINUTE) t(ts)
@@ -76,7 +65,7 @@ async function duckConvert(zone: string, date: string, stepMinutes: number): Pro
            epoch_ms(instant AT TIME ZONE '${zone}') - epoch_ms(instant) AS offset_ms
     FROM g ORDER BY ts`);
   const out = new Map<string, DuckTime>();
-  for (const row of reader.getRowObjectsJson()) {
+  for (const row of rows) {
     out.set(String(row.wall), { ms: Number(row.ms), offset: offsetText(Number(row.offset_ms)) });
   }
   return out;
@@ -84,12 +73,10 @@ async function duckConvert(zone: string, date: string, stepMinutes: number): Pro
 
 /** DuckDB: the instant of a wall time written with an explicit offset, and the offset in force then. */
 async function duckWithOffset(date: string, time: string, offset: string, zone: string): Promise<DuckTime> {
-  const con = await duck();
-  const reader = await con.runAndReadAll(`
+  const [row] = await query(`
     SELECT epoch_ms(TIMESTAMPTZ '${date} ${time}${offset}') AS ms,
            epoch_ms(TIMESTAMPTZ '${date} ${time}${offset}' AT TIME ZONE '${zone}') - epoch_ms(TIMESTAMPTZ '${date} ${time}${offset}') AS offset_ms`);
-  const row = reader.getRowObjectsJson()[0]!;
-  return { ms: Number(row.ms), offset: offsetText(Number(row.offset_ms)) };
+  return { ms: Number(row!.ms), offset: offsetText(Number(row!.offset_ms)) };
 }
 
 const DAYS: Array<[zone: string, date: string, kind: string]> = [
