@@ -179,24 +179,18 @@ export async function requestJson<T>(
     const prepared = hooks.before ? await hooks.before(spec) : spec;
     let result: HttpResult | undefined;
     try {
-      if (options.slots) {
-        const release = await options.slots.acquire();
-        try {
-          hooks.beforeSend?.();
-          result = await attempt(prepared, policy.timeoutMs, options.stats, maxBodyBytes);
-          // Before the slot passes on: what the answer says (a 410) is known to the next one.
-          hooks.observe?.(result);
-        } finally {
-          release();
-        }
-        // The request that takes the freed slot goes out first (its sending is a chain of
-        // microtasks); this answer is parsed after. Parsing first kept the slot idle ~2 ms.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      } else {
+      const release = options.slots ? await options.slots.acquire() : null;
+      try {
         hooks.beforeSend?.();
         result = await attempt(prepared, policy.timeoutMs, options.stats, maxBodyBytes);
+        // Before the slot passes on: what the answer says (a 410) is known to the next one.
         hooks.observe?.(result);
+      } finally {
+        release?.();
       }
+      // The request that takes the freed slot goes out first (its sending is a chain of
+      // microtasks); this answer is parsed after. Parsing first kept the slot idle ~2 ms.
+      if (release !== null) await new Promise<void>((resolve) => setImmediate(resolve));
       if (result.status >= 200 && result.status < 300) {
         try {
           return { value: parse(result.text, result), result };

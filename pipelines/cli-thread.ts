@@ -1,12 +1,9 @@
 // Runs the CLI on a worker thread (bin.ts; benchmarks run their cases the same way).
 import { isMainThread, workerData } from 'node:worker_threads';
-import { startModuleWorker } from '../lib/worker.js';
+import { YOUNG_GENERATION_MB, startModuleWorker } from '../lib/worker.js';
 
 /**
- * The CLI thread's heap. Young generation: 4 MB semi-spaces (V8's young generation is three
- * semi-spaces: two, and one for large objects) instead of 16: bench/intraday-e2e peak RSS
- * ~300-380 MB with V8's default, ~225-250 MB with the cap, at the same rows/s.
- * Old generation: V8's default unless WEARABLE_ETL_HEAP_MB caps it. A cap also makes V8 grow the
+ * The CLI thread's heap. Young generation: YOUNG_GENERATION_MB (lib/worker.ts). Old generation: V8's default unless WEARABLE_ETL_HEAP_MB caps it. A cap also makes V8 grow the
  * old space by smaller steps (up to 4x the live heap without one): measured with 384 MB, peak
  * RSS ~170-205 MB at 1x and 4x the input alike, but 15-25 % fewer rows/s and 1.29x instead of
  * 1.20x the API-bound lower bound (many more full collections). The live heap of a run is
@@ -14,8 +11,8 @@ import { startModuleWorker } from '../lib/worker.js';
  */
 export function cliResourceLimits(env: NodeJS.ProcessEnv = process.env): { maxYoungGenerationSizeMb: number; maxOldGenerationSizeMb?: number } {
   const asked = env['WEARABLE_ETL_HEAP_MB'];
-  if (asked === undefined || !/^\d+$/.test(asked) || Number(asked) < 16) return { maxYoungGenerationSizeMb: 12 };
-  return { maxYoungGenerationSizeMb: 12, maxOldGenerationSizeMb: Number(asked) };
+  if (asked === undefined || !/^\d+$/.test(asked) || Number(asked) < 16) return { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB };
+  return { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB, maxOldGenerationSizeMb: Number(asked) };
 }
 
 /** What the CLI thread needs to know about the terminal it writes to (it sees pipes). */

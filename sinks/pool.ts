@@ -5,15 +5,14 @@
 // Measured in bench/intraday-e2e.ts: merging, sorting and encoding are about half of the
 // end-to-end time, so one worker next to the main thread puts the second core to use.
 import type { Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../lib/worker.js';
+import { YOUNG_GENERATION_MB, startModuleWorker } from '../lib/worker.js';
 import { EtlError } from '../lib/errors.js';
 import type { ErrorCode } from '../lib/errors.js';
 import type { Dataset } from '../lib/schema.js';
 import type { Compression, OutputFormat } from '../lib/sink.js';
-import type { ColumnTable } from './columns.js';
 import type { FileMeta, ParquetEngine } from './formats.js';
 import type { MergeCounts } from './merge.js';
-import { packTable, type PackedTable } from './transfer.js';
+import type { Packed, PackedTable } from './transfer.js';
 
 export interface WriteTask {
   dataset: Dataset;
@@ -63,14 +62,12 @@ interface Waiting {
 export type WriteResult = Omit<Extract<WriteReply, { ok: true }>, 'id' | 'ok'>;
 
 /**
- * The writer thread's young generation: 4 MB semi-spaces instead of V8's 16 MB (as for the CLI
- * thread, pipelines/bin.ts). It allocates and drops a partition's columns at a time; a larger
- * new space only kept dead buffers around longer (bench/intraday-e2e peak RSS).
+ * The writer thread gets the CLI thread's young generation (lib/worker.ts): it allocates and
+ * drops a partition's columns at a time; a larger new space only kept dead buffers around
+ * longer (bench/intraday-e2e peak RSS).
  */
-export const WRITER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 12 };
-
 function startWorker(): Worker {
-  return startModuleWorker(new URL('./write-worker.js', import.meta.url), import.meta.url, { resourceLimits: WRITER_RESOURCE_LIMITS });
+  return startModuleWorker(new URL('./write-worker.js', import.meta.url), import.meta.url, { resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
 }
 
 export class WritePool {
@@ -123,20 +120,14 @@ export class WritePool {
   }
 
   /**
-   * Writes a partition on a worker: `table` holds its incoming rows. Resolves once the file is
-   * renamed into place. The table's number buffers are transferred: do not use it after.
+   * Writes a partition on a worker from its incoming rows, packed as chunks in arrival order
+   * (the worker joins them: the calling thread is the busier one). Resolves once the file is
+   * renamed into place. The chunks' buffers are transferred: do not use them after.
    * Two writes of one partition must not overlap (the sink waits for the first).
    */
-  write(task: WriteTask, table: ColumnTable): Promise<WriteResult> {
-    const { packed, transfer } = packTable(table);
-    return this.writePacked(task, [packed], transfer);
-  }
-
-  /**
-   * `write` for rows already packed, as chunks in arrival order (the worker joins them: the
-   * calling thread is the busier one); the `transfer` buffers move to the worker.
-   */
-  writePacked(task: WriteTask, tables: readonly PackedTable[], transfer: ArrayBuffer[]): Promise<WriteResult> {
+  write(task: WriteTask, chunks: readonly Packed[]): Promise<WriteResult> {
+    const tables = chunks.map((c) => c.packed);
+    const transfer = chunks.flatMap((c) => c.transfer);
     if (this.closed) return Promise.reject(new EtlError('SINK', 'write pool used after close'));
     let slot: Slot | null = null;
     for (const s of this.slots) if (s.dead === null && (slot === null || s.inFlight < slot.inFlight)) slot = s;

@@ -24,7 +24,7 @@ import type { ManifestFile } from './manifest.js';
 import { partitionTable } from './partition-table.js';
 import { WritePool } from './pool.js';
 import { concatPacked, packTable } from './transfer.js';
-import type { PackedTable } from './transfer.js';
+import type { Packed } from './transfer.js';
 import type { MergeCounts } from './merge.js';
 import { assertDataset, escapePartitionValue, validateDate } from './partition.js';
 
@@ -163,11 +163,6 @@ interface PartitionBuffer {
   lastUsed: number;
   /** Brought rows in the batch being added. */
   touched: boolean;
-}
-
-interface Packed {
-  packed: PackedTable;
-  transfer: ArrayBuffer[];
 }
 
 /**
@@ -424,7 +419,7 @@ class SinkRun {
       finalPath,
       durable: this.cfg.fsync,
     };
-    const write = pool.writePacked(task, chunks.map((c) => c.packed), chunks.flatMap((c) => c.transfer)).then(
+    const write = pool.write(task, chunks).then(
       (result) => {
         this.written.set(relPath, { path: relPath.slice(this.dataset.length + 1), format: this.format.format, rows: result.rows, bytes: result.bytes, runId });
         this.pendingWrites.delete(relPath);

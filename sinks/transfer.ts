@@ -18,6 +18,12 @@ export interface PackedTable {
   readonly columns: readonly PackedColumn[];
 }
 
+/** A packed table and the buffers to transfer with it (all of them its own). */
+export interface Packed {
+  packed: PackedTable;
+  transfer: ArrayBuffer[];
+}
+
 /** Distinct values seen in the first SAMPLE values beyond which a column is packed joined. */
 const SAMPLE = 64;
 const MAX_DICT_IN_SAMPLE = 16;
@@ -97,7 +103,7 @@ function ownBuffer<T extends Float64Array | Int32Array | Uint8Array>(array: T, s
  * Packs a table for postMessage. The returned buffers are to be transferred: after the
  * message is sent, the table's number columns must not be used again.
  */
-export function packTable(table: ColumnTable): { packed: PackedTable; transfer: ArrayBuffer[] } {
+export function packTable(table: ColumnTable): Packed {
   const seen = new Set<ArrayBufferLike>();
   const columns = table.columns.map((col: ColumnData): PackedColumn => {
     if (col.type === 'string') return { type: 'string', strings: packStrings(col.values, table.rowCount) };
@@ -172,7 +178,7 @@ function concatStrings(parts: readonly PackedStrings[], counts: readonly number[
  * One packed table holding the rows of `tables` one after another (each packed for the same
  * columns). The result owns fresh buffers: all of them can be transferred.
  */
-export function concatPacked(tables: readonly PackedTable[]): { packed: PackedTable; transfer: ArrayBuffer[] } {
+export function concatPacked(tables: readonly PackedTable[]): Packed {
   const counts = tables.map((t) => t.rowCount);
   const n = counts.reduce((a, b) => a + b, 0);
   const transfer: ArrayBuffer[] = [];
