@@ -72,6 +72,19 @@ export async function runChild<R>(script: string, args: readonly string[], nodeA
 }
 
 /** What a case child prints as its last line. */
+/** What every benchmark case reports about itself (each adds its own RSS reading). */
+export interface CaseFigures {
+  case: string;
+  rows: number;
+  seconds: number;
+  cpuSeconds: number;
+  rowsPerSecond: number;
+  /** Peak resident set of the whole process. */
+  peakRssMB: number;
+  outputBytes: number;
+  files: number;
+}
+
 export function printResult(result: unknown): void {
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 }

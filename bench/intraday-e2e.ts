@@ -26,6 +26,7 @@ import { runReplayIntraday } from '../pipelines/replay-intraday.js';
 import { loadReplayManifest, type ReplayManifest } from '../sources/replay/index.js';
 import { SNAPPY_IMPLEMENTATION } from '../sinks/compression.js';
 import {
+  type CaseFigures,
   COMPILED,
   asOnCliThread,
   compile,
@@ -58,17 +59,9 @@ export const TARGETS = {
   rss4xVs1x: 1.1,
 };
 
-interface CaseResult {
-  case: string;
-  rows: number;
-  seconds: number;
-  cpuSeconds: number;
-  rowsPerSecond: number;
-  peakRssMB: number;
+interface CaseResult extends CaseFigures {
   /** RSS of the child after loading its code, before the job. */
   startRssMB: number;
-  outputBytes: number;
-  files: number;
 }
 
 // ---------------------------------------------------------------------------------------------

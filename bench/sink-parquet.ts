@@ -8,8 +8,8 @@
 //
 // Prints a table and writes bench/results/sink-parquet.json.
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IntradayRecord } from '../lib/schema.js';
@@ -17,9 +17,9 @@ import type { Compression, OutputFormat } from '../lib/sink.js';
 import { SNAPPY_IMPLEMENTATION } from '../sinks/compression.js';
 import { createSink, prepareOutput } from '../sinks/index.js';
 import type { ParquetEngine } from '../sinks/index.js';
+import { ROOT, dataFilesSize, machine, mb, printResult, timed, writeResults, type CaseFigures } from './harness.js';
 import { asAsync, intradayBatches } from './sink-data.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SHAPE = { users: 50, days: 14, points: 1440 };
 const BATCH = 10_000;
 const ROW_BY_ROW_SAMPLE = 100_000;
@@ -50,42 +50,9 @@ const CASES: Record<string, Case> = {
   'anchor-duckdb-copy': { kind: 'duckdb-copy' },
 };
 
-interface Result {
-  case: string;
-  rows: number;
-  seconds: number;
-  cpuSeconds: number;
-  rowsPerSecond: number;
-  /** Peak resident set of the whole process (input rows included). */
-  peakRssMB: number;
+interface Result extends CaseFigures {
   /** Resident set after generating the input, before writing. */
   inputRssMB: number;
-  outputBytes: number;
-  files: number;
-}
-
-async function dirSize(dir: string): Promise<{ bytes: number; files: number }> {
-  let bytes = 0;
-  let files = 0;
-  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  for (const e of entries) {
-    if (!e.isFile() || !/\.(parquet|arrow)$/.test(e.name)) continue;
-    bytes += (await stat(join(e.parentPath, e.name))).size;
-    files++;
-  }
-  return { bytes, files };
-}
-
-function mb(bytes: number): number {
-  return Math.round(bytes / 1e5) / 10;
-}
-
-async function timed(fn: () => Promise<void>): Promise<{ seconds: number; cpuSeconds: number }> {
-  const cpu = process.cpuUsage();
-  const start = performance.now();
-  await fn();
-  const used = process.cpuUsage(cpu);
-  return { seconds: (performance.now() - start) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
 }
 
 async function runSinkCase(name: string, c: SinkCase): Promise<Result> {
@@ -177,7 +144,7 @@ async function runDuckdbCopy(name: string): Promise<Result> {
 
 /** A case's figures once its job is timed; measures and removes its output folder. */
 async function finish(name: string, rows: number, time: { seconds: number; cpuSeconds: number }, inputRss: number, dir: string): Promise<Result> {
-  const size = await dirSize(dir);
+  const size = await dataFilesSize(dir);
   await rm(dir, { recursive: true, force: true });
   return {
     case: name,
@@ -203,7 +170,7 @@ async function main(): Promise<void> {
   const at = process.argv.indexOf('--case');
   if (at >= 0) {
     const result = await runCase(process.argv[at + 1] ?? '');
-    process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+    printResult(result);
     return;
   }
   const loadBefore = loadavg()[0]!;
@@ -236,8 +203,7 @@ async function main(): Promise<void> {
   console.table(table);
   const report = {
     date: new Date().toISOString(),
-    node: process.version,
-    cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`,
+    ...machine(),
     loadAverageAtStart: loadBefore,
     loadAverageAtEnd: loadavg()[0],
     snappy: SNAPPY_IMPLEMENTATION,
@@ -245,9 +211,8 @@ async function main(): Promise<void> {
     batchSize: BATCH,
     results: table,
   };
-  await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
-  await writeFile(join(ROOT, 'bench', 'results', 'sink-parquet.json'), JSON.stringify(report, null, 2) + '\n');
-  console.log(`snappy: ${SNAPPY_IMPLEMENTATION}; load average ${loadBefore.toFixed(2)} → ${loadavg()[0]!.toFixed(2)}; written bench/results/sink-parquet.json`);
+  const path = await writeResults('sink-parquet', report);
+  console.log(`snappy: ${SNAPPY_IMPLEMENTATION}; load average ${loadBefore.toFixed(2)} → ${loadavg()[0]!.toFixed(2)}; written ${path}`);
 }
 
 await main();
