@@ -13,9 +13,16 @@ interface ZstdModule {
 }
 
 interface NativeSnappy {
-  compressSync(input: Uint8Array): Buffer;
-  uncompressSync(input: Uint8Array): string | Buffer;
+  compressSync(input: Uint8Array, options: { copyOutputData: boolean }): Buffer;
+  uncompressSync(input: Uint8Array, options: { asBuffer: boolean; copyOutputData: boolean }): string | Buffer;
 }
+
+// copyOutputData: by default the package hands back its own Rust buffers (mimalloc), which V8
+// does not count as external memory, so garbage buffers piled up between GCs: 40-75 MB of RSS
+// on a 6,000-partition run, and more the longer the run. Copied into a Node Buffer, the
+// output is counted and collected like any other, and the Rust buffer is freed at once.
+const SNAPPY_ENCODE = { copyOutputData: true };
+const SNAPPY_DECODE = { asBuffer: true, copyOutputData: true };
 
 function loadNativeSnappy(): NativeSnappy | null {
   if (process.env['WEARABLE_ETL_SNAPPY'] === 'js') return null;
@@ -75,7 +82,7 @@ export function compressBlock(compression: Compression, data: Uint8Array): Uint8
     case 'none':
       return data;
     case 'snappy':
-      return nativeSnappy === null ? snappyjs().compress(data) : nativeSnappy.compressSync(data);
+      return nativeSnappy === null ? snappyjs().compress(data) : nativeSnappy.compressSync(data, SNAPPY_ENCODE);
     case 'zstd':
       return zstdModule().compress(data, ZSTD_LEVEL);
   }
@@ -83,7 +90,7 @@ export function compressBlock(compression: Compression, data: Uint8Array): Uint8
 
 export function decompressSnappy(data: Uint8Array): Uint8Array {
   if (nativeSnappy === null) return snappyjs().uncompress(data);
-  const out = nativeSnappy.uncompressSync(data);
+  const out = nativeSnappy.uncompressSync(data, SNAPPY_DECODE);
   return typeof out === 'string' ? Buffer.from(out, 'utf8') : out;
 }
 
