@@ -14,7 +14,8 @@ interface ZstdModule {
 
 interface NativeSnappy {
   compressSync(input: Uint8Array, options: { copyOutputData: boolean }): Buffer;
-  uncompressSync(input: Uint8Array, options: { asBuffer: boolean; copyOutputData: boolean }): string | Buffer;
+  /** A Buffer with asBuffer: true (a string otherwise). */
+  uncompressSync(input: Uint8Array, options: { asBuffer: true; copyOutputData: boolean }): Buffer;
 }
 
 // copyOutputData: by default the package hands back its own Rust buffers (mimalloc), which V8
@@ -22,7 +23,7 @@ interface NativeSnappy {
 // on a 6,000-partition run, and more the longer the run. Copied into a Node Buffer, the
 // output is counted and collected like any other, and the Rust buffer is freed at once.
 const SNAPPY_ENCODE = { copyOutputData: true };
-const SNAPPY_DECODE = { asBuffer: true, copyOutputData: true };
+const SNAPPY_DECODE = { asBuffer: true, copyOutputData: true } as const;
 
 function loadNativeSnappy(): NativeSnappy | null {
   if (process.env['WEARABLE_ETL_SNAPPY'] === 'js') return null;
@@ -90,8 +91,7 @@ export function compressBlock(compression: Compression, data: Uint8Array): Uint8
 
 export function decompressSnappy(data: Uint8Array): Uint8Array {
   if (nativeSnappy === null) return snappyjs().uncompress(data);
-  const out = nativeSnappy.uncompressSync(data, SNAPPY_DECODE);
-  return typeof out === 'string' ? Buffer.from(out, 'utf8') : out;
+  return nativeSnappy.uncompressSync(data, SNAPPY_DECODE);
 }
 
 export function decompressZstd(data: Uint8Array): Uint8Array {

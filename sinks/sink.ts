@@ -23,7 +23,7 @@ import { writeManifest } from './manifest.js';
 import type { ManifestFile } from './manifest.js';
 import { partitionTable } from './partition-table.js';
 import { WritePool } from './pool.js';
-import { concatPacked, packTable } from './transfer.js';
+import { joinPacked, packTable } from './transfer.js';
 import type { Packed } from './transfer.js';
 import type { MergeCounts } from './merge.js';
 import { assertDataset, escapePartitionValue, validateDate } from './partition.js';
@@ -370,25 +370,45 @@ class SinkRun {
     // A partition flushed again while its previous file is still being written waits for it.
     const pending = this.pendingWrites.get(relPath);
     if (pending !== undefined) await pending;
-    if (this.pool !== null) return this.writeOnPool(this.pool, buffer, relPath, finalPath);
+    const chunks = this.takeChunks(buffer);
+    const tmp = tmpPath(outDir, runId, this.dataset);
+    if (this.pool !== null) {
+      const pool = this.pool;
+      const meta = { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy };
+      const task = { dataset: this.dataset, format: this.format.format, compression: this.cfg.compression, engine: this.cfg.parquetEngine, rowGroupRows: this.cfg.rowGroupRows, meta, tmp, finalPath, durable: this.cfg.fsync };
+      // The writer thread merges with the partition's file, sorts, encodes and renames.
+      return this.startWrite(relPath, async () => {
+        const result = await pool.write(task, chunks);
+        const stats = this.cfg.stats;
+        stats.threadWrites++;
+        if (result.merged) stats.mergedWithExisting++;
+        stats.merge.added += result.counts.added;
+        stats.merge.replaced += result.counts.replaced;
+        stats.merge.unchanged += result.counts.unchanged;
+        return result;
+      });
+    }
     const merged = this.written.has(relPath) || (await exists(finalPath));
     if (merged) this.cfg.stats.mergedWithExisting++;
-    const chunks = this.takeChunks(buffer);
-    const packed = chunks.length === 1 ? chunks[0]!.packed : concatPacked(chunks.map((c) => c.packed)).packed;
-    const table = await partitionTable(this.dataset, this.specs, this.format, packed, merged ? finalPath : null, this.cfg.stats.merge);
+    const table = await partitionTable(this.dataset, this.specs, this.format, joinPacked(chunks.map((c) => c.packed)), merged ? finalPath : null, this.cfg.stats.merge);
     const bytes = await this.format.encode(this.specs, table, { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy });
-    this.written.set(relPath, {
-      path: relPath.slice(this.dataset.length + 1),
-      format: this.format.format,
-      rows: table.rowCount,
-      bytes: bytes.length,
-      runId,
+    // The write overlaps with encoding the next partitions.
+    return this.startWrite(relPath, async () => {
+      await writeFileAtomic(tmp, finalPath, bytes, this.cfg.fsync, this.madeDirs);
+      return { rows: table.rowCount, bytes: bytes.length };
     });
-    // The write overlaps with encoding the next partitions; a few at a time bound the memory.
+  }
+
+  /**
+   * Starts a partition file's write, a few at a time to bound the memory; once the file is in
+   * place it gets its manifest entry. The first failure is kept and fails the run.
+   */
+  private async startWrite(relPath: string, write: () => Promise<{ rows: number; bytes: number }>): Promise<void> {
     while (this.pendingWrites.size >= MAX_PENDING_WRITES) await Promise.race(this.pendingWrites.values());
-    const write = writeFileAtomic(tmpPath(outDir, runId, this.dataset), finalPath, bytes, this.cfg.fsync, this.madeDirs).then(
-      () => {
+    const tracked = write().then(
+      ({ rows, bytes }) => {
         this.pendingWrites.delete(relPath);
+        this.written.set(relPath, { path: relPath.slice(this.dataset.length + 1), format: this.format.format, rows, bytes, runId: this.cfg.runId });
         this.cfg.stats.partitionWrites++;
       },
       (err: unknown) => {
@@ -396,47 +416,7 @@ class SinkRun {
         this.writeError ??= err;
       },
     );
-    this.pendingWrites.set(relPath, write);
-    if (this.writeError !== null) throw this.writeError;
-  }
-
-  /**
-   * writePartition on a writer thread (pool.ts): it merges with the partition's file, sorts,
-   * encodes and renames; the manifest entry is made once the file is in place.
-   */
-  private async writeOnPool(pool: WritePool, buffer: PartitionBuffer, relPath: string, finalPath: string): Promise<void> {
-    const { outDir, runId } = this.cfg;
-    const chunks = this.takeChunks(buffer);
-    while (this.pendingWrites.size >= MAX_PENDING_WRITES) await Promise.race(this.pendingWrites.values());
-    const task = {
-      dataset: this.dataset,
-      format: this.format.format,
-      compression: this.cfg.compression,
-      engine: this.cfg.parquetEngine,
-      rowGroupRows: this.cfg.rowGroupRows,
-      meta: { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy },
-      tmp: tmpPath(outDir, runId, this.dataset),
-      finalPath,
-      durable: this.cfg.fsync,
-    };
-    const write = pool.write(task, chunks).then(
-      (result) => {
-        this.written.set(relPath, { path: relPath.slice(this.dataset.length + 1), format: this.format.format, rows: result.rows, bytes: result.bytes, runId });
-        this.pendingWrites.delete(relPath);
-        const stats = this.cfg.stats;
-        stats.partitionWrites++;
-        stats.threadWrites++;
-        if (result.merged) stats.mergedWithExisting++;
-        stats.merge.added += result.counts.added;
-        stats.merge.replaced += result.counts.replaced;
-        stats.merge.unchanged += result.counts.unchanged;
-      },
-      (err: unknown) => {
-        this.pendingWrites.delete(relPath);
-        this.writeError ??= err;
-      },
-    );
-    this.pendingWrites.set(relPath, write);
+    this.pendingWrites.set(relPath, tracked);
     if (this.writeError !== null) throw this.writeError;
   }
 

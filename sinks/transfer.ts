@@ -208,3 +208,8 @@ export function concatPacked(tables: readonly PackedTable[]): Packed {
   }
   return { packed: { rowCount: n, columns }, transfer };
 }
+
+/** The rows of `tables` as one packed table: the table itself when there is one. */
+export function joinPacked(tables: readonly PackedTable[]): PackedTable {
+  return tables.length === 1 ? tables[0]! : concatPacked(tables).packed;
+}

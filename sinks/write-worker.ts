@@ -14,7 +14,7 @@ import type { FileFormat } from './formats.js';
 import type { MergeCounts } from './merge.js';
 import { partitionTable } from './partition-table.js';
 import type { WriteJob, WriteReply } from './pool.js';
-import { concatPacked } from './transfer.js';
+import { joinPacked } from './transfer.js';
 
 const formats = new Map<string, FileFormat>();
 const madeDirs = new Set<string>();
@@ -78,8 +78,7 @@ async function run(job: WriteJob): Promise<Extract<WriteReply, { ok: true }>> {
   const specs = COLUMNS[job.dataset];
   const counts: MergeCounts = { added: 0, replaced: 0, unchanged: 0 };
   const merged = existsSync(job.finalPath);
-  const incoming = job.tables.length === 1 ? job.tables[0]! : concatPacked(job.tables).packed;
-  const table = await partitionTable(job.dataset, specs, format, incoming, merged ? job.finalPath : null, counts);
+  const table = await partitionTable(job.dataset, specs, format, joinPacked(job.tables), merged ? job.finalPath : null, counts);
   const bytes = await format.encode(specs, table, job.meta);
   writeFileAtomicSync(job.tmp, job.finalPath, bytes, job.durable);
   return { id: job.id, ok: true, rows: table.rowCount, bytes: bytes.length, merged, counts };
