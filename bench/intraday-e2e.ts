@@ -3,7 +3,7 @@
 // Input: 50 users × 30 days of recorded 1-minute Fitbit steps responses (2.16M points, DST
 // days included; bench/intraday-files.ts), one file per user and date. Cases, each in its own
 // child process running the compiled code, interleaved, 3 runs each (medians):
-//   ours-parquet   pipelines/replay-intraday.ts: replay source → normalizeIntraday → the CLI's
+//   ours-parquet   pipelines/replay-intraday.ts: replay source → normalizeIntradayColumns → the CLI's
 //                  sink, partitioned Parquet (snappy), writer thread on (the default)
 //   ours-arrow     the same with Arrow IPC output
 //   ours-parquet-1thread   the Parquet case with the sink's writer threads off (workers: 0)

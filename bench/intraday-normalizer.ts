@@ -1,4 +1,4 @@
-// Micro-benchmark of normalizeIntraday, the hot path: `npx tsx bench/intraday-normalizer.ts`.
+// Micro-benchmark of normalizeIntradayColumns, the hot path: `npx tsx bench/intraday-normalizer.ts`.
 // Normalizes ~2M generated 1-minute points (whole days in America/Los_Angeles, DST days
 // included) and, in the same run as the anchor, converts a sample of the same points the naive
 // way: one luxon DateTime per point. Prints points/s and the ratio, and writes
@@ -7,7 +7,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DateTime } from 'luxon';
-import { normalizeIntraday, parseTimeOfDay } from '../transforms/intraday.js';
+import { normalizeIntradayColumns, parseTimeOfDay } from '../transforms/intraday.js';
+import type { NumberColumn } from '../sinks/columns.js';
 import { buildDayHourTable } from '../transforms/time.js';
 import type { FitbitUserContext, IntradayDay, IntradayPoint } from '../sources/fitbit/types.js';
 
@@ -26,7 +27,7 @@ export interface IntradayBenchResult {
   /** The time conversion alone (hour table per day + char-code parse + delta), no records. */
   conversionOnly: { bestSeconds: number; pointsPerSecond: number; nsPerPoint: number };
   naiveLuxon: { points: number; seconds: number; pointsPerSecond: number; nsPerPoint: number };
-  /** normalizeIntraday points/s ÷ naive luxon points/s. */
+  /** normalizeIntradayColumns points/s ÷ naive luxon points/s. */
   ratio: number;
   checksum: number;
 }
@@ -64,10 +65,11 @@ export function runIntradayBench(totalPoints = 2_000_000, runs = 3, naivePoints 
   const pass = (): number => {
     const t0 = performance.now();
     for (const day of days) {
-      const { records, deadLetters } = normalizeIntraday(day, user, SEEN_AT);
-      if (deadLetters.length !== 0) throw new Error(`unexpected dead letters on ${day.date}`);
+      const { columns, deadLetters } = normalizeIntradayColumns(day, user, SEEN_AT);
+      if (deadLetters.length !== 0 || columns === null) throw new Error(`unexpected dead letters on ${day.date}`);
       // Touch the output so that nothing is optimised away.
-      checksum = (checksum + records.length + records[records.length - 1]!.timestamp / 1000) % 1e9;
+      const timestamps = (columns.table.columns[5] as NumberColumn).values;
+      checksum = (checksum + columns.table.rowCount + timestamps[columns.table.rowCount - 1]! / 1000) % 1e9;
     }
     return (performance.now() - t0) / 1000;
   };
@@ -76,7 +78,7 @@ export function runIntradayBench(totalPoints = 2_000_000, runs = 3, naivePoints 
   for (let i = 0; i < runs; i++) seconds.push(pass());
   const best = Math.min(...seconds);
 
-  // The conversion alone, as normalizeIntraday does it for uniform hours.
+  // The conversion alone, as the normalizer does it for uniform hours.
   const convert = (): number => {
     const t0 = performance.now();
     let sum = 0;
@@ -138,7 +140,7 @@ function main(): void {
   const result = runIntradayBench();
   const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
   console.log(`intraday normalizer: ${fmt(result.points)} points (${result.days} days in ${result.zone}, ${result.transitionDays} DST days)`);
-  console.log(`  normalizeIntraday: ${fmt(result.normalizer.pointsPerSecond)} points/s (best of ${result.runs}: ${result.normalizer.bestSeconds.toFixed(3)} s, ${result.normalizer.nsPerPoint.toFixed(0)} ns/point; median ${result.normalizer.medianSeconds.toFixed(3)} s)`);
+  console.log(`  normalizeIntradayColumns: ${fmt(result.normalizer.pointsPerSecond)} points/s (best of ${result.runs}: ${result.normalizer.bestSeconds.toFixed(3)} s, ${result.normalizer.nsPerPoint.toFixed(0)} ns/point; median ${result.normalizer.medianSeconds.toFixed(3)} s)`);
   console.log(`  conversion only (hour table + char-code parse): ${fmt(result.conversionOnly.pointsPerSecond)} points/s (${result.conversionOnly.nsPerPoint.toFixed(1)} ns/point)`);
   console.log(`  naive luxon per point: ${fmt(result.naiveLuxon.pointsPerSecond)} points/s (${fmt(result.naiveLuxon.points)} points, ${result.naiveLuxon.nsPerPoint.toFixed(0)} ns/point)`);
   console.log(`  ratio: ${result.ratio.toFixed(1)}×`);

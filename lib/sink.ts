@@ -1,4 +1,5 @@
 // The contract between pipelines and sinks.
+import type { PackedTable } from '../sinks/transfer.js';
 import type { Dataset, DatasetRecords, DeadLetter } from './schema.js';
 
 export type OutputFormat = 'parquet' | 'arrow';
@@ -31,10 +32,28 @@ export interface DatasetSummary {
 }
 
 /**
- * A sink takes batches of records (one batch: any number of records, any partitions)
+ * Rows of one partition already laid out in columns, as a normalizer can build them without
+ * a row object per point (transforms/intraday.ts: one intraday answer is one partition). The
+ * sink checks them as it checks records; rows it cannot write go to the dead letters as the
+ * same records would.
+ */
+export interface PartitionColumns {
+  readonly kind: 'columns';
+  /** The partition: the rows' local date (YYYY-MM-DD) and humanId. */
+  readonly date: string;
+  readonly humanId: string;
+  /** Aligned with COLUMNS[dataset]. Its buffers become the sink's: do not touch them after. */
+  readonly table: PackedTable;
+}
+
+/** One batch: records of any partitions, or the columns of one partition. */
+export type SinkBatch<D extends Dataset> = readonly DatasetRecords[D][] | PartitionColumns;
+
+/**
+ * A sink takes batches (records of any number of partitions, or one partition's columns)
  * and commits them. When the promise resolves, every record is in a visible, complete file.
  */
-export type Sink<D extends Dataset> = (batches: AsyncIterable<readonly DatasetRecords[D][]>) => Promise<DatasetSummary>;
+export type Sink<D extends Dataset> = (batches: AsyncIterable<SinkBatch<D>>) => Promise<DatasetSummary>;
 
 export interface DeadLetterWriter {
   write(letter: DeadLetter): void;

@@ -3,8 +3,7 @@
 import { mergeConcurrent } from '../lib/async.js';
 import { addDays, minDate, yesterdayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
-import type { DatasetRecords } from '../lib/schema.js';
-import type { DatasetSummary, DeadLetterWriter } from '../lib/sink.js';
+import type { DatasetSummary, DeadLetterWriter, SinkBatch } from '../lib/sink.js';
 import { createDeadLetterWriter, createSink } from '../sinks/index.js';
 import { FitbitSession, FitbitShared, fetchProfile } from '../sources/fitbit/index.js';
 import { FITBIT_RATE_DEFAULTS } from '../sources/fitbit/rate-limit.js';
@@ -125,7 +124,7 @@ export async function runUserStreams<D extends 'activities' | 'intraday'>(
   pipeline: PipelineName,
   dataset: D,
   users: UsersFile,
-  userBatches: (user: UserEntry, deadLetters: DeadLetterWriter) => AsyncIterable<DatasetRecords[D][]>,
+  userBatches: (user: UserEntry, deadLetters: DeadLetterWriter) => AsyncIterable<SinkBatch<D>>,
 ): Promise<{ summary: DatasetSummary; failedUsers: FailedUser[]; deadLetterFiles: string[] }> {
   const { config } = ctx;
   // One writer per dataset: the normalizer's dead letters and the sink's placement failures.

@@ -1,12 +1,12 @@
 // fitbit-intraday: users × local dates × resources → intraday datasets → `intraday` rows → sink.
-// One request per user, resource and date; users run side by side, each user's requests one
-// at a time. State per user and resource: the last local date fetched whole.
+// One request per user, resource and date; each answer goes to the sink as its partition's
+// columns. Users run side by side, each user's requests one at a time. State per user and
+// resource: the last local date fetched whole.
 import { dateRange, daysInclusive, todayIn } from '../lib/dates.js';
-import type { IntradayRecord } from '../lib/schema.js';
-import type { DeadLetterWriter } from '../lib/sink.js';
+import type { DeadLetterWriter, PartitionColumns } from '../lib/sink.js';
 import { fetchIntradayDay } from '../sources/fitbit/index.js';
 import type { UserEntry } from '../sources/fitbit/users.js';
-import { normalizeIntraday } from '../transforms/intraday.js';
+import { normalizeIntradayColumns } from '../transforms/intraday.js';
 import type { PipelineResult, RunContext } from './context.js';
 import { loadUsers, openSession, runUserStreams, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
@@ -21,7 +21,7 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   // Progress that the sink has not committed yet; copied into the state only after it has.
   const fetched = new Map<string, Record<string, string>>();
 
-  async function* userBatches(user: UserEntry, deadLetters: DeadLetterWriter): AsyncGenerator<IntradayRecord[]> {
+  async function* userBatches(user: UserEntry, deadLetters: DeadLetterWriter): AsyncGenerator<PartitionColumns> {
     const saved = userState(state, user.humanId);
     const session = openSession(ctx, users, user, saved, PIPELINE);
     const progress: Record<string, string> = {};
@@ -38,9 +38,9 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
         for (const resource of config.resources) {
           if (date < (since.get(resource) as string)) continue;
           const day = await fetchIntradayDay(session, { resource, date, detail: config.detail });
-          const result = normalizeIntraday(day, userCtx, ctx.seenAt);
+          const result = normalizeIntradayColumns(day, userCtx, ctx.seenAt);
           for (const letter of result.deadLetters) deadLetters.write(letter);
-          if (result.records.length > 0) yield result.records;
+          if (result.columns !== null) yield result.columns;
           if (date < lastComplete) progress[resource] = date;
         }
         ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });

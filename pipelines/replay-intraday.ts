@@ -4,13 +4,13 @@
 // benchmarks and for re-running a recorded window offline.
 import { mergeConcurrent } from '../lib/async.js';
 import { EtlError, errorMessage } from '../lib/errors.js';
-import type { IntradayRecord, IntradayType } from '../lib/schema.js';
-import type { Compression, DatasetSummary, OutputFormat } from '../lib/sink.js';
+import type { IntradayType } from '../lib/schema.js';
+import type { Compression, DatasetSummary, OutputFormat, PartitionColumns } from '../lib/sink.js';
 import { createDeadLetterWriter, createSink, prepareOutput } from '../sinks/index.js';
 import type { SinkStats } from '../sinks/index.js';
 import { loadReplayManifest, replayIntradayDays, type ReplayUser } from '../sources/replay/index.js';
 import type { FitbitUserContext } from '../sources/fitbit/types.js';
-import { normalizeIntraday } from '../transforms/intraday.js';
+import { normalizeIntradayColumns } from '../transforms/intraday.js';
 
 export interface ReplayIntradayOptions {
   /** Folder with manifest.json and <userId>/<resource>/<date>.json. */
@@ -69,7 +69,7 @@ export async function runReplayIntraday(o: ReplayIntradayOptions): Promise<Repla
   let points = 0;
   let failure: unknown = null;
 
-  async function* userBatches(user: ReplayUser): AsyncGenerator<IntradayRecord[]> {
+  async function* userBatches(user: ReplayUser): AsyncGenerator<PartitionColumns> {
     const userCtx = replayUserContext(user);
     const days = replayIntradayDays(o.dir, user, {
       resources,
@@ -80,9 +80,9 @@ export async function runReplayIntraday(o: ReplayIntradayOptions): Promise<Repla
     for await (const day of days) {
       responses++;
       points += day.dataset.length;
-      const result = normalizeIntraday(day, userCtx, o.seenAt);
+      const result = normalizeIntradayColumns(day, userCtx, o.seenAt);
       for (const letter of result.deadLetters) deadLetters.write(letter);
-      if (result.records.length > 0) yield result.records;
+      if (result.columns !== null) yield result.columns;
     }
   }
 

@@ -9,8 +9,8 @@ import { rmdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { EtlError, errorMessage } from '../lib/errors.js';
-import type { Compression, DatasetSummary, DeadLetterWriter, OutputFormat, Sink, SinkOptions } from '../lib/sink.js';
-import type { ColumnSpec, Dataset, DatasetRecords } from '../lib/schema.js';
+import type { Compression, DatasetSummary, DeadLetterWriter, OutputFormat, PartitionColumns, Sink, SinkBatch, SinkOptions } from '../lib/sink.js';
+import type { ColumnSpec, Dataset } from '../lib/schema.js';
 import { COLUMNS, SCHEMA_VERSION } from '../lib/schema.js';
 import { batchChecker, sortKeys, toColumns } from './columns.js';
 import type { Row } from './columns.js';
@@ -23,8 +23,8 @@ import { writeManifest } from './manifest.js';
 import type { ManifestFile } from './manifest.js';
 import { partitionTable } from './partition-table.js';
 import { WritePool } from './pool.js';
-import { joinPacked, packTable } from './transfer.js';
-import type { Packed } from './transfer.js';
+import { joinPacked, packTable, packedAllEqual, packedRows, packedShapeProblem, packedValuesFit, transferList } from './transfer.js';
+import type { Packed, PackedColumn } from './transfer.js';
 import type { MergeCounts } from './merge.js';
 import { assertDataset, escapePartitionValue, validateDate } from './partition.js';
 
@@ -224,6 +224,7 @@ class SinkRun {
   private readonly sortedBy: string[];
   private pool: WritePool | null = null;
   private readonly touched: PartitionBuffer[] = [];
+  private readonly humanIdColumn: number;
 
   constructor(
     private readonly dataset: Dataset,
@@ -236,6 +237,7 @@ class SinkRun {
     this.deadLetters = cfg.deadLetters ?? createDeadLetterWriter(cfg.outDir, dataset, cfg.runId);
     this.keyValueMetadata = fileMetadata(dataset, this.specs, cfg.runId);
     this.sortedBy = declaredSortOrder(dataset);
+    this.humanIdColumn = this.specs.findIndex((spec) => spec.name === 'humanId');
   }
 
   private reject(record: unknown, reason: string, code: string): void {
@@ -264,7 +266,8 @@ class SinkRun {
     return result;
   }
 
-  async add(batch: readonly unknown[]): Promise<void> {
+  async add(batch: readonly unknown[] | PartitionColumns): Promise<void> {
+    if (!Array.isArray(batch)) return this.addColumns(batch as PartitionColumns);
     const cfg = this.cfg;
     const stats = cfg.stats;
     const problems = this.check(batch);
@@ -287,13 +290,7 @@ class SinkRun {
         if (buffer === null) {
           const dir = this.placeOf(record, date, user);
           if (dir === null) continue;
-          if (this.open >= cfg.maxOpenPartitions) await this.flushLeastRecentlyUsed();
-          buffer = { date: date as string, user, dir, chunks: [], rows: [], count: 0, lastUsed: 0, touched: false };
-          let byUser = this.buffers.get(buffer.date);
-          if (byUser === undefined) this.buffers.set(buffer.date, (byUser = new Map()));
-          byUser.set(user, buffer);
-          this.open++;
-          if (this.open > stats.maxOpenPartitions) stats.maxOpenPartitions = this.open;
+          buffer = await this.openBuffer(date as string, user, dir);
         }
         this.last = buffer;
       }
@@ -314,6 +311,50 @@ class SinkRun {
     this.touched.length = 0;
   }
 
+  /** A new buffer for a partition, after flushing the least recently used one if too many are open. */
+  private async openBuffer(date: string, user: string, dir: string): Promise<PartitionBuffer> {
+    if (this.open >= this.cfg.maxOpenPartitions) await this.flushLeastRecentlyUsed();
+    const buffer: PartitionBuffer = { date, user, dir, chunks: [], rows: [], count: 0, lastUsed: 0, touched: false };
+    let byUser = this.buffers.get(date);
+    if (byUser === undefined) this.buffers.set(date, (byUser = new Map()));
+    byUser.set(user, buffer);
+    this.open++;
+    if (this.open > this.cfg.stats.maxOpenPartitions) this.cfg.stats.maxOpenPartitions = this.open;
+    return buffer;
+  }
+
+  /**
+   * One partition's rows in columns: buffered as one packed chunk, without a row object each.
+   * Columns with a value that does not fit, a humanId other than the partition's, or a
+   * partition that cannot be named take the records path: each row is then placed, or sent to
+   * the dead letters, as it would have been as a record.
+   */
+  private async addColumns(part: PartitionColumns): Promise<void> {
+    const { table } = part;
+    const shape = packedShapeProblem(this.specs, table);
+    if (shape !== null) throw new EtlError('SINK', `columns for ${this.dataset} partition ${part.date} / ${part.humanId} do not fit the schema: ${shape}`, { dataset: this.dataset });
+    const n = table.rowCount;
+    if (n === 0) return;
+    const dir = this.partitionDir(part.date, part.humanId);
+    const users = table.columns[this.humanIdColumn] as Extract<PackedColumn, { type: 'string' }>;
+    if (typeof dir !== 'string' || !packedAllEqual(users.strings, n, part.humanId) || !packedValuesFit(this.specs, table)) {
+      return this.add(packedRows(this.specs, part.date, table));
+    }
+    const cfg = this.cfg;
+    if (this.pool === null && cfg.workers > 0 && this.rowsIn + n >= cfg.workerStartRows) this.pool = new WritePool(cfg.workers);
+    this.rowsIn += n;
+    while (this.buffered > 0 && this.buffered + n > cfg.highWaterRows) await this.flushLeastRecentlyUsed();
+    let buffer = this.buffers.get(part.date)?.get(part.humanId) ?? null;
+    if (buffer === null) buffer = await this.openBuffer(part.date, part.humanId, dir);
+    this.last = buffer;
+    this.packRows(buffer); // rows that came before stay before
+    buffer.chunks.push({ packed: table, transfer: transferList(table) });
+    buffer.count += n;
+    buffer.lastUsed = ++this.tick;
+    this.buffered += n;
+    if (this.buffered > cfg.stats.maxBufferedRows) cfg.stats.maxBufferedRows = this.buffered;
+  }
+
   /** Moves a buffer's unpacked rows into a packed chunk. */
   private packRows(buffer: PartitionBuffer): void {
     if (buffer.rows.length === 0) return;
@@ -329,19 +370,21 @@ class SinkRun {
     return chunks;
   }
 
+  /** The partition folder of a date and user, or why they cannot name one. */
+  private partitionDir(date: unknown, user: string): string | EtlError {
+    const safeDate = typeof date === 'string' ? this.escaped(this.dates, date, validateDate) : new EtlError('PARTITION', 'record has no partition date (date: YYYY-MM-DD)');
+    if (safeDate instanceof EtlError) return safeDate;
+    const safeUser = this.escaped(this.users, user, (v) => escapePartitionValue(v, 'user'));
+    if (safeUser instanceof EtlError) return safeUser;
+    return `${this.dataset}/date=${safeDate}/user=${safeUser}`;
+  }
+
   /** The partition folder of a record, or null after sending it to the dead letters. */
   private placeOf(record: unknown, date: unknown, user: string): string | null {
-    const safeDate = typeof date === 'string' ? this.escaped(this.dates, date, validateDate) : new EtlError('PARTITION', 'record has no partition date (date: YYYY-MM-DD)');
-    if (safeDate instanceof EtlError) {
-      this.reject(record, safeDate.message, safeDate.code);
-      return null;
-    }
-    const safeUser = this.escaped(this.users, user, (v) => escapePartitionValue(v, 'user'));
-    if (safeUser instanceof EtlError) {
-      this.reject(record, safeUser.message, safeUser.code);
-      return null;
-    }
-    return `${this.dataset}/date=${safeDate}/user=${safeUser}`;
+    const dir = this.partitionDir(date, user);
+    if (typeof dir === 'string') return dir;
+    this.reject(record, dir.message, dir.code);
+    return null;
   }
 
   private async flushLeastRecentlyUsed(): Promise<void> {
@@ -471,7 +514,7 @@ export function createSink<D extends Dataset>(dataset: D, options: SinkConfig): 
   assertDataset(dataset);
   const cfg = resolveSinkConfig(options);
   runTmpDir(cfg.outDir, cfg.runId); // rejects a run id that cannot name files, now rather than mid-run
-  return async (batches: AsyncIterable<readonly DatasetRecords[D][]>): Promise<DatasetSummary> => {
+  return async (batches: AsyncIterable<SinkBatch<D>>): Promise<DatasetSummary> => {
     await loadCodec(cfg.compression);
     const run = new SinkRun(dataset, cfg);
     try {

@@ -5,6 +5,8 @@
 // lengths. Number columns move as they are: their buffers are transferred, not copied.
 // unpackTable(packTable(t)) holds the same values in the same places, so the encoders write
 // the same bytes from either.
+import type { ColumnSpec } from '../lib/schema.js';
+import { fromColumns, isInt32Backed } from './columns.js';
 import type { ColumnData, ColumnTable, NumberColumn } from './columns.js';
 
 export type PackedStrings =
@@ -212,4 +214,93 @@ export function concatPacked(tables: readonly PackedTable[]): Packed {
 /** The rows of `tables` as one packed table: the table itself when there is one. */
 export function joinPacked(tables: readonly PackedTable[]): PackedTable {
   return tables.length === 1 ? tables[0]! : concatPacked(tables).packed;
+}
+
+/** The buffers a packed table holds (each once), to transfer with it. */
+export function transferList(table: PackedTable): ArrayBuffer[] {
+  const seen = new Set<ArrayBufferLike>();
+  for (const col of table.columns) {
+    if (col.type === 'string') seen.add(col.strings.kind === 'dict' ? col.strings.index.buffer : col.strings.lengths.buffer);
+    else {
+      seen.add(col.values.buffer);
+      if (col.valid !== null) seen.add(col.valid.buffer);
+    }
+  }
+  return [...seen] as ArrayBuffer[];
+}
+
+/**
+ * Why a packed table cannot be read as rows of `specs` at all (a producer's mistake, not bad
+ * data), or null when it can: the columns, their kinds and lengths, and the string layouts.
+ */
+export function packedShapeProblem(specs: readonly ColumnSpec[], table: PackedTable): string | null {
+  const n = table.rowCount;
+  if (!Number.isInteger(n) || n < 0) return `row count ${String(n)} is not a count`;
+  if (table.columns.length !== specs.length) return `${table.columns.length} columns, the schema has ${specs.length}`;
+  for (let c = 0; c < specs.length; c++) {
+    const spec = specs[c]!;
+    const col = table.columns[c]!;
+    if ((col.type === 'string') !== (spec.type === 'string') || (col.type !== 'string' && col.type !== spec.type)) return `column ${spec.name} is ${col.type}, the schema says ${spec.type}`;
+    if (col.type === 'string') {
+      const p = col.strings;
+      if (p.kind === 'dict') {
+        if (p.index.length < n) return `column ${spec.name} has ${p.index.length} values for ${n} rows`;
+        for (let i = 0; i < n; i++) if (p.index[i]! >= p.dict.length) return `column ${spec.name} row ${i} points past its dictionary`;
+      } else {
+        if (p.lengths.length < n) return `column ${spec.name} has ${p.lengths.length} values for ${n} rows`;
+        let total = 0;
+        for (let i = 0; i < n; i++) total += Math.max(0, p.lengths[i]!);
+        if (total !== p.text.length) return `column ${spec.name}'s lengths add up to ${total}, its text has ${p.text.length}`;
+      }
+      continue;
+    }
+    const int32 = isInt32Backed(spec.type);
+    if (int32 !== col.values instanceof Int32Array) return `column ${spec.name} must be held in ${int32 ? 'an Int32Array' : 'a Float64Array'}`;
+    if (col.values.length < n || (col.valid !== null && col.valid.length < n)) return `column ${spec.name} is shorter than ${n} rows`;
+  }
+  return null;
+}
+
+/**
+ * True when every value of a well-shaped packed table fits its column as batchChecker would
+ * have it: no nulls where the schema has none, exact integers, booleans as 0/1.
+ */
+export function packedValuesFit(specs: readonly ColumnSpec[], table: PackedTable): boolean {
+  const n = table.rowCount;
+  for (let c = 0; c < specs.length; c++) {
+    const spec = specs[c]!;
+    const col = table.columns[c]!;
+    if (col.type === 'string') {
+      if (spec.nullable) continue;
+      const marks = col.strings.kind === 'dict' ? col.strings.index : col.strings.lengths;
+      for (let i = 0; i < n; i++) if (marks[i]! < 0) return false;
+      continue;
+    }
+    const { values, valid } = col;
+    if (valid !== null && !spec.nullable) {
+      for (let i = 0; i < n; i++) if (valid[i] !== 1) return false;
+    }
+    if (spec.type === 'boolean') {
+      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && values[i] !== 0 && values[i] !== 1) return false;
+    } else if (spec.type === 'int64' || spec.type === 'timestamp') {
+      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && !Number.isSafeInteger(values[i]!)) return false;
+    }
+  }
+  return true;
+}
+
+/** The rows of a well-shaped packed table as records of partition `date`. */
+export function packedRows(specs: readonly ColumnSpec[], date: string, table: PackedTable): Record<string, unknown>[] {
+  return fromColumns(specs, unpackTable(table)).map((row) => ({ date, ...row }));
+}
+
+/** True when each of the first n values of a packed string column is `value`. */
+export function packedAllEqual(p: PackedStrings, n: number, value: string): boolean {
+  if (p.kind === 'dict') {
+    const same = p.dict.map((v) => v === value);
+    for (let i = 0; i < n; i++) if (same[p.index[i]!] !== true) return false;
+    return true;
+  }
+  for (let i = 0; i < n; i++) if (p.lengths[i] !== value.length) return false;
+  return p.text === value.repeat(n);
 }

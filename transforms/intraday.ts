@@ -2,7 +2,8 @@
 //
 // Hot path: millions of points. Per day we build a 24-entry hour table (time.ts) with luxon;
 // per point we only parse "HH:mm:ss" from char codes, add a precomputed delta and reuse the
-// hour's precomputed tzOffset string. The only per-point allocations are the record and its id.
+// hour's precomputed tzOffset string. The day is written straight into its columns (one
+// answer is one partition), so nothing is allocated per point but two entries in the id parts.
 //
 // DST rules (time.ts has the details; they agree with DuckDB/ICU `AT TIME ZONE`):
 // - spring-forward day: a wall time in the missing hour (02:30 in Los Angeles) is read with the
@@ -14,7 +15,10 @@
 //   repeated range carry the offset (`…T01:30:00-07:00` / `…T01:30:00-08:00`), so they are
 //   unique and a re-fetch maps the same instant to the same id.
 import type { DeadLetter, IntradayRecord, IntradayType } from '../lib/schema.js';
-import { INTRADAY_TYPES } from '../lib/schema.js';
+import { COLUMNS, INTRADAY_TYPES } from '../lib/schema.js';
+import type { PartitionColumns } from '../lib/sink.js';
+import { packedRows } from '../sinks/transfer.js';
+import type { PackedColumn, PackedTable } from '../sinks/transfer.js';
 import type { FitbitUserContext, IntradayDay, IntradayDetail, UnitSystem } from '../sources/fitbit/types.js';
 import { FEET_TO_METRES, MILES_TO_METRES, isFlatBmrCalories } from './formulas.js';
 import { buildDayHourTable, formatOffset, resolveInDay, type DayHourTable } from './time.js';
@@ -55,6 +59,12 @@ export interface IntradayResult {
   deadLetters: DeadLetter[];
 }
 
+export interface IntradayColumnsResult {
+  /** The day's rows in COLUMNS.intraday order, or null when no point could be read. */
+  columns: PartitionColumns | null;
+  deadLetters: DeadLetter[];
+}
+
 /** Digit value of a char code, or -1. */
 function digit(code: number): number {
   const d = code - 48;
@@ -90,12 +100,24 @@ function toFinite(value: unknown): number {
 }
 
 /**
- * Normalizes one intraday response. Never throws for bad data: a day that cannot be read at
- * all (bad date, zone, resource, unit system, interval, dataset) becomes one dead letter; a bad
- * point becomes a dead letter of its own and the rest of the day goes on.
+ * Normalizes one intraday response into rows. The pipelines use normalizeIntradayColumns; this
+ * is the same work, read back as records.
  */
 export function normalizeIntraday(day: IntradayDay, user: FitbitUserContext, seenAt: number): IntradayResult {
-  const records: IntradayRecord[] = [];
+  const { columns, deadLetters } = normalizeIntradayColumns(day, user, seenAt);
+  const records = columns === null ? [] : (packedRows(COLUMNS.intraday, columns.date, columns.table) as unknown as IntradayRecord[]);
+  return { records, deadLetters };
+}
+
+/**
+ * Normalizes one intraday response into the columns of its one partition (its local date and
+ * the user), for the sink to take as they are: one answer of 1,440 points would otherwise be
+ * 1,440 row objects that the sink packs into these same columns again.
+ * Never throws for bad data: a day that cannot be read at all (bad date, zone, resource, unit
+ * system, interval, dataset) becomes one dead letter; a bad point becomes a dead letter of its
+ * own and the rest of the day goes on.
+ */
+export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserContext, seenAt: number): IntradayColumnsResult {
   const deadLetters: DeadLetter[] = [];
   const context = (extra: Record<string, string | number>): Record<string, string | number> => ({
     stream: 'fitbit-intraday',
@@ -105,9 +127,9 @@ export function normalizeIntraday(day: IntradayDay, user: FitbitUserContext, see
     date: String(day.date),
     ...extra,
   });
-  const rejectDay = (reason: string): IntradayResult => {
+  const rejectDay = (reason: string): IntradayColumnsResult => {
     deadLetters.push({ dataset: 'intraday', reason, context: context({}), raw: day });
-    return { records, deadLetters };
+    return { columns: null, deadLetters };
   };
 
   const type = day.resource;
@@ -129,7 +151,9 @@ export function normalizeIntraday(day: IntradayDay, user: FitbitUserContext, see
   const humanId = user.humanId;
   const userId = user.userId;
   const date = day.date;
-  const idPrefix = `${INTRADAY_SOURCE}:${humanId}:${type}:${date}T`;
+  // Joined, not concatenated: a flat string, which the id text copies from ~3x faster than a
+  // concatenation (a rope V8 walks on every copy; measured in bench/intraday-normalizer).
+  const idPrefix = [INTRADAY_SOURCE, humanId, type, `${date}T`].join(':');
   const wallMidnightMs = table.wallMidnightMs;
   const deltaMs = table.deltaMs;
   const tzOffsets = table.tzOffset;
@@ -147,6 +171,24 @@ export function normalizeIntraday(day: IntradayDay, user: FitbitUserContext, see
   // On a fall-back day, count occurrences first, so that the first of two occurrences can be
   // given the earlier instant.
   const twice = table.hasRepeated ? countRepeated(dataset, table) : null;
+
+  // The columns that vary by point; the ids as one text (prefix and time, pushed as parts).
+  const idParts: string[] = [];
+  const idLengths = new Int32Array(n);
+  const timestamps = new Float64Array(n);
+  const values = new Float64Array(n);
+  const offsetIndex = new Int32Array(n);
+  const offsetDict: string[] = [];
+  const levels = new Int32Array(n);
+  const levelValid = new Uint8Array(n);
+  const metsValues = new Float64Array(n);
+  const metsValid = new Uint8Array(n);
+  let levelNulls = 0;
+  let metsNulls = 0;
+  let lastOffset = '';
+  let lastOffsetIndex = -1;
+  const prefixLength = idPrefix.length;
+  let rows = 0;
 
   for (let i = 0; i < n; i++) {
     const point = dataset[i];
@@ -188,47 +230,76 @@ export function normalizeIntraday(day: IntradayDay, user: FitbitUserContext, see
       }
     }
     const count = seen[sec]!;
-    let id: string;
+    const time = point.time as string;
+    let idLength = prefixLength + 8;
     if (earlierOffset === '') {
       if (count !== 0) {
-        deadLetters.push({ dataset: 'intraday', reason: `time ${point.time} occurs more than once in the dataset`, context: context({ index: i, time: point.time }), raw: point });
+        deadLetters.push({ dataset: 'intraday', reason: `time ${time} occurs more than once in the dataset`, context: context({ index: i, time }), raw: point });
         continue;
       }
-      id = idPrefix + point.time;
+      idParts.push(idPrefix, time);
     } else {
       if (count >= 2) {
-        deadLetters.push({ dataset: 'intraday', reason: `time ${point.time} occurs more than twice in the dataset (a fall-back day repeats it at most once)`, context: context({ index: i, time: point.time }), raw: point });
+        deadLetters.push({ dataset: 'intraday', reason: `time ${time} occurs more than twice in the dataset (a fall-back day repeats it at most once)`, context: context({ index: i, time }), raw: point });
         continue;
       }
       if (count === 0 && twice !== null && twice[sec] === 2) {
         timestamp = earlierTimestamp;
         tzOffset = earlierOffset;
       }
-      id = idPrefix + point.time + tzOffset;
+      idParts.push(idPrefix, time, tzOffset);
+      idLength += tzOffset.length;
     }
     seen[sec] = count + 1;
 
-    records.push({
-      date,
-      id,
-      humanId,
-      userId,
-      source: INTRADAY_SOURCE,
-      type,
-      timestamp,
-      tzOffset,
-      timeZone,
-      value,
-      unit,
-      interval,
-      level: isCalories && typeof point.level === 'number' && Number.isFinite(point.level) ? point.level : null,
-      mets: isCalories && typeof point.mets === 'number' && Number.isFinite(point.mets) ? point.mets : null,
-      estimated,
-      createdAt: seenAt,
-      updatedAt: seenAt,
-    });
+    if (tzOffset !== lastOffset) {
+      lastOffset = tzOffset;
+      lastOffsetIndex = offsetDict.indexOf(tzOffset);
+      if (lastOffsetIndex < 0) lastOffsetIndex = offsetDict.push(tzOffset) - 1;
+    }
+    idLengths[rows] = idLength;
+    timestamps[rows] = timestamp;
+    offsetIndex[rows] = lastOffsetIndex;
+    values[rows] = value;
+    const level = point.level;
+    if (isCalories && typeof level === 'number' && Number.isFinite(level)) {
+      levels[rows] = level;
+      levelValid[rows] = 1;
+    } else levelNulls++;
+    const mets = point.mets;
+    if (isCalories && typeof mets === 'number' && Number.isFinite(mets)) {
+      metsValues[rows] = mets;
+      metsValid[rows] = 1;
+    } else metsNulls++;
+    rows++;
   }
-  return { records, deadLetters };
+  if (rows === 0) return { columns: null, deadLetters };
+
+  const constant = (value: string): PackedColumn => ({ type: 'string', strings: { kind: 'dict', dict: [value], index: new Int32Array(rows) } });
+  const filled = (value: number): Float64Array => new Float64Array(rows).fill(value);
+  // Cut to the rows kept (a copy only when a point was a dead letter).
+  const cut = <T extends Float64Array | Int32Array | Uint8Array>(a: T): T => (rows === n ? a : (a.slice(0, rows) as T));
+  const byName: Record<string, PackedColumn> = {
+    id: { type: 'string', strings: { kind: 'joined', text: idParts.join(''), lengths: cut(idLengths) } },
+    humanId: constant(humanId),
+    userId: constant(userId),
+    source: constant(INTRADAY_SOURCE),
+    type: constant(type),
+    timestamp: { type: 'timestamp', values: cut(timestamps), valid: null },
+    tzOffset: { type: 'string', strings: { kind: 'dict', dict: offsetDict, index: cut(offsetIndex) } },
+    timeZone: constant(timeZone),
+    value: { type: 'double', values: cut(values), valid: null },
+    unit: constant(unit),
+    interval: { type: 'int32', values: new Int32Array(rows).fill(interval), valid: null },
+    // As the sink packs records: a validity mask only for a column that holds a null.
+    level: { type: 'int32', values: cut(levels), valid: levelNulls === 0 ? null : cut(levelValid) },
+    mets: { type: 'double', values: cut(metsValues), valid: metsNulls === 0 ? null : cut(metsValid) },
+    estimated: estimated === null ? { type: 'boolean', values: new Int32Array(rows), valid: new Uint8Array(rows) } : { type: 'boolean', values: new Int32Array(rows).fill(estimated ? 1 : 0), valid: null },
+    createdAt: { type: 'timestamp', values: filled(seenAt), valid: null },
+    updatedAt: { type: 'timestamp', values: filled(seenAt), valid: null },
+  };
+  const packed: PackedTable = { rowCount: rows, columns: COLUMNS.intraday.map((spec) => byName[spec.name]!) };
+  return { columns: { kind: 'columns', date, humanId, table: packed }, deadLetters };
 }
 
 /** Per second of the day, how often it occurs (capped at 2), for wall times that are repeated. */
