@@ -1,4 +1,5 @@
-// The partitioned sink: takes batches of records, places each in its partition
+// The partitioned sink: takes batches of records (or one partition's columns, as the intraday
+// normalizer builds them), places each in its partition
 // (<dataset>/date=YYYY-MM-DD/user=<escaped humanId>), buffers rows up to a high-water mark
 // and a number of open partitions, and flushes the least recently used partition by
 // merging it with the partition's file (if any), sorting, encoding and renaming the new
@@ -267,7 +268,13 @@ class SinkRun {
   }
 
   async add(batch: readonly unknown[] | PartitionColumns): Promise<void> {
-    if (!Array.isArray(batch)) return this.addColumns(batch as PartitionColumns);
+    if (!Array.isArray(batch)) {
+      const part = batch as Partial<PartitionColumns> | null;
+      if (part?.kind !== 'columns' || typeof part.table !== 'object' || part.table === null) {
+        throw new EtlError('SINK', `a ${this.dataset} batch must be an array of records or one partition's columns, got ${part === null ? 'null' : typeof part}`, { dataset: this.dataset });
+      }
+      return this.addColumns(batch as PartitionColumns);
+    }
     const cfg = this.cfg;
     const stats = cfg.stats;
     const problems = this.check(batch);

@@ -236,10 +236,12 @@ export function transferList(table: PackedTable): ArrayBuffer[] {
 export function packedShapeProblem(specs: readonly ColumnSpec[], table: PackedTable): string | null {
   const n = table.rowCount;
   if (!Number.isInteger(n) || n < 0) return `row count ${String(n)} is not a count`;
+  if (!Array.isArray(table.columns)) return 'it has no list of columns';
   if (table.columns.length !== specs.length) return `${table.columns.length} columns, the schema has ${specs.length}`;
   for (let c = 0; c < specs.length; c++) {
     const spec = specs[c]!;
-    const col = table.columns[c]!;
+    const col = table.columns[c];
+    if (typeof col !== 'object' || col === null) return `column ${spec.name} is missing`;
     if ((col.type === 'string') !== (spec.type === 'string') || (col.type !== 'string' && col.type !== spec.type)) return `column ${spec.name} is ${col.type}, the schema says ${spec.type}`;
     if (col.type === 'string') {
       const p = col.strings;

@@ -237,4 +237,10 @@ test('columns that do not have the schema\'s shape fail the run, naming the colu
     t.regex(err!.message, says);
     t.regex(err!.message, /2016-07-01 \/ h-la/);
   }
+  // Neither records nor a partition's columns.
+  const out = await mkdtemp(join(tmpdir(), 'sinks-columns-shape-'));
+  const sink = createSink('intraday', { outDir: out, format: 'parquet', runId: 'run-1', workers: 0 });
+  const err = await t.throwsAsync(sink(asAsync([{ kind: 'rows', rows: [] } as unknown as PartitionColumns])));
+  t.is((err as EtlError).code, 'SINK');
+  t.regex(err!.message, /must be an array of records or one partition's columns/);
 });
