@@ -178,7 +178,7 @@ async function orchestrate(): Promise<void> {
           load,
           serverCpuSeconds: round(serverCpuSeconds, 2),
           lowerBoundSeconds: round(lowerBoundSeconds, 2),
-          vsLowerBound: round(result.seconds / lowerBoundSeconds, 2),
+          vsLowerBound: round(result.seconds / lowerBoundSeconds, 3),
           cpuFloorSeconds: round((result.cpuSeconds + serverCpuSeconds) / cores, 2),
         };
         records.push(record);
@@ -189,7 +189,8 @@ async function orchestrate(): Promise<void> {
         await rm(join(dir, `out-${concurrency}-${rep}`), { recursive: true, force: true });
       }
       const mine = records.filter((r) => r.concurrency === concurrency);
-      const ratio = median(mine.map((r) => r.vsLowerBound));
+      // Judged on the unrounded median: 1.202 is not within 1.2.
+      const ratio = median(mine.map((r) => r.seconds / r.lowerBoundSeconds));
       const met = ratio <= TARGET_VS_LOWER_BOUND;
       rows.push({
         concurrency,
@@ -197,14 +198,14 @@ async function orchestrate(): Promise<void> {
         rows: mine[0]!.rows,
         'wall s': round(median(mine.map((r) => r.seconds)), 2),
         'lower bound s': mine[0]!.lowerBoundSeconds,
-        'vs lower bound': ratio,
+        'vs lower bound': round(ratio, 3),
         'CPU floor s': round(median(mine.map((r) => r.cpuFloorSeconds)), 2),
         'client CPU s': round(median(mine.map((r) => r.cpuSeconds)), 2),
         'server CPU s': round(median(mine.map((r) => r.serverCpuSeconds)), 2),
         'peak RSS MB': round(median(mine.map((r) => r.peakRssMB)), 1),
         target: `≤ ${TARGET_VS_LOWER_BOUND}×`,
         met,
-        missedBy: met ? '' : `${round(ratio / TARGET_VS_LOWER_BOUND, 2)}×`,
+        missedBy: met ? '' : `${round(ratio / TARGET_VS_LOWER_BOUND, 3)}×`,
       });
       if (flag('profile') || !met) {
         profiles.push(await profileChild(script!, clientArgs('out-profile', concurrency), `api-bound client, concurrency ${concurrency}`));
