@@ -175,8 +175,14 @@ export function machine(): { node: string; cpus: string } {
   return { node: process.version, cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}` };
 }
 
-export async function writeResults(name: string, report: unknown): Promise<string> {
-  const dir = join(ROOT, 'bench', 'results');
+/**
+ * Writes a benchmark's report to bench/results/<name>.json, which the README's tables come
+ * from. A partial run (fewer runs or cases than the full benchmark: `partial` true) goes to
+ * bench/results/partial/<name>.json instead (not tracked), so a quick look never replaces the
+ * figures of a full run.
+ */
+export async function writeResults(name: string, report: unknown, partial = false): Promise<string> {
+  const dir = join(ROOT, 'bench', 'results', ...(partial ? ['partial'] : []));
   await mkdir(dir, { recursive: true });
   const path = join(dir, `${name}.json`);
   await writeFile(path, JSON.stringify(report, null, 2) + '\n');

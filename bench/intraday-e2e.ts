@@ -300,6 +300,7 @@ async function orchestrate(): Promise<void> {
   await rm(join(outRoot, 'profile'), { recursive: true, force: true });
   profiles.forEach(printProfile);
 
+  const full = runs >= 3 && with4x;
   const path = await writeResults('intraday-e2e', {
     benchmark: 'intraday-e2e',
     date: new Date().toISOString(),
@@ -315,8 +316,8 @@ async function orchestrate(): Promise<void> {
     memoryHighWater,
     targets,
     profiles: profiles.map((p) => ({ label: p.label, threads: p.threads.map((t) => ({ totalMs: t.totalMs, top: t.top })) })),
-  });
-  console.log(`load average ${loadAtStart} → ${round(loadavg()[0]!, 2)}; written ${path}`);
+  }, !full);
+  console.log(`load average ${loadAtStart} → ${round(loadavg()[0]!, 2)}; written ${path}${full ? '' : ' (a partial run: the tables keep the last full one)'}`);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
