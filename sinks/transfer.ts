@@ -111,10 +111,8 @@ export function packTable(table: ColumnTable): Packed {
     if (col.type === 'string') return { type: 'string', strings: packStrings(col.values, table.rowCount) };
     return { type: col.type, values: ownBuffer(col.values, seen), valid: col.valid === null ? null : ownBuffer(col.valid, seen) };
   });
-  for (const col of columns) {
-    if (col.type === 'string') seen.add(col.strings.kind === 'dict' ? col.strings.index.buffer : col.strings.lengths.buffer);
-  }
-  return { packed: { rowCount: table.rowCount, columns }, transfer: [...seen] as ArrayBuffer[] };
+  const packed = { rowCount: table.rowCount, columns };
+  return { packed, transfer: transferList(packed) };
 }
 
 export function unpackTable(packed: PackedTable): ColumnTable {
@@ -183,14 +181,12 @@ function concatStrings(parts: readonly PackedStrings[], counts: readonly number[
 export function concatPacked(tables: readonly PackedTable[]): Packed {
   const counts = tables.map((t) => t.rowCount);
   const n = counts.reduce((a, b) => a + b, 0);
-  const transfer: ArrayBuffer[] = [];
   const width = tables[0]!.columns.length;
   const columns: PackedColumn[] = [];
   for (let c = 0; c < width; c++) {
     const first = tables[0]!.columns[c]!;
     if (first.type === 'string') {
       const strings = concatStrings(tables.map((t) => (t.columns[c] as Extract<PackedColumn, { type: 'string' }>).strings), counts, n);
-      transfer.push((strings.kind === 'dict' ? strings.index.buffer : strings.lengths.buffer) as ArrayBuffer);
       columns.push({ type: 'string', strings });
       continue;
     }
@@ -204,11 +200,10 @@ export function concatPacked(tables: readonly PackedTable[]): Packed {
       if (valid !== null && p.valid !== null) valid.set(p.valid.subarray(0, counts[k]!), at);
       at += counts[k]!;
     });
-    transfer.push(values.buffer as ArrayBuffer);
-    if (valid !== null) transfer.push(valid.buffer as ArrayBuffer);
     columns.push({ type: first.type, values, valid });
   }
-  return { packed: { rowCount: n, columns }, transfer };
+  const packed = { rowCount: n, columns };
+  return { packed, transfer: transferList(packed) };
 }
 
 /** The rows of `tables` as one packed table: the table itself when there is one. */
