@@ -22,6 +22,11 @@ export interface CliTerminal {
   columns: number;
 }
 
+/** This thread's own terminal (the CLI thread sees pipes: it is told the main thread's). */
+export function processTerminal(): CliTerminal {
+  return { stdoutIsTTY: process.stdout.isTTY === true, stderrIsTTY: process.stderr.isTTY === true, columns: process.stderr.columns ?? 0 };
+}
+
 export interface CliThreadData {
   wearableEtlCli: { argv: string[]; terminal: CliTerminal };
 }
@@ -35,12 +40,7 @@ export function cliThreadData(): CliThreadData['wearableEtlCli'] | null {
 
 /** Starts cli.ts on a worker thread; the process exits with the CLI's exit code. */
 export function startCliThread(argv: string[]): void {
-  const terminal: CliTerminal = {
-    stdoutIsTTY: process.stdout.isTTY === true,
-    stderrIsTTY: process.stderr.isTTY === true,
-    columns: process.stderr.columns ?? 0,
-  };
-  const workerData: CliThreadData = { wearableEtlCli: { argv, terminal } };
+  const workerData: CliThreadData = { wearableEtlCli: { argv, terminal: processTerminal() } };
   const resourceLimits = cliResourceLimits();
   const worker = startModuleWorker(new URL('./cli.js', import.meta.url), import.meta.url, { workerData, resourceLimits });
   worker.on('error', (err: Error & { code?: string }) => {

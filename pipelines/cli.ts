@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../lib/log.js';
 import { parseRunArgs, RUN_HELP, type RunConfig } from './config.js';
 import { runDemo, DEMO_HELP } from './demo.js';
 import { planRun } from './plan.js';
-import { cliThreadData, type CliTerminal } from './cli-thread.js';
+import { cliThreadData, processTerminal, type CliTerminal } from './cli-thread.js';
 import { createProgressBar, type ProgressBar } from './progress.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
 
@@ -55,7 +55,7 @@ export function printSummary(summary: RunSummary, io: CliIo, json: boolean): voi
 }
 
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
-  const terminal = io.terminal ?? { stdoutIsTTY: process.stdout.isTTY === true, stderrIsTTY: process.stderr.isTTY === true, columns: process.stderr.columns ?? 0 };
+  const terminal = io.terminal ?? processTerminal();
   const json = !terminal.stdoutIsTTY;
   // On a terminal the progress bar shares the screen: log lines go above it.
   const bar = json ? null : createProgressBar({ isTTY: terminal.stderrIsTTY, columns: terminal.columns, write: (text) => process.stderr.write(text) });
