@@ -47,7 +47,6 @@ function offsetText(ms: number): string {
   return `${minutes < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
-
 interface DuckTime {
   ms: number;
   offset: string;
