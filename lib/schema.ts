@@ -1,96 +1,13 @@
 // The normalized records and the column layout of every dataset (../shared/CONTRACTS.md).
-// Sinks encode from COLUMNS; transforms produce the record types. One place for both so
-// that Parquet and Arrow files can never disagree about a column.
+// Each dataset is declared once, as its column table: sinks encode from COLUMNS, and the
+// record types transforms produce are derived from the same table, so a record and its file
+// can never disagree about a column.
 
 // 2: intraday gained `estimated` (nullable; files of version 1 read it as null).
 export const SCHEMA_VERSION = 2;
 
-export type Dataset = 'activities' | 'intraday' | 'daily_summaries' | 'readings';
-export const DATASETS: readonly Dataset[] = ['activities', 'intraday', 'daily_summaries', 'readings'];
-
 /** UTC instant in milliseconds since the epoch (an integer). */
 export type EpochMs = number;
-
-/**
- * Every record carries its partition: `date` is the user's local calendar date
- * (YYYY-MM-DD) and the user partition is `humanId`. `date` is not a column in the files.
- */
-export interface PartitionedRecord {
-  date: string;
-  id: string;
-  humanId: string;
-  updatedAt: EpochMs;
-  createdAt: EpochMs;
-}
-
-export interface ActivityRecord extends PartitionedRecord {
-  userId: string;
-  source: string;
-  type: string;
-  startTime: EpochMs;
-  endTime: EpochMs;
-  tzOffset: string;
-  timeZone: string | null;
-  duration: number;
-  distance: number | null;
-  steps: number | null;
-  calories: number | null;
-  pace: number | null;
-  speed: number | null;
-  sourceData: string;
-}
-
-export type IntradayType = 'steps' | 'calories' | 'distance' | 'elevation' | 'floors' | 'swimming-strokes';
-export const INTRADAY_TYPES: readonly IntradayType[] = ['steps', 'calories', 'distance', 'elevation', 'floors', 'swimming-strokes'];
-
-export interface IntradayRecord extends PartitionedRecord {
-  userId: string;
-  source: string;
-  type: IntradayType;
-  timestamp: EpochMs;
-  tzOffset: string;
-  timeZone: string;
-  value: number;
-  unit: string;
-  interval: number;
-  level: number | null;
-  mets: number | null;
-  /** Calories only: true on a day whose calories are a flat BMR estimate (no tracker data). */
-  estimated: boolean | null;
-}
-
-export interface DailySummaryRecord extends PartitionedRecord {
-  userId: string;
-  source: string;
-  duration: number | null;
-  distance: number | null;
-  steps: number | null;
-  calories: number | null;
-  vigorous: number | null;
-  moderate: number | null;
-  light: number | null;
-  sedentary: number | null;
-  sourceData: string;
-}
-
-export interface ReadingRecord extends PartitionedRecord {
-  userId: string;
-  type: string;
-  timestamp: EpochMs;
-  tzOffset: string | null;
-  value: number | null;
-  unit: string | null;
-  source: string;
-  sourceData: string;
-}
-
-export interface DatasetRecords {
-  activities: ActivityRecord;
-  intraday: IntradayRecord;
-  daily_summaries: DailySummaryRecord;
-  readings: ReadingRecord;
-}
-export type AnyRecord = DatasetRecords[Dataset];
 
 export type ColumnType = 'string' | 'timestamp' | 'double' | 'int64' | 'int32' | 'boolean';
 
@@ -102,10 +19,42 @@ export interface ColumnSpec {
   unit?: string;
 }
 
-const c = (name: string, type: ColumnType, nullable = false, unit?: string): ColumnSpec =>
-  unit === undefined ? { name, type, nullable } : { name, type, nullable, unit };
+/** The value a column type holds in a record (int64 stays a JS number: counts, never ids). */
+interface ColumnValue {
+  string: string;
+  timestamp: EpochMs;
+  double: number;
+  int64: number;
+  int32: number;
+  boolean: boolean;
+}
 
-export const COLUMNS: { readonly [D in Dataset]: readonly ColumnSpec[] } = {
+/** Marks (in types only) a string column whose values come from a vocabulary. */
+declare const VOCABULARY: unique symbol;
+
+/** A column spec that keeps its name, type and nullability in its type, so records can be derived from it. */
+interface Column<N extends string = string, T extends ColumnType = ColumnType, Nl extends boolean = boolean> extends ColumnSpec {
+  readonly name: N;
+  readonly type: T;
+  readonly nullable: Nl;
+}
+
+function c<const N extends string, const T extends ColumnType, const Nl extends boolean = false>(name: N, type: T, nullable?: Nl, unit?: string): Column<N, T, Nl> {
+  const spec = { name, type, nullable: (nullable ?? false) as Nl };
+  return unit === undefined ? spec : { ...spec, unit };
+}
+
+/** A string column whose values are one of V (the files still hold plain strings). */
+const oneOf = <V extends string>() => <C extends Column<string, 'string'>>(column: C): C & { readonly [VOCABULARY]?: V } => column;
+
+export type IntradayType = 'steps' | 'calories' | 'distance' | 'elevation' | 'floors' | 'swimming-strokes';
+export const INTRADAY_TYPES: readonly IntradayType[] = ['steps', 'calories', 'distance', 'elevation', 'floors', 'swimming-strokes'];
+
+/**
+ * Every dataset, declared once: its columns in file order. The record types below are derived
+ * from this table, so a column added here is a field every transform must fill.
+ */
+const TABLE = {
   activities: [
     c('id', 'string'),
     c('humanId', 'string'),
@@ -131,7 +80,7 @@ export const COLUMNS: { readonly [D in Dataset]: readonly ColumnSpec[] } = {
     c('humanId', 'string'),
     c('userId', 'string'),
     c('source', 'string'),
-    c('type', 'string'),
+    oneOf<IntradayType>()(c('type', 'string')),
     c('timestamp', 'timestamp', false, 'ms UTC'),
     c('tzOffset', 'string'),
     c('timeZone', 'string'),
@@ -140,6 +89,7 @@ export const COLUMNS: { readonly [D in Dataset]: readonly ColumnSpec[] } = {
     c('interval', 'int32', false, 's'),
     c('level', 'int32', true),
     c('mets', 'double', true),
+    // Calories only: true on a day whose calories are a flat BMR estimate (no tracker data).
     c('estimated', 'boolean', true),
     c('createdAt', 'timestamp', false, 'ms UTC'),
     c('updatedAt', 'timestamp', false, 'ms UTC'),
@@ -175,7 +125,40 @@ export const COLUMNS: { readonly [D in Dataset]: readonly ColumnSpec[] } = {
     c('createdAt', 'timestamp', false, 'ms UTC'),
     c('updatedAt', 'timestamp', false, 'ms UTC'),
   ],
-};
+} as const;
+
+export type Dataset = keyof typeof TABLE;
+export const DATASETS: readonly Dataset[] = ['activities', 'intraday', 'daily_summaries', 'readings'];
+
+export const COLUMNS: { readonly [D in Dataset]: readonly ColumnSpec[] } = TABLE;
+
+/** What one column holds in a record: its vocabulary or its type's value, null when nullable. */
+type FieldOf<C> = C extends Column<string, infer T, infer Nl>
+  ? (C extends { readonly [VOCABULARY]?: infer V } ? (unknown extends V ? ColumnValue[T] : V) : ColumnValue[T]) | (Nl extends true ? null : never)
+  : never;
+
+/**
+ * The record of a dataset: one field per column, plus its partition. `date` is the user's
+ * local calendar date (YYYY-MM-DD) and the user partition is `humanId`; `date` is not a column
+ * in the files.
+ */
+export type RecordOf<D extends Dataset> = { date: string } & { -readonly [C in (typeof TABLE)[D][number] as C['name']]: FieldOf<C> };
+
+export type ActivityRecord = RecordOf<'activities'>;
+export type IntradayRecord = RecordOf<'intraday'>;
+export type DailySummaryRecord = RecordOf<'daily_summaries'>;
+export type ReadingRecord = RecordOf<'readings'>;
+
+/** What every dataset's record has: its partition, its id and its times. */
+export type PartitionedRecord = Pick<RecordOf<Dataset>, 'date' | 'id' | 'humanId' | 'updatedAt' | 'createdAt'>;
+
+export interface DatasetRecords {
+  activities: ActivityRecord;
+  intraday: IntradayRecord;
+  daily_summaries: DailySummaryRecord;
+  readings: ReadingRecord;
+}
+export type AnyRecord = DatasetRecords[Dataset];
 
 /** A record that could not be normalized or placed; written to <out>/_dead_letter/. */
 export interface DeadLetter {
