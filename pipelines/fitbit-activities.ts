@@ -35,8 +35,8 @@ export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResu
       for await (const page of activitiesSince(session, since)) {
         const records: ActivityRecord[] = [];
         let pastUntil = false;
-        for (const raw of page) {
-          const result = normalizeActivity(raw, userCtx, ctx.seenAt);
+        for (const checked of page) {
+          const result = normalizeActivity(checked, userCtx, ctx.seenAt);
           if (!result.ok) {
             deadLetters.write(result.deadLetter);
             continue;
@@ -47,7 +47,8 @@ export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResu
             break;
           }
           records.push(result.record);
-          if (typeof raw.lastModified === 'string' && raw.lastModified > highest) highest = raw.lastModified;
+          const lastModified = checked.ok ? checked.value.lastModified : undefined;
+          if (lastModified !== undefined && lastModified > highest) highest = lastModified;
         }
         if (records.length > 0) yield records;
         if (pastUntil) break;

@@ -14,6 +14,7 @@
 // The watermark only moves forward, so a backfill of old history does not rewind it.
 import type { Dataset, DatasetRecords, DeadLetter } from '../lib/schema.js';
 import { EtlError } from '../lib/errors.js';
+import type { Checked } from '../lib/validate.js';
 import type { DatasetSummary, DeadLetterWriter } from '../lib/sink.js';
 import { createDeadLetterWriter, createSink, readManifest } from '../sinks/index.js';
 import {
@@ -24,6 +25,7 @@ import {
   describeWindow,
   planWindows,
   type BatchWindow,
+  type HumanApiRecord,
 } from '../sources/humanapi/index.js';
 import { humanApiDataset, normalizeHumanApi } from '../transforms/humanapi.js';
 import type { RunConfig } from './config.js';
@@ -204,7 +206,7 @@ async function* windowBatches(
   }
 }
 
-function pageRecords(type: string, raws: readonly unknown[], seenAt: number, dead: (letter: DeadLetter) => void): HumanRecord[] {
+function pageRecords(type: string, raws: readonly Checked<HumanApiRecord>[], seenAt: number, dead: (letter: DeadLetter) => void): HumanRecord[] {
   const out: HumanRecord[] = [];
   for (const raw of raws) {
     const result = normalizeHumanApi(type, raw, seenAt);

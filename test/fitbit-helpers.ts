@@ -1,5 +1,6 @@
 // Shared set-up for the Fitbit source tests: the fixture API on loopback, a users file in a
 // temporary folder, and sessions built the way the pipelines build them (small delays).
+import type { Checked } from '../lib/validate.js';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -105,4 +106,10 @@ export async function leakedSecrets(secrets: readonly string[], texts: readonly 
     }
   }
   return found;
+}
+
+/** The value of a record the source accepted; a rejected one fails the test with its reason. */
+export function accepted<T>(checked: Checked<T>): T {
+  if (!checked.ok) throw new Error(`the source rejected a record: ${checked.reason}`);
+  return checked.value;
 }

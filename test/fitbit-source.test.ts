@@ -10,7 +10,7 @@ import { activitiesSince, activityPages, fetchIntradayDay, fetchProfile, type In
 import { normalizeActivity } from '../transforms/activities.js';
 import { strideMetres } from '../transforms/formulas.js';
 import { normalizeIntraday } from '../transforms/intraday.js';
-import { fitbitRequests, rig } from './fitbit-helpers.js';
+import { accepted, fitbitRequests, rig } from './fitbit-helpers.js';
 import { SAMPLE_USER_ID } from '../fixtures/server.js';
 
 const FITABASE = '1503960366';
@@ -38,7 +38,7 @@ test('activity list: afterDate + sort=asc + limit=100 + offset=0, then next verb
   const stored = r.api.fitbit.user(MANY).activities;
   t.true(stored.length > 100, 'the user needs two pages');
   const seen: string[] = [];
-  for await (const page of activityPages(r.session(MANY), '2016-01-01')) seen.push(...page.map((a) => a.logId));
+  for await (const page of activityPages(r.session(MANY), '2016-01-01')) seen.push(...page.map((a) => accepted(a).logId));
   t.is(seen.length, stored.length);
   t.is(new Set(seen).size, seen.length);
   t.deepEqual(new Set(seen), new Set(stored.map((a) => a.logId.toString())));
@@ -57,7 +57,8 @@ test('activitiesSince lists an activity that starts exactly at local midnight of
   const ids: string[] = [];
   const starts: string[] = [];
   for await (const page of activitiesSince(r.session(FITABASE), '2016-04-20')) {
-    for (const a of page) {
+    for (const checked of page) {
+      const a = accepted(checked);
       ids.push(a.logId);
       starts.push(a.startTime);
     }
@@ -149,9 +150,10 @@ test('units: answers asked in en_US (miles, feet, inches) land on the same metre
     rows.set(units, values);
     const acts = new Map<string, { distance: number | null; elevation: unknown; pace: number | null }>();
     for await (const page of activitiesSince(session, '2016-04-13')) {
-      for (const raw of page) {
+      for (const checked of page) {
+        const raw = accepted(checked);
         if (units === 'en_US' && raw.distanceUnit !== undefined) t.is(raw.distanceUnit, 'Mile');
-        const res = normalizeActivity(raw, ctx, 0);
+        const res = normalizeActivity(checked, ctx, 0);
         if (!res.ok) {
           t.fail(res.deadLetter.reason);
           continue;

@@ -158,13 +158,22 @@ test('activity list: first page asks afterDate + sort=asc + limit=100 + offset=0
   t.regex(err!.message, /another origin/);
 });
 
-test('activity list parsing keeps 64-bit logIds exact and rejects bodies of the wrong shape without retrying', (t) => {
+test('activity list parsing keeps 64-bit logIds exact, rejects a bad record on its own and bodies of the wrong shape without retrying', (t) => {
   const big = '18446744073709551615';
-  const page = parseActivityPage(`{"activities":[{"logId": ${big},"activityName":"Walk","startTime":"2017-01-01T10:00:00.000Z","duration":1}],"pagination":{"next":""}}`);
-  t.is(page.activities[0]!.logId, big);
-  for (const body of ['{"activities":{},"pagination":{"next":""}}', '{"activities":[],"pagination":{}}', '{"activities":[{"activityName":"Walk"}],"pagination":{"next":""}}']) {
+  const page = parseActivityPage(`{"activities":[{"logId": ${big},"activityName":"Walk","startTime":"2017-01-01T10:00:00.000Z","duration":1},{"activityName":"Walk"}],"pagination":{"next":""}}`);
+  const [first, second] = page.activities;
+  t.true(first!.ok && first!.value.logId === big);
+  // A record without a logId is rejected with its reason; the record before it still lands.
+  t.deepEqual(second, { ok: false, reason: 'logId is missing', raw: { activityName: 'Walk' } });
+  const bodies: Array<[string, RegExp]> = [
+    ['{"activities":{},"pagination":{"next":""}}', /activities: expected Array, received Object/],
+    ['{"activities":[],"pagination":{}}', /pagination\.next is missing/],
+    ['{"activities":[]}', /pagination is missing/],
+  ];
+  for (const [body, reason] of bodies) {
     const err = t.throws(() => parseActivityPage(body));
     t.is((err as EtlError).code, 'BAD_RESPONSE', body);
+    t.regex(err!.message, reason);
   }
   // Not JSON at all (cut short): a plain error, which the HTTP layer retries.
   const cut = t.throws(() => parseActivityPage('{"activities":[{"logId":1'));

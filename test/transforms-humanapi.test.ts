@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DateTime } from 'luxon';
 import { humanApiDataset, normalizeHumanApi, type HumanApiResult } from '../transforms/humanapi.js';
+import { batchRecordChecker } from '../sources/humanapi/types.js';
 import { ACTIVITY_TYPES } from '../transforms/activities.js';
 import type { ActivityRecord, DailySummaryRecord, ReadingRecord } from '../lib/schema.js';
 
@@ -10,6 +11,11 @@ const DATA = fileURLToPath(new URL('../../shared/data/humanapi-samples/', import
 const SEEN_AT = Date.UTC(2024, 4, 1, 12, 0, 0); // frozen clock
 
 type Json = Record<string, unknown>;
+
+/** A record as the pipeline hands it on: checked by the source, then normalized. */
+function normalize(type: string, raw: unknown, seenAt: number): HumanApiResult {
+  return normalizeHumanApi(type, batchRecordChecker(type)(raw), seenAt);
+}
 
 /** The fields the recorded activities and readings carry (checked by the tests that use them). */
 interface RecordedActivity extends Json {
@@ -48,7 +54,7 @@ const recordedActivities = cassetteBodies('recorded-pagination/get_activities_fe
 
 test('all 234 recorded Human API activities normalize', (t) => {
   t.is(recordedActivities.length, 234);
-  const results = recordedActivities.map((raw) => normalizeHumanApi('activities', raw, SEEN_AT));
+  const results = recordedActivities.map((raw) => normalize('activities', raw, SEEN_AT));
   t.deepEqual(results.filter((r) => !r.ok), []);
   for (let i = 0; i < results.length; i++) {
     const raw = recordedActivities[i]!;
@@ -79,10 +85,10 @@ test('all 234 recorded Human API activities normalize', (t) => {
 
 test('a record whose start is late evening UTC-06:00 is partitioned on its local date', (t) => {
   const raw = { ...recordedActivities[0]!, startTime: '2015-08-31T03:30:00.000Z', endTime: '2015-08-31T04:00:00.000Z', duration: 1800 };
-  const [r] = records<ActivityRecord>(normalizeHumanApi('activities', raw, SEEN_AT));
+  const [r] = records<ActivityRecord>(normalize('activities', raw, SEEN_AT));
   t.is(r!.date, '2015-08-30');
   const utc = { ...raw, tzOffset: undefined };
-  const [u] = records<ActivityRecord>(normalizeHumanApi('activities', utc, SEEN_AT));
+  const [u] = records<ActivityRecord>(normalize('activities', utc, SEEN_AT));
   t.is(u!.date, '2015-08-31');
   t.is(u!.tzOffset, '+00:00');
 });
@@ -91,7 +97,7 @@ test('demo heart-rate readings normalize to heart_rate rows', (t) => {
   const raw = readJson('heart-rate/heart_rate_readings_demo_user.json') as RecordedReading[];
   t.is(raw.length, 50);
   for (const rec of raw) {
-    const result = normalizeHumanApi('heart_rates', rec, SEEN_AT);
+    const result = normalize('heart_rates', rec, SEEN_AT);
     t.true(result.ok && result.dataset === 'readings');
     const rows = records<ReadingRecord>(result);
     t.is(rows.length, 1);
@@ -121,7 +127,7 @@ test('demo readings of each kind normalize once they carry the batch humanId; un
   ];
   for (const [type, file, readingType] of table) {
     const rec = { ...(readJson(file) as RecordedReading), humanId };
-    const rows = records<ReadingRecord>(normalizeHumanApi(type, rec, SEEN_AT));
+    const rows = records<ReadingRecord>(normalize(type, rec, SEEN_AT));
     t.is(rows.length, 1, type);
     t.is(rows[0]!.type, readingType);
     t.is(rows[0]!.value, rec.value);
@@ -131,13 +137,13 @@ test('demo readings of each kind normalize once they carry the batch humanId; un
   }
   // Blood glucose carries notes/mealTag/medicationTag: no column, so sourceData.
   const glucose = { ...(readJson('demo-user/demo-blood_glucose.json') as Json), humanId };
-  const [g] = records<ReadingRecord>(normalizeHumanApi('blood_glucoses', glucose, SEEN_AT));
+  const [g] = records<ReadingRecord>(normalize('blood_glucoses', glucose, SEEN_AT));
   t.deepEqual(JSON.parse(g!.sourceData), { mealTag: '', medicationTag: '', notes: '' });
 });
 
 test('blood pressure becomes a systolic and a diastolic row; heartRate stays in sourceData', (t) => {
   const rec = { ...(readJson('demo-user/demo-blood_pressure.json') as Json), humanId: 'h-bp' };
-  const result = normalizeHumanApi('blood_pressures', rec, SEEN_AT);
+  const result = normalize('blood_pressures', rec, SEEN_AT);
   const rows = records<ReadingRecord>(result);
   t.deepEqual(rows.map((r) => [r.id, r.type, r.value, r.unit]), [
     ['542d392c0fae797f0202d945:systolic', 'blood_pressure_systolic', 119, 'mmHg'],
@@ -153,7 +159,7 @@ test('blood pressure becomes a systolic and a diastolic row; heartRate stays in 
 test('activity summaries: date kept, string numbers parsed, unknown fields in sourceData', (t) => {
   const human = readJson('demo-user/demo-human.json') as Json;
   const summary = { ...(human.activitySummary as Json), humanId: 'h-2', userId: human.userId };
-  const [s] = records<DailySummaryRecord>(normalizeHumanApi('activities/summaries', summary, SEEN_AT));
+  const [s] = records<DailySummaryRecord>(normalize('activities/summaries', summary, SEEN_AT));
   t.is(s!.date, '2014-06-27');
   t.is(s!.distance, 4738.57668115211);
   t.is(s!.calories, 292);
@@ -165,7 +171,7 @@ test('activity summaries: date kept, string numbers parsed, unknown fields in so
     light: 341, moderate: 3, vigorous: 41, sedentary: 1055, sourceData: { floors: 0, tracker: { calories: '1393', steps: '3119' } },
     createdAt: '2015-03-23T08:00:00.000Z', updatedAt: '2015-03-23T09:00:00.000Z',
   };
-  const result = normalizeHumanApi('activities/summaries', fitbit, SEEN_AT);
+  const result = normalize('activities/summaries', fitbit, SEEN_AT);
   t.true(result.ok && result.dataset === 'daily_summaries');
   const [f] = records<DailySummaryRecord>(result);
   t.deepEqual([f!.calories, f!.steps, f!.light, f!.moderate, f!.vigorous, f!.sedentary], [2720, 12224, 341, 3, 41, 1055]);
@@ -176,14 +182,14 @@ test('activity summaries: date kept, string numbers parsed, unknown fields in so
 
 test('activity type words are mapped onto the vocabulary; the source word is kept', (t) => {
   const base = recordedActivities[0]!;
-  const [run] = records<ActivityRecord>(normalizeHumanApi('activities', { ...base, type: 'run', extraField: 42 }, SEEN_AT));
+  const [run] = records<ActivityRecord>(normalize('activities', { ...base, type: 'run', extraField: 42 }, SEEN_AT));
   t.is(run!.type, 'running');
   t.deepEqual(JSON.parse(run!.sourceData), { extraField: 42, sourceType: 'run' });
-  const [unknown] = records<ActivityRecord>(normalizeHumanApi('activities', { ...base, type: 'unknown' }, SEEN_AT));
+  const [unknown] = records<ActivityRecord>(normalize('activities', { ...base, type: 'unknown' }, SEEN_AT));
   t.is(unknown!.type, 'other');
   t.true((ACTIVITY_TYPES as readonly string[]).includes(unknown!.type));
   // An unknown field that collides with a sourceData key keeps both.
-  const [clash] = records<ActivityRecord>(normalizeHumanApi('activities', { ...base, sourceData: { manual: false }, manual: true }, SEEN_AT));
+  const [clash] = records<ActivityRecord>(normalize('activities', { ...base, sourceData: { manual: false }, manual: true }, SEEN_AT));
   t.deepEqual(JSON.parse(clash!.sourceData), { manual: false, 'record.manual': true });
 });
 
@@ -194,17 +200,19 @@ test('bad records become dead letters with the reason; the demo records without 
     ['activities', { ...base, startTime: undefined }, /startTime is missing/],
     ['activities', { ...base, startTime: '2015-08-30 13:40' }, /startTime .* not an ISO date-time/],
     ['activities', { ...base, endTime: '2015-08-30T12:00:00.000Z' }, /endTime is before startTime/],
-    ['activities', { ...base, distance: 'far' }, /distance "far" is not a number/],
+    ['activities', { ...base, distance: 'far' }, /^distance: expected a number, received "far"$/],
+    ['activities', { ...base, steps: -3 }, /^steps: expected a whole number ≥ 0, received -3$/],
     ['activities', { ...base, tzOffset: 'CET' }, /tzOffset "CET"/],
-    ['activities', { ...base, id: '' }, /id is missing/],
-    ['activities/summaries', { id: 's', humanId: 'h', date: '' }, /date "" is not YYYY-MM-DD/],
+    ['activities', { ...base, id: '' }, /^id: expected a non-empty string, received ""$/],
+    ['activities/summaries', { id: 's', humanId: 'h', date: '' }, /^date: expected YYYY-MM-DD, received ""$/],
+    ['activities/summaries', { id: 's', humanId: 'h', date: '2015-02-30' }, /date "2015-02-30" is not a date/],
     ['heart_rates', { id: 'r', humanId: 'h', timestamp: 'now' }, /timestamp "now"/],
-    ['blood_pressures', { id: 'r', humanId: 'h', timestamp: '2014-10-02T13:38:17.000Z' }, /neither systolic nor diastolic/],
+    ['blood_pressures', { id: 'r', humanId: 'h', timestamp: '2014-10-02T13:38:17.000Z' }, /^record: expected systolic or diastolic, received Object$/],
     ['sleeps', { id: 'x', humanId: 'h' }, /"sleeps" has no dataset/],
-    ['activities', [1, 2], /not a JSON object/],
+    ['activities', [1, 2], /^record: expected a JSON object, received Array$/],
   ];
   for (const [type, raw, reason] of cases) {
-    const result = normalizeHumanApi(type, raw, SEEN_AT);
+    const result = normalize(type, raw, SEEN_AT);
     if (result.ok) {
       t.fail(`${type} ${JSON.stringify(raw)} was accepted`);
       continue;

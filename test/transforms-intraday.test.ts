@@ -6,7 +6,9 @@ import { IANAZone } from 'luxon';
 import { buildDayHourTable, zoneOffsetMinutes } from '../transforms/time.js';
 import { isFlatBmrCalories } from '../transforms/formulas.js';
 import type { IntradayRecord } from '../lib/schema.js';
-import type { FitbitUserContext, IntradayDay, IntradayDetail, IntradayPoint } from '../sources/fitbit/types.js';
+import * as v from 'valibot';
+import { checkIntradayPoints } from '../sources/fitbit/index.js';
+import { intradayPointSchema, type FitbitUserContext, type IntradayDay, type IntradayDetail, type IntradayPoint } from '../sources/fitbit/types.js';
 import { query } from './duckdb.js';
 
 const SAMPLES = fileURLToPath(new URL('../../shared/data/fitbit-api-samples/', import.meta.url));
@@ -270,7 +272,7 @@ test('interval from datasetInterval/datasetType, falling back to the requested d
 });
 
 test('bad points become dead letters and the rest of the day goes on', (t) => {
-  const dataset = [
+  const dataset: unknown[] = [
     { time: '00:00:00', value: 3 },
     { time: '24:00:00', value: 1 },
     { time: '1:00:00', value: 1 },
@@ -281,16 +283,46 @@ test('bad points become dead letters and the rest of the day goes on', (t) => {
     { time: '00:00:00', value: 4 }, // a duplicate on a day without a repeated hour
     { time: '02:00:00', value: '7' }, // numeric text is still a number
     { time: null, value: 1 },
-  ] as unknown as IntradayPoint[];
-  const { records, deadLetters } = normalizeIntraday({ ...day('2020-06-01', []), dataset }, userIn('Europe/London'), SEEN_AT);
+    { time: '03:00:00', value: 2, level: 'high' },
+  ];
+  // As the source hands the day on: points checked for their types (sources/fitbit), the time
+  // checked where it is parsed (the transform).
+  const { points, rejected } = checkIntradayPoints(dataset);
+  const { records, deadLetters } = normalizeIntraday({ ...day('2020-06-01', []), dataset: points, rejected }, userIn('Europe/London'), SEEN_AT);
   t.deepEqual(records.map((r) => [r.id.slice(-8), r.value]), [['00:00:00', 3], ['02:00:00', 7]]);
-  t.is(deadLetters.length, 8);
+  t.is(deadLetters.length, 9);
   const reasons = deadLetters.map((d) => d.reason);
-  t.regex(reasons[0]!, /bad time "24:00:00"/);
-  t.regex(reasons[1]!, /bad time "1:00:00"/);
-  t.regex(reasons[4]!, /value "lots" is not a number/);
-  t.regex(reasons[6]!, /00:00:00 occurs more than once/);
+  t.deepEqual(reasons.slice(0, 4), [
+    'dataset[5].value: expected a number, received "lots"',
+    'dataset[6].value: expected a number, received NaN',
+    'dataset[9].time: expected string, received null',
+    'dataset[10].level: expected a number, received "high"',
+  ]);
+  t.deepEqual(deadLetters.slice(0, 4).map((d) => [d.context.index, d.raw]), [5, 6, 9, 10].map((i) => [i, dataset[i]]));
+  t.regex(reasons[4]!, /bad time "24:00:00"/);
+  t.regex(reasons[5]!, /bad time "1:00:00"/);
+  t.regex(reasons[8]!, /00:00:00 occurs more than once/);
   t.true(deadLetters.every((d) => d.dataset === 'intraday' && d.context.resource === 'steps' && d.context.date === '2020-06-01'));
+});
+
+test('the hand-written point check accepts exactly what the point schema accepts, with the same values', (t) => {
+  const table: unknown[] = [
+    { time: '00:00:00', value: 3 }, { time: '00:01:00', value: '7' }, { time: '00:01:00', value: ' 1e3 ' }, { time: '00:01:00', value: '' },
+    { time: '00:01:00', value: 'x' }, { time: '00:01:00', value: Infinity }, { time: '00:01:00', value: null }, { time: '00:01:00' },
+    { value: 1 }, { time: 5, value: 1 }, { time: '00:01:00', value: 1, level: 2, mets: 10 }, { time: '00:01:00', value: 1, level: null, mets: '' },
+    { time: '00:01:00', value: 1, level: '2' }, { time: '00:01:00', value: 1, mets: NaN }, { time: '00:01:00', value: 1, extra: true },
+    null, 5, 'x', [1], [],
+  ];
+  for (const raw of table) {
+    const byHand = checkIntradayPoints([raw]);
+    const bySchema = v.safeParse(intradayPointSchema, raw);
+    const schemaOk = bySchema.success && typeof raw === 'object' && raw !== null && !Array.isArray(raw);
+    t.is(byHand.points.length === 1, schemaOk, JSON.stringify(raw));
+    if (schemaOk && bySchema.success) {
+      const strip = (p: object): object => Object.fromEntries(Object.entries(p).filter(([, x]) => x !== undefined));
+      t.deepEqual(strip(byHand.points[0]!), strip(bySchema.output), JSON.stringify(raw));
+    }
+  }
 });
 
 test('a day that cannot be placed is one dead letter, not an exception', (t) => {

@@ -1,6 +1,8 @@
 // Fitbit activity-log record (API-REFERENCE.md §A.1) → `activities` row (§E).
 //
 // Choices, in the order of the columns:
+// The source has validated the record (types, numbers ≥ 0, whole steps, known distanceUnit,
+// an exact 64-bit logId); this parses its times and computes the columns.
 // - id `fitbit-<logId>`: logId arrives as a decimal string (unsigned 64-bit) and stays one.
 // - startTime is read with its own offset; tzOffset is that offset; date is its local date.
 //   timeZone is the user's zone (users-file override, else profile): the record does not say.
@@ -12,7 +14,8 @@
 //   (a spin class also counts steps) get none.
 // - pace (s/km) and speed (km/h) over active time, Fitbit's own formulas in metric.
 import type { ActivityRecord, DeadLetter } from '../lib/schema.js';
-import type { FitbitUserContext, RawActivity, UnitSystem } from '../sources/fitbit/types.js';
+import type { Checked } from '../lib/validate.js';
+import type { DistanceUnit, FitbitUserContext, RawActivity, UnitSystem } from '../sources/fitbit/types.js';
 import { FEET_TO_METRES, MILES_TO_METRES, cleanFloat, strideMetres, type StrideKind } from './formulas.js';
 import { parseIsoInstant, parseIsoWithOffset } from './time.js';
 
@@ -87,14 +90,15 @@ function strideKindFor(type: ActivityType): StrideKind | null {
   return null;
 }
 
-/** distanceUnit → metres per unit; 'steps' for a step count; undefined when unknown. */
-const DISTANCE_UNITS: Readonly<Record<string, number | 'steps'>> = {
+/** distanceUnit (trimmed, lower-cased) → metres per unit, or 'steps' for a step count. */
+const DISTANCE_UNITS: { readonly [U in DistanceUnit]: number | 'steps' } = {
   kilometer: 1000, kilometers: 1000, kilometre: 1000, kilometres: 1000, km: 1000,
   mile: MILES_TO_METRES, miles: MILES_TO_METRES, mi: MILES_TO_METRES,
   meter: 1, meters: 1, metre: 1, metres: 1, m: 1,
   yard: 0.9144, yards: 0.9144, yd: 0.9144,
   steps: 'steps', step: 'steps',
 };
+const PER_UNIT: ReadonlyMap<string, number | 'steps'> = new Map(Object.entries(DISTANCE_UNITS));
 
 export type ActivityResult = { ok: true; record: ActivityRecord } | { ok: false; deadLetter: DeadLetter };
 
@@ -102,14 +106,6 @@ export type ActivityResult = { ok: true; record: ActivityRecord } | { ok: false;
 const COLUMN_FIELDS = new Set([
   'logId', 'startTime', 'duration', 'distance', 'steps', 'calories', 'pace', 'speed', 'lastModified',
 ]);
-
-/** A finite number from a JSON number or numeric string; undefined when absent; NaN when bad. */
-function optionalNumber(value: unknown): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'number') return Number.isFinite(value) ? value : Number.NaN;
-  if (typeof value === 'string' && /^\s*-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(value)) return Number(value);
-  return Number.NaN;
-}
 
 /** JSON with object keys sorted at every level: the same record always gives the same text. */
 export function stableStringify(value: unknown): string {
@@ -126,70 +122,39 @@ function sortKeys(value: unknown): unknown {
   return value;
 }
 
-/** The logId as an exact unsigned 64-bit decimal string, or null. */
-export function exactLogId(logId: unknown): string | null {
-  let text: string;
-  if (typeof logId === 'string') text = logId.trim();
-  else if (typeof logId === 'bigint') text = logId.toString();
-  else if (typeof logId === 'number' && Number.isSafeInteger(logId)) text = String(logId);
-  else return null;
-  if (!/^\d{1,20}$/.test(text)) return null;
-  if (BigInt(text) > 0xffff_ffff_ffff_ffffn) return null;
-  return BigInt(text).toString(); // drops leading zeros, keeps every digit that matters
+function activityDeadLetter(reason: string, raw: unknown, user: FitbitUserContext, logId = logIdOf(raw)): DeadLetter {
+  return {
+    dataset: 'activities',
+    reason,
+    context: { stream: 'fitbit-activities', userId: user.userId, humanId: user.humanId, logId },
+    raw,
+  };
 }
 
-/** Normalizes one activity-log record. Never throws: bad records come back as dead letters. */
-export function normalizeActivity(raw: RawActivity, user: FitbitUserContext, seenAt: number): ActivityResult {
-  const fail = (reason: string): ActivityResult => ({
-    ok: false,
-    deadLetter: {
-      dataset: 'activities',
-      reason,
-      context: {
-        stream: 'fitbit-activities',
-        userId: user.userId,
-        humanId: user.humanId,
-        logId: typeof raw?.logId === 'string' || typeof raw?.logId === 'number' ? String(raw.logId) : '',
-      },
-      raw,
-    },
-  });
-  if (raw === null || typeof raw !== 'object') return fail('record is not an object');
+/** The logId of a record as sent, for the dead letter's context ('' when it has none). */
+function logIdOf(raw: unknown): string {
+  if (typeof raw !== 'object' || raw === null || !('logId' in raw)) return '';
+  return typeof raw.logId === 'string' || typeof raw.logId === 'number' ? String(raw.logId) : '';
+}
 
-  const logId = exactLogId(raw.logId);
-  if (logId === null) {
-    return fail(typeof raw.logId === 'number'
-      ? `logId ${String(raw.logId)} is a JS number beyond 2^53: digits are lost; the source must pass it as a string`
-      : `logId ${JSON.stringify(raw.logId)} is not an unsigned 64-bit decimal`);
-  }
-  if (raw.startTime === undefined || raw.startTime === null || raw.startTime === '') return fail('startTime is missing');
+/**
+ * Normalizes one activity-log record as the source checked it (types, numbers, units, logId).
+ * Never throws: a record the source rejected, or whose times do not parse, comes back as a
+ * dead letter with the reason.
+ */
+export function normalizeActivity(checked: Checked<RawActivity>, user: FitbitUserContext, seenAt: number): ActivityResult {
+  if (!checked.ok) return { ok: false, deadLetter: activityDeadLetter(checked.reason, checked.raw, user) };
+  const raw = checked.value;
+  const fail = (reason: string): ActivityResult => ({ ok: false, deadLetter: activityDeadLetter(reason, checked.raw, user, raw.logId) });
   const start = parseIsoWithOffset(raw.startTime);
   if (start === null) return fail(`startTime ${JSON.stringify(raw.startTime)} is not an ISO date-time with an offset`);
 
-  const durationMs = optionalNumber(raw.duration);
-  if (durationMs === undefined) return fail('duration is missing');
-  if (Number.isNaN(durationMs) || durationMs < 0) return fail(`duration ${JSON.stringify(raw.duration)} is not a non-negative number of ms`);
-  const activeMsRaw = optionalNumber(raw.activeDuration);
-  if (Number.isNaN(activeMsRaw) || (activeMsRaw !== undefined && activeMsRaw < 0)) {
-    return fail(`activeDuration ${JSON.stringify(raw.activeDuration)} is not a non-negative number of ms`);
-  }
+  const durationMs = raw.duration;
   // Without activeDuration there is no pause information: elapsed time is the moving time.
-  const activeMs = activeMsRaw ?? durationMs;
-
-  const numbers: Record<'distance' | 'steps' | 'calories' | 'elevationGain', number | undefined> = {
-    distance: undefined, steps: undefined, calories: undefined, elevationGain: undefined,
-  };
-  for (const key of ['distance', 'steps', 'calories', 'elevationGain'] as const) {
-    const n = optionalNumber(raw[key]);
-    if (Number.isNaN(n)) return fail(`${key} ${JSON.stringify(raw[key])} is not a number`);
-    numbers[key] = n;
-  }
-  if (numbers.steps !== undefined && (!Number.isInteger(numbers.steps) || numbers.steps < 0)) {
-    return fail(`steps ${JSON.stringify(raw.steps)} is not a whole non-negative number`);
-  }
+  const activeMs = raw.activeDuration ?? durationMs;
 
   let updatedAt = seenAt;
-  if (raw.lastModified !== undefined && raw.lastModified !== null) {
+  if (raw.lastModified !== undefined) {
     const t = parseIsoInstant(raw.lastModified);
     if (t === null) return fail(`lastModified ${JSON.stringify(raw.lastModified)} is not an ISO date-time with an offset`);
     updatedAt = t;
@@ -201,29 +166,25 @@ export function normalizeActivity(raw: RawActivity, user: FitbitUserContext, see
   // Distance in metres.
   let distance: number | null = null;
   let distanceEstimate: string | null = null;
-  const unitText = typeof raw.distanceUnit === 'string' ? raw.distanceUnit.trim().toLowerCase() : undefined;
-  if (raw.distanceUnit !== undefined && raw.distanceUnit !== null && (unitText === undefined || DISTANCE_UNITS[unitText] === undefined)) {
-    return fail(`distanceUnit ${JSON.stringify(raw.distanceUnit)} is unknown (expected Kilometer, Mile or Steps)`);
-  }
-  const perUnit = unitText === undefined ? undefined : DISTANCE_UNITS[unitText];
-  if (numbers.distance !== undefined) {
+  const perUnit = raw.distanceUnit === undefined ? undefined : PER_UNIT.get(raw.distanceUnit.trim().toLowerCase());
+  if (raw.distance !== undefined) {
     if (perUnit === 'steps') {
       // The logged value is a step count (distanceUnit "Steps" on manual walks/runs).
       const kind: StrideKind = type === 'running' ? 'running' : 'walking';
       const stride = strideMetres(user.profile, user.profileUnits, kind);
       if (stride === null) return fail(`distance is given in Steps but the profile has no ${kind} stride length`);
-      distance = cleanFloat(numbers.distance * stride);
-      distanceEstimate = `distance ${numbers.distance} Steps × ${kind} stride ${stride} m`;
+      distance = cleanFloat(raw.distance * stride);
+      distanceEstimate = `distance ${raw.distance} Steps × ${kind} stride ${stride} m`;
     } else {
       // No distanceUnit: the unit system of the request (en_US miles, else km).
       const factor = perUnit ?? (user.profileUnits === 'en_US' ? MILES_TO_METRES : 1000);
-      distance = cleanFloat(numbers.distance * factor);
+      distance = cleanFloat(raw.distance * factor);
     }
-  } else if (numbers.steps !== undefined && numbers.steps > 0) {
+  } else if (raw.steps !== undefined && raw.steps > 0) {
     const kind = strideKindFor(type);
     const stride = kind === null ? null : strideMetres(user.profile, user.profileUnits, kind);
     if (kind !== null && stride !== null) {
-      distance = cleanFloat(numbers.steps * stride);
+      distance = cleanFloat(raw.steps * stride);
       distanceEstimate = `steps × ${kind} stride ${stride} m`;
     }
   }
@@ -244,17 +205,17 @@ export function normalizeActivity(raw: RawActivity, user: FitbitUserContext, see
     if (COLUMN_FIELDS.has(key) || key.endsWith('Link') || value === undefined) continue;
     sourceData[key] = value;
   }
-  if (numbers.elevationGain !== undefined) {
+  if (raw.elevationGain !== undefined) {
     // Metres: en_US responses give feet.
-    sourceData.elevationGain = cleanFloat(units === 'en_US' ? numbers.elevationGain * FEET_TO_METRES : numbers.elevationGain);
+    sourceData.elevationGain = cleanFloat(units === 'en_US' ? raw.elevationGain * FEET_TO_METRES : raw.elevationGain);
   }
   if (distanceEstimate !== null) sourceData.distanceEstimate = distanceEstimate;
-  if (numbers.distance !== undefined) sourceData.originalDistance = numbers.distance;
+  if (raw.distance !== undefined) sourceData.originalDistance = raw.distance;
 
   const startTime = start.epochMs;
   const record: ActivityRecord = {
     date: start.localDate,
-    id: `${ACTIVITY_SOURCE}-${logId}`,
+    id: `${ACTIVITY_SOURCE}-${raw.logId}`,
     humanId: user.humanId,
     userId: user.userId,
     source: ACTIVITY_SOURCE,
@@ -265,8 +226,8 @@ export function normalizeActivity(raw: RawActivity, user: FitbitUserContext, see
     timeZone: typeof user.timeZone === 'string' && user.timeZone !== '' ? user.timeZone : null,
     duration: durationMs / 1000,
     distance,
-    steps: numbers.steps ?? null,
-    calories: numbers.calories ?? null,
+    steps: raw.steps ?? null,
+    calories: raw.calories ?? null,
     pace,
     speed,
     sourceData: stableStringify(sourceData),
@@ -277,11 +238,9 @@ export function normalizeActivity(raw: RawActivity, user: FitbitUserContext, see
 }
 
 /** The unit system of an activity record: its distanceUnit says it, else the request's. */
-function unitSystemOf(distanceUnit: unknown, fallback: UnitSystem): UnitSystem {
-  if (typeof distanceUnit === 'string') {
-    const u = distanceUnit.trim().toLowerCase();
-    if (u === 'mile' || u === 'miles' || u === 'mi') return 'en_US';
-    if (u === 'kilometer' || u === 'kilometers' || u === 'km') return fallback === 'en_US' ? 'metric' : fallback;
-  }
+function unitSystemOf(distanceUnit: string | undefined, fallback: UnitSystem): UnitSystem {
+  const u = distanceUnit?.trim().toLowerCase();
+  if (u === 'mile' || u === 'miles' || u === 'mi') return 'en_US';
+  if (u === 'kilometer' || u === 'kilometers' || u === 'km') return fallback === 'en_US' ? 'metric' : fallback;
   return fallback;
 }

@@ -1,6 +1,7 @@
 // Human API batch records (API-REFERENCE.md §B.5–B.7) → `activities`, `daily_summaries` and
-// `readings` rows. The records already have the target shape; this validates them, parses
-// timestamps to ms, picks the partition date and folds unknown fields into sourceData.
+// `readings` rows. The records already have the target shape and the source has validated
+// them (types, numbers, ids); this parses timestamps to ms, picks the partition date and folds
+// unknown fields into sourceData.
 //
 // Choices:
 // - humanId and id are required; userId (deprecated upstream) defaults to humanId.
@@ -19,6 +20,8 @@
 // - unknown fields go into sourceData next to the record's own sourceData keys; one that
 //   collides with a sourceData key is kept as `record.<name>`.
 import type { ActivityRecord, Dataset, DailySummaryRecord, DeadLetter, ReadingRecord } from '../lib/schema.js';
+import type { Checked } from '../lib/validate.js';
+import type { HumanApiRecord, RawBloodPressure, RawHumanActivity, RawHumanReading, RawHumanSummary } from '../sources/humanapi/types.js';
 import { ACTIVITY_TYPES, activityType, stableStringify, type ActivityType } from './activities.js';
 import { formatOffset, parseIsoInstant, parseLocalDate, parseOffset, utcDateString } from './time.js';
 
@@ -71,59 +74,26 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function requiredString(rec: Record<string, unknown>, key: string): string {
-  const v = rec[key];
-  if (typeof v !== 'string' || v.trim() === '') throw new BadRecord(`${key} is missing or not a non-empty string`);
-  return v;
-}
-
-function optionalString(rec: Record<string, unknown>, key: string): string | null {
-  const v = rec[key];
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'string') throw new BadRecord(`${key} ${JSON.stringify(v)} is not a string`);
-  return v;
-}
-
-/** A number from a JSON number or a numeric string (summaries have carried strings); null if absent. */
-function optionalNumber(rec: Record<string, unknown>, key: string): number | null {
-  const v = rec[key];
-  if (v === undefined || v === null) return null;
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'string' && /^\s*-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(v)) return Number(v);
-  throw new BadRecord(`${key} ${JSON.stringify(v)} is not a number`);
-}
-
-function optionalCount(rec: Record<string, unknown>, key: string): number | null {
-  const n = optionalNumber(rec, key);
-  if (n !== null && (!Number.isInteger(n) || n < 0)) throw new BadRecord(`${key} ${JSON.stringify(rec[key])} is not a whole non-negative number`);
-  return n;
-}
-
-function requiredInstant(rec: Record<string, unknown>, key: string): number {
-  const v = rec[key];
-  if (v === undefined || v === null || v === '') throw new BadRecord(`${key} is missing`);
-  const t = parseIsoInstant(v);
-  if (t === null) throw new BadRecord(`${key} ${JSON.stringify(v)} is not an ISO date-time with an offset`);
+function requiredInstant(value: string, key: string): number {
+  const t = parseIsoInstant(value);
+  if (t === null) throw new BadRecord(`${key} ${JSON.stringify(value)} is not an ISO date-time with an offset`);
   return t;
 }
 
-function instantOr(rec: Record<string, unknown>, key: string, fallback: number): number {
-  const v = rec[key];
-  if (v === undefined || v === null || v === '') return fallback;
-  return requiredInstant(rec, key);
+function instantOr(value: string | undefined, key: string, fallback: number): number {
+  return value === undefined ? fallback : requiredInstant(value, key);
 }
 
 /** The record's tzOffset in minutes and as `±hh:mm`, or null when it has none. */
-function tzOffsetOf(rec: Record<string, unknown>): { minutes: number; text: string } | null {
-  const v = rec.tzOffset;
-  if (v === undefined || v === null || v === '') return null;
+function tzOffsetOf(v: string | undefined): { minutes: number; text: string } | null {
+  if (v === undefined) return null;
   const minutes = parseOffset(v);
   if (minutes === null) throw new BadRecord(`tzOffset ${JSON.stringify(v)} is not ±hh:mm`);
   return { minutes, text: formatOffset(minutes) };
 }
 
 /** sourceData as JSON text: the record's own sourceData plus every field that has no column. */
-function foldSourceData(rec: Record<string, unknown>, known: ReadonlySet<string>, extra: Record<string, unknown> = {}): string {
+function foldSourceData(rec: { readonly [key: string]: unknown }, known: ReadonlySet<string>, extra: Record<string, unknown> = {}): string {
   const out: Record<string, unknown> = {};
   const own = rec.sourceData;
   if (isObject(own)) Object.assign(out, own);
@@ -142,140 +112,141 @@ function paceAndSpeed(distanceM: number | null, seconds: number): { pace: number
   return { pace: km > 0 ? seconds / km : null, speed: km / (seconds / 3600) };
 }
 
-function toActivity(rec: Record<string, unknown>, seenAt: number): ActivityRecord {
-  const id = requiredString(rec, 'id');
-  const humanId = requiredString(rec, 'humanId');
-  const userId = optionalString(rec, 'userId') ?? humanId;
-  const startTime = requiredInstant(rec, 'startTime');
-  const tz = tzOffsetOf(rec);
-  let duration = optionalNumber(rec, 'duration');
-  const endRaw = rec.endTime;
+function toActivity(rec: RawHumanActivity, seenAt: number): ActivityRecord {
+  const startTime = requiredInstant(rec.startTime, 'startTime');
+  const tz = tzOffsetOf(rec.tzOffset);
+  let duration = rec.duration ?? null;
   let endTime: number;
-  if (endRaw === undefined || endRaw === null || endRaw === '') {
+  if (rec.endTime === undefined) {
     if (duration === null) throw new BadRecord('endTime and duration are both missing');
     endTime = startTime + Math.round(duration * 1000);
   } else {
-    endTime = requiredInstant(rec, 'endTime');
+    endTime = requiredInstant(rec.endTime, 'endTime');
   }
   if (endTime < startTime) throw new BadRecord('endTime is before startTime');
   if (duration === null) duration = (endTime - startTime) / 1000;
   if (duration < 0) throw new BadRecord(`duration ${duration} is negative`);
-  const distance = optionalNumber(rec, 'distance');
-  const sourceType = optionalString(rec, 'type');
-  const type: ActivityType = sourceType !== null && (ACTIVITY_TYPES as readonly string[]).includes(sourceType)
-    ? (sourceType as ActivityType)
-    : activityType(sourceType);
+  const distance = rec.distance ?? null;
+  const sourceType = rec.type ?? null;
+  const known = ACTIVITY_TYPES.find((t) => t === sourceType);
+  const type: ActivityType = known ?? activityType(sourceType);
   const extra: Record<string, unknown> = sourceType !== null && sourceType !== type ? { sourceType } : {};
   const { pace, speed } = paceAndSpeed(distance, duration);
-  const createdAt = instantOr(rec, 'createdAt', seenAt);
+  const createdAt = instantOr(rec.createdAt, 'createdAt', seenAt);
   return {
     date: utcDateString(startTime + (tz?.minutes ?? 0) * 60_000),
-    id,
-    humanId,
-    userId,
-    source: optionalString(rec, 'source') ?? 'humanapi',
+    id: rec.id,
+    humanId: rec.humanId,
+    userId: rec.userId ?? rec.humanId,
+    source: rec.source ?? 'humanapi',
     type,
     startTime,
     endTime,
     tzOffset: tz?.text ?? '+00:00',
-    timeZone: optionalString(rec, 'timeZone'),
+    timeZone: rec.timeZone ?? null,
     duration,
     distance,
-    steps: optionalCount(rec, 'steps'),
-    calories: optionalNumber(rec, 'calories'),
+    steps: rec.steps ?? null,
+    calories: rec.calories ?? null,
     pace,
     speed,
     sourceData: foldSourceData(rec, ACTIVITY_FIELDS, extra),
     createdAt,
-    updatedAt: instantOr(rec, 'updatedAt', createdAt),
+    updatedAt: instantOr(rec.updatedAt, 'updatedAt', createdAt),
   };
 }
 
-function toSummary(rec: Record<string, unknown>, seenAt: number): DailySummaryRecord {
-  const id = requiredString(rec, 'id');
-  const humanId = requiredString(rec, 'humanId');
-  const date = rec.date;
-  if (parseLocalDate(date) === null) throw new BadRecord(`date ${JSON.stringify(date)} is not YYYY-MM-DD`);
-  const createdAt = instantOr(rec, 'createdAt', seenAt);
+function toSummary(rec: RawHumanSummary, seenAt: number): DailySummaryRecord {
+  // The source has checked the form YYYY-MM-DD; the calendar is checked here.
+  if (parseLocalDate(rec.date) === null) throw new BadRecord(`date ${JSON.stringify(rec.date)} is not a date`);
+  const createdAt = instantOr(rec.createdAt, 'createdAt', seenAt);
   return {
-    date: date as string,
-    id,
-    humanId,
-    userId: optionalString(rec, 'userId') ?? humanId,
-    source: optionalString(rec, 'source') ?? 'humanapi',
-    duration: optionalNumber(rec, 'duration'),
-    distance: optionalNumber(rec, 'distance'),
-    steps: optionalCount(rec, 'steps'),
-    calories: optionalNumber(rec, 'calories'),
-    vigorous: optionalNumber(rec, 'vigorous'),
-    moderate: optionalNumber(rec, 'moderate'),
-    light: optionalNumber(rec, 'light'),
-    sedentary: optionalNumber(rec, 'sedentary'),
+    date: rec.date,
+    id: rec.id,
+    humanId: rec.humanId,
+    userId: rec.userId ?? rec.humanId,
+    source: rec.source ?? 'humanapi',
+    duration: rec.duration ?? null,
+    distance: rec.distance ?? null,
+    steps: rec.steps ?? null,
+    calories: rec.calories ?? null,
+    vigorous: rec.vigorous ?? null,
+    moderate: rec.moderate ?? null,
+    light: rec.light ?? null,
+    sedentary: rec.sedentary ?? null,
     sourceData: foldSourceData(rec, SUMMARY_FIELDS),
     createdAt,
-    updatedAt: instantOr(rec, 'updatedAt', createdAt),
+    updatedAt: instantOr(rec.updatedAt, 'updatedAt', createdAt),
   };
 }
 
-function toReadings(rec: Record<string, unknown>, readingType: string, seenAt: number): ReadingRecord[] {
-  const id = requiredString(rec, 'id');
-  const humanId = requiredString(rec, 'humanId');
-  const timestamp = requiredInstant(rec, 'timestamp');
-  const tz = tzOffsetOf(rec);
-  const createdAt = instantOr(rec, 'createdAt', seenAt);
-  const base = {
+function readingBase(rec: RawHumanReading | RawBloodPressure, seenAt: number): Omit<ReadingRecord, 'id' | 'type' | 'value' | 'sourceData'> {
+  const timestamp = requiredInstant(rec.timestamp, 'timestamp');
+  const tz = tzOffsetOf(rec.tzOffset);
+  const createdAt = instantOr(rec.createdAt, 'createdAt', seenAt);
+  return {
     date: utcDateString(timestamp + (tz?.minutes ?? 0) * 60_000),
-    humanId,
-    userId: optionalString(rec, 'userId') ?? humanId,
+    humanId: rec.humanId,
+    userId: rec.userId ?? rec.humanId,
     timestamp,
     tzOffset: tz?.text ?? null,
-    unit: optionalString(rec, 'unit'),
-    source: optionalString(rec, 'source') ?? 'humanapi',
+    unit: rec.unit ?? null,
+    source: rec.source ?? 'humanapi',
     createdAt,
-    updatedAt: instantOr(rec, 'updatedAt', createdAt),
+    updatedAt: instantOr(rec.updatedAt, 'updatedAt', createdAt),
   };
-  if (readingType === 'blood_pressure') {
-    const systolic = optionalNumber(rec, 'systolic');
-    const diastolic = optionalNumber(rec, 'diastolic');
-    if (systolic === null && diastolic === null) throw new BadRecord('blood pressure has neither systolic nor diastolic');
-    const sourceData = foldSourceData(rec, BLOOD_PRESSURE_FIELDS);
-    const rows: ReadingRecord[] = [];
-    if (systolic !== null) rows.push({ ...base, id: `${id}:systolic`, type: 'blood_pressure_systolic', value: systolic, sourceData });
-    if (diastolic !== null) rows.push({ ...base, id: `${id}:diastolic`, type: 'blood_pressure_diastolic', value: diastolic, sourceData });
-    return rows;
-  }
-  return [{ ...base, id, type: readingType, value: optionalNumber(rec, 'value'), sourceData: foldSourceData(rec, READING_FIELDS) }];
+}
+
+function toReading(rec: RawHumanReading, readingType: string, seenAt: number): ReadingRecord[] {
+  return [{ ...readingBase(rec, seenAt), id: rec.id, type: readingType, value: rec.value ?? null, sourceData: foldSourceData(rec, READING_FIELDS) }];
+}
+
+function toBloodPressure(rec: RawBloodPressure, seenAt: number): ReadingRecord[] {
+  const base = readingBase(rec, seenAt);
+  const sourceData = foldSourceData(rec, BLOOD_PRESSURE_FIELDS);
+  const rows: ReadingRecord[] = [];
+  if (rec.systolic !== undefined) rows.push({ ...base, id: `${rec.id}:systolic`, type: 'blood_pressure_systolic', value: rec.systolic, sourceData });
+  if (rec.diastolic !== undefined) rows.push({ ...base, id: `${rec.id}:diastolic`, type: 'blood_pressure_diastolic', value: rec.diastolic, sourceData });
+  return rows;
+}
+
+/** The dead letter of a record of batch type `type` that failed the source's validation or cannot be normalized. */
+export function humanApiDeadLetter(type: string, reason: string, raw: unknown): DeadLetter {
+  return {
+    dataset: humanApiDataset(type) ?? 'readings',
+    reason,
+    context: {
+      stream: 'humanapi',
+      type,
+      id: isObject(raw) && typeof raw.id === 'string' ? raw.id : '',
+      humanId: isObject(raw) && typeof raw.humanId === 'string' ? raw.humanId : '',
+    },
+    raw,
+  };
 }
 
 /**
  * Normalizes one Human API record of batch type `type` (`activities`, `activities/summaries`,
- * `heart_rates`, `weights`, `blood_pressures`, …). Never throws: a record that fails validation
- * comes back as a dead letter that says what is wrong.
+ * `heart_rates`, `weights`, `blood_pressures`, …) as the source checked it. Never throws: a
+ * record the source rejected, or whose times do not parse, comes back as a dead letter that
+ * says what is wrong.
  */
-export function normalizeHumanApi(type: string, raw: unknown, seenAt: number): HumanApiResult {
-  const dataset = humanApiDataset(type);
-  const fail = (reason: string): HumanApiResult => ({
-    ok: false,
-    deadLetter: {
-      dataset: dataset ?? 'readings',
-      reason,
-      context: {
-        stream: 'humanapi',
-        type,
-        id: isObject(raw) && typeof raw.id === 'string' ? raw.id : '',
-        humanId: isObject(raw) && typeof raw.humanId === 'string' ? raw.humanId : '',
-      },
-      raw,
-    },
-  });
-  if (dataset === null) return fail(`Human API type "${type}" has no dataset here`);
-  if (!isObject(raw)) return fail('record is not a JSON object');
+export function normalizeHumanApi(type: string, checked: Checked<HumanApiRecord>, seenAt: number): HumanApiResult {
+  if (!checked.ok) return { ok: false, deadLetter: humanApiDeadLetter(type, checked.reason, checked.raw) };
+  const { value } = checked;
   try {
-    if (dataset === 'activities') return { ok: true, dataset, records: [toActivity(raw, seenAt)] };
-    if (dataset === 'daily_summaries') return { ok: true, dataset, records: [toSummary(raw, seenAt)] };
-    return { ok: true, dataset: 'readings', records: toReadings(raw, HUMANAPI_READING_TYPES[type]!, seenAt) };
+    switch (value.kind) {
+      case 'activity':
+        return { ok: true, dataset: 'activities', records: [toActivity(value.record, seenAt)] };
+      case 'summary':
+        return { ok: true, dataset: 'daily_summaries', records: [toSummary(value.record, seenAt)] };
+      case 'reading':
+        return { ok: true, dataset: 'readings', records: toReading(value.record, HUMANAPI_READING_TYPES[type] ?? type, seenAt) };
+      case 'blood_pressure':
+        return { ok: true, dataset: 'readings', records: toBloodPressure(value.record, seenAt) };
+    }
   } catch (err) {
-    if (err instanceof BadRecord) return fail(err.message);
+    if (err instanceof BadRecord) return { ok: false, deadLetter: humanApiDeadLetter(type, err.message, checked.raw) };
     throw err;
   }
 }

@@ -89,16 +89,6 @@ export function parseTimeOfDay(time: unknown): number {
   return h * 3600 + m * 60 + s;
 }
 
-/** Parses a number that came as a JSON number or a numeric string; NaN when it is neither. */
-function toFinite(value: unknown): number {
-  if (typeof value === 'number') return Number.isFinite(value) ? value : Number.NaN;
-  if (typeof value === 'string' && value.trim() !== '') {
-    const n = Number(value);
-    return Number.isFinite(n) ? n : Number.NaN;
-  }
-  return Number.NaN;
-}
-
 /**
  * Normalizes one intraday response into rows. The pipelines use normalizeIntradayColumns; this
  * is the same work, read back as records.
@@ -127,6 +117,8 @@ export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserConte
     date: String(day.date),
     ...extra,
   });
+  // Points the source could not read: dead letters, the rest of the day goes on.
+  for (const r of day.rejected ?? []) deadLetters.push({ dataset: 'intraday', reason: r.reason, context: context({ index: r.index }), raw: r.raw });
   const rejectDay = (reason: string): IntradayColumnsResult => {
     deadLetters.push({ dataset: 'intraday', reason, context: context({}), raw: day });
     return { columns: null, deadLetters };
@@ -140,7 +132,6 @@ export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserConte
   if (interval === null) {
     return rejectDay(`cannot tell the bucket length: datasetInterval ${String(day.datasetInterval)}, datasetType "${String(day.datasetType)}", detail "${String(day.detail)}"`);
   }
-  if (!Array.isArray(day.dataset)) return rejectDay('dataset is not an array');
   const table = buildDayHourTable(user.timeZone, day.date);
   if (table === null) return rejectDay(`cannot place the day: date "${String(day.date)}" or time zone "${String(user.timeZone)}" is invalid`);
 
@@ -192,16 +183,13 @@ export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserConte
 
   for (let i = 0; i < n; i++) {
     const point = dataset[i];
-    const sec = parseTimeOfDay(point?.time);
+    // The time's format is checked here, where it is parsed; the source has checked the types.
+    const sec = parseTimeOfDay(point.time);
     if (sec < 0) {
-      deadLetters.push({ dataset: 'intraday', reason: `bad time ${JSON.stringify(point?.time)} (expected HH:mm:ss)`, context: context({ index: i }), raw: point });
+      deadLetters.push({ dataset: 'intraday', reason: `bad time ${JSON.stringify(point.time)} (expected HH:mm:ss)`, context: context({ index: i }), raw: point });
       continue;
     }
-    let value = toFinite(point.value);
-    if (value !== value) {
-      deadLetters.push({ dataset: 'intraday', reason: `value ${JSON.stringify(point.value)} is not a number`, context: context({ index: i, time: point.time }), raw: point });
-      continue;
-    }
+    let value = point.value;
     if (convert) value = Math.round(value * factor * 1e6) / 1e6; // metres; drop float noise below 1 µm
 
     const hour = (sec / 3600) | 0;
@@ -230,7 +218,7 @@ export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserConte
       }
     }
     const count = seen[sec]!;
-    const time = point.time as string;
+    const time = point.time;
     let idLength = prefixLength + 8;
     if (earlierOffset === '') {
       if (count !== 0) {
@@ -262,12 +250,12 @@ export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserConte
     offsetIndex[rows] = lastOffsetIndex;
     values[rows] = value;
     const level = point.level;
-    if (isCalories && typeof level === 'number' && Number.isFinite(level)) {
+    if (isCalories && level !== undefined) {
       levels[rows] = level;
       levelValid[rows] = 1;
     } else levelNulls++;
     const mets = point.mets;
-    if (isCalories && typeof mets === 'number' && Number.isFinite(mets)) {
+    if (isCalories && mets !== undefined) {
       metsValues[rows] = mets;
       metsValid[rows] = 1;
     } else metsNulls++;
@@ -307,8 +295,8 @@ function countRepeated(dataset: IntradayDay['dataset'], table: DayHourTable): Ui
   const counts = new Uint8Array(86_400);
   for (let i = 0; i < dataset.length; i++) {
     const point = dataset[i];
-    const sec = parseTimeOfDay(point?.time);
-    if (sec < 0 || Number.isNaN(toFinite(point?.value))) continue; // dead letters: not a pass
+    const sec = parseTimeOfDay(point.time);
+    if (sec < 0) continue; // a dead letter: not a pass
     const hour = (sec / 3600) | 0;
     if (table.uniform[hour] === 1 && table.earlierTzOffset[hour] === '') continue; // not repeated
     if (counts[sec]! < 2) counts[sec] = counts[sec]! + 1;

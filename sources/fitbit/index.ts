@@ -1,13 +1,15 @@
 // Fitbit Web API sources (API-REFERENCE.md §A): the profile, the activity log list
 // (paginated by pagination.next) and intraday datasets by date. Bodies are validated here,
 // once; past this file everything is typed.
+import * as v from 'valibot';
 import { addDays } from '../../lib/dates.js';
 import { EtlError } from '../../lib/errors.js';
 import { resolveNext } from '../../lib/http.js';
 import { paginate, type Paginator } from '../../lib/paginate.js';
 import { INTRADAY_TYPES, type IntradayType } from '../../lib/schema.js';
 import type { FitbitSession } from './client.js';
-import { INTRADAY_DETAILS, type FitbitProfile, type IntradayDay, type IntradayDetail, type IntradayPoint, type RawActivity, type UnitSystem } from './types.js';
+import { absentOr, issueReason, NUMERIC_TEXT, received, type Checked } from '../../lib/validate.js';
+import { checkActivity, INTRADAY_DETAILS, type FitbitProfile, type IntradayDay, type IntradayDetail, type IntradayPoint, type RawActivity, type RejectedPoint, type UnitSystem } from './types.js';
 
 export { FitbitSession, FitbitShared, GOOGLE_HEALTH_SUCCESSOR, METRIC_ACCEPT_LANGUAGE, acceptLanguageFor } from './client.js';
 
@@ -80,8 +82,22 @@ export async function fetchProfile(session: FitbitSession): Promise<FitbitProfil
 // ---------------------------------------------------------------- activity log list
 
 export interface ActivityPage {
-  activities: RawActivity[];
+  /** Each record validated on its own: one that fails is Rejected (a dead letter), the rest of the page lands. */
+  activities: Checked<RawActivity>[];
   next: string;
+}
+
+/** The activity list body around its records (§A.1); a body of another shape is a BAD_RESPONSE. */
+const activityListSchema = v.looseObject({
+  activities: v.array(v.unknown()),
+  pagination: v.looseObject({ next: v.string() }),
+});
+
+/** Validates a body against `schema`; one of the wrong shape is a BAD_RESPONSE that says where. */
+function parseBody<S extends v.GenericSchema>(schema: S, body: unknown, what: string): v.InferOutput<S> {
+  const result = v.safeParse(schema, body, { abortEarly: true });
+  if (!result.success) throw shape(`${what}: ${issueReason(result.issues)}`);
+  return result.output;
 }
 
 /**
@@ -89,17 +105,8 @@ export interface ActivityPage {
  * quote it in the text before parsing so it arrives as the exact decimal string.
  */
 export function parseActivityPage(text: string): ActivityPage {
-  const body = asObject(parseJson(text.replace(/"logId"\s*:\s*(\d+)/g, '"logId":"$1"')), 'activity list body');
-  if (!Array.isArray(body.activities)) throw shape('activity list body has no "activities" array');
-  const pagination = asObject(body.pagination, 'activity list pagination');
-  const next = pagination.next;
-  if (typeof next !== 'string') throw shape('pagination.next is not a string');
-  const activities = body.activities.map((item: unknown, i: number) => {
-    const a = asObject(item, `activities[${i}]`);
-    if (typeof a.logId !== 'string' || !/^\d+$/.test(a.logId)) throw shape(`activities[${i}].logId is missing or not an integer`);
-    return a as unknown as RawActivity;
-  });
-  return { activities, next };
+  const body = parseBody(activityListSchema, parseJson(text.replace(/"logId"\s*:\s*(\d+)/g, '"logId":"$1"')), 'activity list body');
+  return { activities: body.activities.map(checkActivity), next: body.pagination.next };
 }
 
 export interface ActivityListOptions {
@@ -134,7 +141,7 @@ export function activityListPaginator(session: FitbitSession, afterDateTime: str
 }
 
 /** Yields the activity log list page by page, oldest first, from `afterDateTime` (exclusive; yyyy-MM-dd or yyyy-MM-ddTHH:mm:ss). */
-export async function* activityPages(session: FitbitSession, afterDateTime: string, maxPages = 10_000): AsyncGenerator<RawActivity[]> {
+export async function* activityPages(session: FitbitSession, afterDateTime: string, maxPages = 10_000): AsyncGenerator<Checked<RawActivity>[]> {
   const paginator = activityListPaginator(session, afterDateTime);
   const fetchPage = async (url: string): Promise<ActivityPage> => {
     try {
@@ -149,7 +156,7 @@ export async function* activityPages(session: FitbitSession, afterDateTime: stri
 }
 
 /** Activities starting on local date `since` or later, page by page, oldest first (records of the day before included: drop them by date). */
-export function activitiesSince(session: FitbitSession, since: string, maxPages = 10_000): AsyncGenerator<RawActivity[]> {
+export function activitiesSince(session: FitbitSession, since: string, maxPages = 10_000): AsyncGenerator<Checked<RawActivity>[]> {
   return activityPages(session, afterDateFor(since), maxPages);
 }
 
@@ -184,28 +191,96 @@ export function intradayPath(userId: string, r: IntradayRequest): string {
   return `1/user/${encodeURIComponent(userId)}/activities/${r.resource}/date/${r.date}/1d/${r.detail}${window}.json`;
 }
 
+/** The envelope of an intraday response (§A.2), under its key `activities-<resource>-intraday`. */
+function intradaySchema(key: string) {
+  const day = v.pipe(
+    v.looseObject({
+      dataset: v.array(v.unknown()),
+      datasetInterval: absentOr(v.pipe(v.number(), v.integer('a whole number ≥ 1'), v.minValue(1, 'a whole number ≥ 1')), 'a whole number ≥ 1'),
+      datasetType: absentOr(v.string(), 'a string'),
+    }),
+    v.check((d) => d.dataset.length === 0 || (d.datasetInterval !== undefined && d.datasetType !== undefined), 'datasetInterval and datasetType with the points'),
+  );
+  return v.object({ [key]: day });
+}
+const intradaySchemas = new Map(INTRADAY_TYPES.map((type) => [type, intradaySchema(`activities-${type}-intraday`)] as const));
+
+/**
+ * The points of a dataset, each checked by hand (a point that fails is rejected with its
+ * reason, the rest of the day goes on). Accepts exactly what intradayPointSchema accepts — a
+ * test holds them to that — at a fraction of its cost (bench/validation.ts).
+ */
+export function checkIntradayPoints(dataset: readonly unknown[]): { points: IntradayPoint[]; rejected: RejectedPoint[] } {
+  const points: IntradayPoint[] = [];
+  const rejected: RejectedPoint[] = [];
+  for (let i = 0; i < dataset.length; i++) {
+    const p = dataset[i];
+    if (isPlainPoint(p)) {
+      points.push(p);
+      continue;
+    }
+    const read = readPoint(p, `dataset[${i}]`);
+    if (typeof read === 'string') rejected.push({ ok: false, reason: read, raw: p, index: i });
+    else points.push(read);
+  }
+  return { points, rejected };
+}
+
+const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/** The common point: a time, a finite number, level and mets finite numbers or absent. */
+function isPlainPoint(p: unknown): p is IntradayPoint {
+  return typeof p === 'object' && p !== null && !Array.isArray(p) &&
+    'time' in p && typeof p.time === 'string' &&
+    'value' in p && finite(p.value) &&
+    (!('level' in p) || p.level === undefined || finite(p.level)) &&
+    (!('mets' in p) || p.mets === undefined || finite(p.mets));
+}
+
+/** Any other point: absent fields as undefined, numeric text as a number, or why it is no point. */
+function readPoint(p: unknown, at: string): IntradayPoint | string {
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) return `${at}: expected Object, received ${received(p)}`;
+  const time = 'time' in p ? p.time : undefined;
+  if (typeof time !== 'string') return time === undefined ? `${at}.time is missing` : `${at}.time: expected string, received ${received(time)}`;
+  const raw = 'value' in p ? p.value : undefined;
+  let value: number;
+  if (finite(raw)) value = raw;
+  else if (typeof raw === 'string' && NUMERIC_TEXT.test(raw)) value = Number(raw);
+  else return raw === undefined ? `${at}.value is missing` : `${at}.value: expected a number, received ${received(raw)}`;
+  const level = optionalPointNumber('level' in p ? p.level : undefined, `${at}.level`);
+  if (typeof level === 'string') return level;
+  const mets = optionalPointNumber('mets' in p ? p.mets : undefined, `${at}.mets`);
+  if (typeof mets === 'string') return mets;
+  return { ...p, time, value, level: level?.n, mets: mets?.n };
+}
+
+/** level/mets: a finite number, or absent (undefined, null or ""); else why not. */
+function optionalPointNumber(x: unknown, at: string): { n: number } | undefined | string {
+  if (finite(x)) return { n: x };
+  if (x === undefined || x === null || x === '') return undefined;
+  return `${at}: expected a number, received ${received(x)}`;
+}
+
 /**
  * One intraday response. The bucket length comes from datasetInterval/datasetType as sent
  * (never assumed from the detail asked for), and a day may hold any number of points.
  */
 export function parseIntraday(text: string, r: IntradayRequest, units: UnitSystem): IntradayDay {
-  const body = asObject(parseJson(text), 'intraday body');
   const key = `activities-${r.resource}-intraday`;
-  const intraday = asObject(body[key], key);
-  if (!Array.isArray(intraday.dataset)) throw shape(`${key}.dataset is not an array`);
-  const dataset: IntradayPoint[] = intraday.dataset as IntradayPoint[];
-  for (let i = 0; i < dataset.length; i++) {
-    const p = dataset[i];
-    if (typeof p !== 'object' || p === null || typeof p.time !== 'string' || typeof p.value !== 'number') {
-      throw shape(`${key}.dataset[${i}] has no time string or numeric value`);
-    }
-  }
-  const datasetInterval = typeof intraday.datasetInterval === 'number' ? intraday.datasetInterval : NaN;
-  const datasetType = typeof intraday.datasetType === 'string' ? intraday.datasetType : '';
-  if (dataset.length > 0 && (!Number.isFinite(datasetInterval) || datasetType === '')) {
-    throw shape(`${key} has no datasetInterval/datasetType`);
-  }
-  return { resource: r.resource, date: r.date, detail: r.detail, datasetInterval, datasetType, dataset, units };
+  const schema = intradaySchemas.get(r.resource);
+  if (schema === undefined) throw new EtlError('USAGE', `intraday: unknown resource "${r.resource}"`);
+  const body = parseBody(schema, parseJson(text), 'intraday body')[key]!;
+  const { points, rejected } = checkIntradayPoints(body.dataset);
+  return {
+    resource: r.resource,
+    date: r.date,
+    detail: r.detail,
+    datasetInterval: body.datasetInterval ?? Number.NaN,
+    datasetType: body.datasetType ?? '',
+    dataset: points,
+    ...(rejected.length > 0 ? { rejected } : {}),
+    units,
+  };
 }
 
 /** One request: one user, resource and local date (optionally a time window of it). */

@@ -1,37 +1,25 @@
 // Human API batch source (API-REFERENCE.md §B.2–B.4): `/v1/apps/{clientId}/users/{type}` over
 // consecutive updated_since/updated_before windows of at most 31 days, each paged by the
 // `Link: <…>; rel="next"` header and cross-checked against X-Total-Count. Bodies are validated
-// here (an array of records); the records themselves are validated by the transform.
+// here (an array of records), and so is each record (types.ts): one that fails is handed on as
+// Rejected, with its reason, and the rest of the page lands.
 import { EtlError, redactUrl } from '../../lib/errors.js';
 import { resolveNext, type Headers, type HttpResult } from '../../lib/http.js';
 import { paginate, type Paginator } from '../../lib/paginate.js';
+import type { Checked } from '../../lib/validate.js';
 import type { HumanApiClient } from './client.js';
+import { batchRecordChecker, type HumanApiRecord } from './types.js';
 
 export { HumanApiClient, retryAfterMs } from './client.js';
 export type { HumanApiClientConfig } from './client.js';
+export { HUMANAPI_BATCH_TYPES, batchRecordChecker } from './types.js';
+export type { HumanApiBatchType, HumanApiRecord, RawBloodPressure, RawHumanActivity, RawHumanReading, RawHumanSummary } from './types.js';
 
 const DAY_MS = 86_400_000;
 /** One batch query may span at most 31 days (§B.3). */
 export const MAX_WINDOW_MS = 31 * DAY_MS;
 /** Human API's largest page (§B.3); also our default. */
 export const MAX_PAGE_SIZE = 500;
-
-/**
- * The batch types this ETL carries, by dataset. Other batch types (sleeps, locations, meals,
- * heart-rate summaries, genetic traits) have no dataset yet.
- */
-export const HUMANAPI_BATCH_TYPES = [
-  'activities',
-  'activities/summaries',
-  'heart_rates',
-  'weights',
-  'bmis',
-  'body_fats',
-  'heights',
-  'blood_pressures',
-  'blood_glucoses',
-  'blood_oxygens',
-] as const;
 
 /** An updated_since/updated_before window: [since, before) in epoch ms, whole seconds. */
 export interface BatchWindow {
@@ -102,8 +90,8 @@ export function parseLinkHeader(header: string | null): Map<string, string> {
 }
 
 export interface BatchPage {
-  /** The records as sent: validated by the transform. */
-  records: unknown[];
+  /** Each record validated on its own. */
+  records: Checked<HumanApiRecord>[];
   /** X-Total-Count: records in the whole window; null when the server sent none. */
   total: number | null;
   /** rel="next" as sent (unresolved), or null on the last page. */
@@ -111,7 +99,7 @@ export interface BatchPage {
 }
 
 /** A batch page: a JSON array body plus the Link and X-Total-Count headers. Throws when malformed (then it is fetched again). */
-export function parseBatchPage(text: string, headers: Headers): BatchPage {
+export function parseBatchPage(text: string, headers: Headers, check: (raw: unknown) => Checked<HumanApiRecord>): BatchPage {
   const body: unknown = JSON.parse(text);
   if (!Array.isArray(body)) throw new Error('batch body is not a JSON array of records');
   const totalText = headers.get('x-total-count');
@@ -120,7 +108,7 @@ export function parseBatchPage(text: string, headers: Headers): BatchPage {
     if (!/^\s*\d+\s*$/.test(totalText)) throw new Error(`X-Total-Count "${totalText.slice(0, 40)}" is not a whole number`);
     total = Number(totalText);
   }
-  return { records: body, total, next: parseLinkHeader(headers.get('link')).get('next') ?? null };
+  return { records: body.map(check), total, next: parseLinkHeader(headers.get('link')).get('next') ?? null };
 }
 
 /**
@@ -181,8 +169,9 @@ export async function* batchPages(client: HumanApiClient, type: string, w: Batch
   let total: number | null | undefined;
   let read = 0;
   let pages = 0;
+  const check = batchRecordChecker(type);
   const fetchPage = async (url: string, index: number): Promise<FetchedPage> => {
-    const { value } = await client.get(url, (text: string, result: HttpResult) => parseBatchPage(text, result.headers), type);
+    const { value } = await client.get(url, (text: string, result: HttpResult) => parseBatchPage(text, result.headers, check), type);
     pages++;
     if (total === undefined) total = value.total;
     else if (value.total !== total) {
