@@ -117,9 +117,10 @@ function client(base: string, stats = new HttpStats()): HumanApiClient {
 
 const WINDOW: BatchWindow = { since: Date.UTC(2016, 0, 1), before: Date.UTC(2016, 0, 20) };
 
-async function drain(pages: AsyncIterable<{ records: unknown[] }>): Promise<unknown[]> {
+/** The records of every page as the server sent them, in order (each one checked or rejected by the source). */
+async function drain(pages: AsyncIterable<{ records: Array<{ raw: unknown }> }>): Promise<unknown[]> {
   const out: unknown[] = [];
-  for await (const p of pages) out.push(...p.records);
+  for await (const p of pages) out.push(...p.records.map((r) => r.raw));
   return out;
 }
 
@@ -162,6 +163,19 @@ test('batchPages: follows rel="next" with the App Key as basic-auth user, window
     t.is(q.get('limit'), '3');
     t.true(r.path.startsWith('/v1/apps/app-1/users/heart_rates?'));
   }
+});
+
+test('batchPages: each record is checked on its own; one that fails is rejected with its reason and the rest of the page lands', async (t) => {
+  const good = (i: number): Record<string, unknown> => ({ id: `r${i}`, humanId: 'h-1', timestamp: '2016-01-02T10:00:00.000Z', value: 60 + i, unit: 'bpm' });
+  const sent = [good(0), { ...good(1), value: 'fast' }, { ...good(2), humanId: undefined }, good(3)];
+  const api = await serve(() => ({ body: sent, headers: { 'x-total-count': String(sent.length) } }));
+  t.teardown(() => api.close());
+  const records = [];
+  for await (const page of batchPages(client(api.url), 'heart_rates', WINDOW)) records.push(...page.records);
+  t.deepEqual(records.map((r) => (r.ok ? 'ok' : r.reason)), ['ok', 'value: expected a number, received "fast"', 'humanId is missing', 'ok']);
+  t.deepEqual(records.map((r) => r.raw), JSON.parse(JSON.stringify(sent)));
+  const first = records[0]!;
+  t.true(first.ok && first.value.kind === 'reading' && first.value.record.value === 60);
 });
 
 test('batchPages: a next link to another origin is refused and nothing is sent there', async (t) => {

@@ -15,6 +15,7 @@ import { createSink, createSinkStats, prepareOutput } from '../sinks/index.js';
 import type { SinkConfig, SinkStats } from '../sinks/index.js';
 import type { NumberColumn } from '../sinks/columns.js';
 import type { PackedColumn, PackedStrings } from '../sinks/transfer.js';
+import { checkIntradayPoints } from '../sources/fitbit/index.js';
 import type { FitbitUserContext, IntradayDay, IntradayPoint } from '../sources/fitbit/types.js';
 import { normalizeIntraday, normalizeIntradayColumns } from '../transforms/intraday.js';
 import { asAsync } from '../bench/sink-data.js';
@@ -30,14 +31,16 @@ function pad(n: number): string {
   return String(n).padStart(2, '0');
 }
 
-function points(step: number, value: (i: number) => number | string, extra: (i: number) => Partial<IntradayPoint> = () => ({})): IntradayPoint[] {
-  const out: IntradayPoint[] = [];
-  for (let m = 0, i = 0; m < 1440; m += step, i++) out.push({ time: `${pad(Math.floor(m / 60))}:${pad(m % 60)}:00`, value: value(i) as number, ...extra(i) }); // strings as the API sends some
+function points(step: number, value: (i: number) => number | string, extra: (i: number) => Partial<IntradayPoint> = () => ({})): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (let m = 0, i = 0; m < 1440; m += step, i++) out.push({ time: `${pad(Math.floor(m / 60))}:${pad(m % 60)}:00`, value: value(i), ...extra(i) }); // strings as the API sends some
   return out;
 }
 
-function day(resource: IntradayDay['resource'], date: string, dataset: IntradayPoint[], units: IntradayDay['units'] = 'metric'): IntradayDay {
-  return { resource, date, detail: '1min', datasetInterval: 1, datasetType: 'minute', dataset, units };
+/** A day as the source hands it on: its points checked there (a bad one is rejected, the rest go on). */
+function day(resource: IntradayDay['resource'], date: string, dataset: unknown[], units: IntradayDay['units'] = 'metric'): IntradayDay {
+  const { points, rejected } = checkIntradayPoints(dataset);
+  return { resource, date, detail: '1min', datasetInterval: 1, datasetType: 'minute', dataset: points, rejected, units };
 }
 
 /** Answers as a pipeline sees them: several users, resources on one partition, DST days, bad points. */
@@ -47,9 +50,9 @@ function answers(): { day: IntradayDay; user: FitbitUserContext }[] {
   const repeated = points(1, (i) => i % 11);
   // The fall-back day with the repeated hour twice (01:00–01:59 again after 01:59).
   const fallBack = [...repeated.slice(0, 120), ...repeated.slice(60, 120).map((p) => ({ ...p, value: 100 })), ...repeated.slice(120)];
-  const bad: IntradayPoint[] = points(1, (i) => i);
+  const bad = points(1, (i) => i);
   bad[10] = { time: '25:00:00', value: 1 };
-  bad[11] = { time: '00:11:00', value: 'lots' as unknown as number };
+  bad[11] = { time: '00:11:00', value: 'lots' };
   bad[12] = { time: '00:05:00', value: 1 }; // a repeat outside a repeated hour
   return [
     { day: day('steps', '2016-11-06', fallBack), user: la },
