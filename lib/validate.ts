@@ -79,8 +79,15 @@ const ABSENT = v.pipe(v.union([v.undefined(), v.null(), v.literal('')]), v.trans
 
 /**
  * An optional field: absent, null or "" all mean "not given" (the APIs send each) and become
- * undefined; anything else must match `schema`. `expected` says what, for the reason.
+ * undefined; anything else must match `schema`. `expected` says what, for the reason. The
+ * schema is tried first: a field that is there is the common case, and a failed branch costs
+ * an issue object (bench/validation.ts).
  */
 export function absentOr<S extends v.GenericSchema>(schema: S, expected: string) {
-  return v.optional(v.union([ABSENT, schema], expected));
+  return v.optional(v.union([schema, ABSENT], expected));
 }
+
+/** Optional text: absent, null or "" become undefined. */
+export const optionalText = v.optional(
+  v.union([v.pipe(v.string(), v.transform((s) => (s === '' ? undefined : s))), v.pipe(v.null(), v.transform(() => undefined))], 'a string'),
+);

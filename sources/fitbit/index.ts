@@ -8,7 +8,7 @@ import { resolveNext } from '../../lib/http.js';
 import { paginate, type Paginator } from '../../lib/paginate.js';
 import { INTRADAY_TYPES, type IntradayType } from '../../lib/schema.js';
 import type { FitbitSession } from './client.js';
-import { absentOr, issueReason, NUMERIC_TEXT, received, type Checked } from '../../lib/validate.js';
+import { absentOr, issueReason, NUMERIC_TEXT, optionalText, received, type Checked } from '../../lib/validate.js';
 import { checkActivity, INTRADAY_DETAILS, type FitbitProfile, type IntradayDay, type IntradayDetail, type IntradayPoint, type RawActivity, type RejectedPoint, type UnitSystem } from './types.js';
 
 export { FitbitSession, FitbitShared, GOOGLE_HEALTH_SUCCESSOR, METRIC_ACCEPT_LANGUAGE, acceptLanguageFor } from './client.js';
@@ -197,7 +197,7 @@ function intradaySchema(key: string) {
     v.looseObject({
       dataset: v.array(v.unknown()),
       datasetInterval: absentOr(v.pipe(v.number(), v.integer('a whole number ≥ 1'), v.minValue(1, 'a whole number ≥ 1')), 'a whole number ≥ 1'),
-      datasetType: absentOr(v.string(), 'a string'),
+      datasetType: optionalText,
     }),
     v.check((d) => d.dataset.length === 0 || (d.datasetInterval !== undefined && d.datasetType !== undefined), 'datasetInterval and datasetType with the points'),
   );

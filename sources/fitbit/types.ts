@@ -3,7 +3,7 @@
 // marks optional stay optional here.
 import * as v from 'valibot';
 import type { IntradayType } from '../../lib/schema.js';
-import { absentOr, checker, count, nonNegative, numberish, type Rejected } from '../../lib/validate.js';
+import { absentOr, checker, count, nonNegative, numberish, optionalText, type Rejected } from '../../lib/validate.js';
 
 /** The unit system of a response, picked by the Accept-Language request header (§A.5). */
 export type UnitSystem = 'metric' | 'en_US' | 'en_GB';
@@ -64,7 +64,7 @@ const logId = v.pipe(v.string(LOG_ID), v.regex(/^\d{1,20}$/, LOG_ID), v.check((s
  */
 export const activitySchema = v.looseObject({
   logId,
-  activityName: absentOr(v.string(), 'a string'),
+  activityName: optionalText,
   activityTypeId: absentOr(v.number(), 'a number'),
   startTime: v.pipe(v.string(), v.nonEmpty('an ISO date-time with an offset')),
   /** Elapsed ms, pauses included. */
@@ -77,7 +77,7 @@ export const activitySchema = v.looseObject({
   steps: absentOr(count, 'a whole number ≥ 0'),
   calories: absentOr(numberish, 'a number'),
   elevationGain: absentOr(numberish, 'a number'),
-  lastModified: absentOr(v.string(), 'an ISO date-time with an offset'),
+  lastModified: optionalText,
 });
 export type RawActivity = v.InferOutput<typeof activitySchema>;
 export const checkActivity = checker(activitySchema);

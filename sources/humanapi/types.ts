@@ -4,7 +4,7 @@
 // optional field arrives as undefined. Times and offsets stay text: the transform parses them
 // (the parse is the check). Fields without a column pass through for sourceData.
 import * as v from 'valibot';
-import { absentOr, checker, count, nonBlank, numberish, rejected, type Checked } from '../../lib/validate.js';
+import { absentOr, checker, count, nonBlank, numberish, optionalText, rejected, type Checked } from '../../lib/validate.js';
 
 /**
  * The batch types this ETL carries, by dataset. Other batch types (sleeps, locations, meals,
@@ -24,7 +24,7 @@ export const HUMANAPI_BATCH_TYPES = [
 ] as const;
 export type HumanApiBatchType = (typeof HUMANAPI_BATCH_TYPES)[number];
 
-const text = absentOr(v.string(), 'a string');
+const text = optionalText;
 const number = absentOr(numberish, 'a number');
 const whole = absentOr(count, 'a whole number ≥ 0');
 
