@@ -11,7 +11,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, flag, option } from './harness.js';
 
-const BENCHMARKS = ['intraday-e2e', 'api-bound', 'sink-parquet', 'intraday-normalizer', 'json-parse'] as const;
+const BENCHMARKS = ['intraday-e2e', 'api-bound', 'sink-parquet', 'intraday-normalizer', 'json-parse', 'validation'] as const;
 
 function readResult(name: string): Record<string, unknown> | null {
   const path = join(ROOT, 'bench', 'results', `${name}.json`);
@@ -66,6 +66,10 @@ export function resultsSection(): string {
   }
   const json = readResult('json-parse');
   if (json) parts.push(`\n**JSON parsing** (json-parse): JSON.parse of a whole body against stream-json, in the same run:\n`, markdownTable(json['results'] as Row[], ['case', 'bytes', 'jsonParseMs', 'streamJsonMs', 'streamJsonVsJsonParse']));
+  const validation = readResult('validation');
+  if (validation) {
+    parts.push(`\n**Validating raw records** (validation, ${validation['date']}, ns per record; details in [Validating raw API records](#validating-raw-api-records-benchvalidationts))\n`, markdownTable(validation['rows'] as Row[], ['shape', 'records', 'valibot ns', 'zod ns', 'zod/valibot', 'hand ns', 'normalizer ns', 'valibot % of normalizer', 'hand % of normalizer']));
+  }
   return parts.join('\n');
 }
 
