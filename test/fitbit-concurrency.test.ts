@@ -69,6 +69,15 @@ for (const concurrency of [1, 3]) {
     );
     t.is(code, 0, stderr.join(''));
     t.is(api.log.length, 8 * (1 + 3 * 2), 'a profile and 3 days × 2 resources per user');
-    t.is(api.peakInFlight, concurrency);
+    // From the order of events at the server (not from timing): never more than N held ...
+    t.deepEqual(api.log.filter((e) => e.heldAtStart > concurrency), [], 'never more than N requests held');
+    // ... and all N slots busy: some request arrived while N were held ...
+    t.is(Math.max(...api.log.map((e) => e.heldAtStart)), concurrency, 'N requests held at once');
+    // ... and each user's requests one at a time: each arrives after the user's previous one was answered.
+    for (const id of ids) {
+      const mine = api.log.filter((e) => e.userId === id).sort((a, b) => a.started - b.started);
+      t.is(mine.length, 7, id);
+      for (let i = 1; i < mine.length; i++) t.true(mine[i]!.started > mine[i - 1]!.finished, `${id}: request ${i} overlaps the one before`);
+    }
   });
 }

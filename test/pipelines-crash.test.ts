@@ -66,10 +66,13 @@ async function fingerprint(out: string): Promise<Record<string, unknown>[]> {
   );
 }
 
-const points: Array<{ name: string; when: (api: FixtureApi, out: string) => boolean }> = [
-  { name: 'mid-fetch (after 60 requests)', when: (api) => api.log.length >= 60 },
-  { name: 'while files are written', when: (_api, out) => hasFiles(path.join(out, '_tmp')) },
-  { name: 'right after the data is committed', when: (_api, out) => existsSync(path.join(out, 'intraday', '_manifest.json')) },
+/** A kill point: an event at the fixture server to wait for, or a state of the output folder to poll for. */
+type KillPoint = { name: string; request: number } | { name: string; when: (out: string) => boolean };
+
+const points: KillPoint[] = [
+  { name: 'mid-fetch (at the 60th request)', request: 60 },
+  { name: 'while files are written', when: (out) => hasFiles(path.join(out, '_tmp')) },
+  { name: 'right after the data is committed', when: (out) => existsSync(path.join(out, 'intraday', '_manifest.json')) },
 ];
 
 test('kill -9 at several points, then rerun: output identical to an uninterrupted run', async (t) => {
@@ -92,8 +95,11 @@ test('kill -9 at several points, then rerun: output identical to an uninterrupte
 
   for (const point of points) {
     const out = path.join(dir, point.name.replace(/\W+/g, '-'));
+    const before = api.log.length;
     const run = startCli(api, users, out);
-    const hit = await until(() => point.when(api, out), 60_000);
+    const hit = 'request' in point
+      ? await Promise.race([api.whenRequests(before + point.request).then(() => true), run.done.then(() => false)])
+      : await until(() => point.when(out), 60_000);
     run.child.kill('SIGKILL');
     const code = await run.done;
     t.true(hit, `reached the kill point: ${point.name}`);
