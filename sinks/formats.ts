@@ -23,7 +23,8 @@ export interface FileFormat {
   /** File name of a partition's data file. */
   readonly fileName: string;
   encode(specs: readonly ColumnSpec[], table: ColumnTable, meta: FileMeta): Buffer | Promise<Buffer>;
-  read(path: string, specs: readonly ColumnSpec[]): Promise<Row[]>;
+  /** The rows of a partition file (`label` names it in errors). */
+  read(bytes: Uint8Array, specs: readonly ColumnSpec[], label: string): Promise<Row[]>;
 }
 
 export const CREATED_BY = 'wearable-etl';
@@ -34,7 +35,7 @@ export function fileFormat(format: OutputFormat, compression: Compression, engin
       format,
       fileName: 'data.arrow',
       encode: async (specs, table, meta) => (await arrow()).encodeArrow(specs, table, { compression, keyValueMetadata: meta.keyValueMetadata, batchRows: rowGroupRows }),
-      read: async (path, specs) => (await arrow()).readArrowRows(path, specs),
+      read: async (bytes, specs, label) => (await arrow()).readArrowRows(bytes, specs, label),
     };
   }
   return {
@@ -44,6 +45,6 @@ export function fileFormat(format: OutputFormat, compression: Compression, engin
       const options = { compression, keyValueMetadata: meta.keyValueMetadata, createdBy: CREATED_BY, rowGroupRows, sortedBy: meta.sortedBy };
       return engine === 'fast' ? encodeParquet(specs, table, options) : parquetjs().then((m) => m.encodeParquetWithParquetjs(specs, table, options));
     },
-    read: async (path, specs) => (await parquetReader()).readParquetRows(path, specs),
+    read: async (bytes, specs, label) => (await parquetReader()).readParquetRows(bytes, specs, label),
   };
 }
