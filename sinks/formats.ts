@@ -5,13 +5,15 @@ import type { ColumnTable, Row } from './columns.js';
 import { encodeParquet } from './parquet/encoder.js';
 
 // Loaded on first use, in each thread: apache-arrow (~19 MB of RSS), hyparquet (~7 MB, only to
-// merge with a partition's file) and parquetjs-lite's writer are not needed by most runs, and
-// the writer thread would pay for them a second time (bench/intraday-e2e peak RSS).
+// merge with a partition's file) and hyparquet-writer are not needed by most runs, and the
+// writer thread would pay for them a second time (bench/intraday-e2e peak RSS).
 const arrow = () => import('./arrow/index.js');
-const parquetjs = () => import('./parquet/parquetjs.js');
+const hyparquetWriter = () => import('./parquet/hyparquet-writer.js');
 const parquetReader = () => import('./parquet/reader.js');
 
-export type ParquetEngine = 'fast' | 'parquetjs';
+/** 'fast': our encoder (parquet/encoder.ts); 'hyparquet-writer': the library, for comparison. */
+export type ParquetEngine = 'fast' | 'hyparquet-writer';
+export const PARQUET_ENGINES: readonly ParquetEngine[] = ['fast', 'hyparquet-writer'];
 
 export interface FileMeta {
   keyValueMetadata: readonly (readonly [string, string])[];
@@ -43,7 +45,7 @@ export function fileFormat(format: OutputFormat, compression: Compression, engin
     fileName: 'data.parquet',
     encode: (specs, table, meta) => {
       const options = { compression, keyValueMetadata: meta.keyValueMetadata, createdBy: CREATED_BY, rowGroupRows, sortedBy: meta.sortedBy };
-      return engine === 'fast' ? encodeParquet(specs, table, options) : parquetjs().then((m) => m.encodeParquetWithParquetjs(specs, table, options));
+      return engine === 'fast' ? encodeParquet(specs, table, options) : hyparquetWriter().then((m) => m.encodeParquetWithHyparquetWriter(specs, table, options));
     },
     read: async (bytes, specs, label) => (await parquetReader()).readParquetRows(bytes, specs, label),
   };

@@ -18,7 +18,7 @@ import type { Row } from './columns.js';
 import { loadCodec } from './compression.js';
 import { createDeadLetterWriter } from './dead-letter.js';
 import { TMP_DIR, runTmpDir } from './files.js';
-import { fileFormat } from './formats.js';
+import { PARQUET_ENGINES, fileFormat } from './formats.js';
 import type { FileFormat, ParquetEngine } from './formats.js';
 import { writeManifest } from './manifest.js';
 import type { ManifestFile } from './manifest.js';
@@ -62,7 +62,7 @@ export function createSinkStats(): SinkStats {
 
 /** Options beyond the shared SinkOptions contract. */
 export interface SinkExtras {
-  /** 'fast' (default): our column encoder; 'parquetjs': parquetjs-lite driven column-wise. */
+  /** 'fast' (default): our column encoder; 'hyparquet-writer': the library (a devDependency), for comparison. */
   parquetEngine?: ParquetEngine;
   /** fsync each file before its rename and its folder after (default false; see the bench). */
   fsync?: boolean;
@@ -142,7 +142,7 @@ export function resolveSinkConfig(options: SinkConfig): ResolvedConfig {
     compression: oneOf('compression', options.compression, ['snappy', 'zstd', 'none'] as const, 'snappy'),
     highWaterRows: positiveInt('highWaterRows', options.highWaterRows, DEFAULT_HIGH_WATER_ROWS),
     maxOpenPartitions: positiveInt('maxOpenPartitions', options.maxOpenPartitions, DEFAULT_MAX_OPEN_PARTITIONS),
-    parquetEngine: oneOf('parquetEngine', options.parquetEngine, ['fast', 'parquetjs'] as const, 'fast'),
+    parquetEngine: oneOf('parquetEngine', options.parquetEngine, PARQUET_ENGINES, 'fast'),
     fsync: options.fsync ?? false,
     rowGroupRows: positiveInt('rowGroupRows', options.rowGroupRows, DEFAULT_ROW_GROUP_ROWS),
     deadLetters: options.deadLetters ?? null,
