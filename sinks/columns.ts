@@ -1,10 +1,12 @@
-// Column-wise batches built from records, and the record checks done once on intake.
+// Column-wise batches built from records, and the value checks done once on intake: of records
+// (batchChecker) and of a partition's packed columns (packedValuesFit), the one place for both.
 // Encoders (Parquet, Arrow) take a ColumnTable: typed arrays for numbers, plain arrays
 // for strings, and a validity mask for nullable columns.
 import { assertPlainNames, isInt32Backed } from '../lib/batch.js';
-import type { ColumnData, ColumnTable } from '../lib/batch.js';
+import type { ColumnData, ColumnTable, PackedTable } from '../lib/batch.js';
 import { EtlError } from '../lib/errors.js';
 import type { ColumnSpec, Dataset } from '../lib/schema.js';
+import { DATASET_ORDER } from '../lib/schema.js';
 
 export { fromColumns, isInt32Backed } from '../lib/batch.js';
 export type { ColumnData, ColumnTable, NumberColumn, StringColumn } from '../lib/batch.js';
@@ -133,6 +135,34 @@ export function batchChecker(specs: readonly ColumnSpec[]): (batch: readonly unk
   };
 }
 
+/**
+ * True when every value of a well-shaped packed table fits its column as the record checks above would
+ * have it: no nulls where the schema has none, exact integers, booleans as 0/1.
+ */
+export function packedValuesFit(specs: readonly ColumnSpec[], table: PackedTable): boolean {
+  const n = table.rowCount;
+  for (let c = 0; c < specs.length; c++) {
+    const spec = specs[c]!;
+    const col = table.columns[c]!;
+    if (col.type === 'string') {
+      if (spec.nullable) continue;
+      const marks = col.strings.kind === 'dict' ? col.strings.index : col.strings.lengths;
+      for (let i = 0; i < n; i++) if (marks[i]! < 0) return false;
+      continue;
+    }
+    const { values, valid } = col;
+    if (valid !== null && !spec.nullable) {
+      for (let i = 0; i < n; i++) if (valid[i] !== 1) return false;
+    }
+    if (spec.type === 'boolean') {
+      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && values[i] !== 0 && values[i] !== 1) return false;
+    } else if (spec.type === 'int64' || spec.type === 'timestamp') {
+      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && !Number.isSafeInteger(values[i]!)) return false;
+    }
+  }
+  return true;
+}
+
 /** Returns why the record cannot be written (first problem found), or null if it can. */
 export function checkRecord(specs: readonly ColumnSpec[], record: unknown): string | null {
   return batchChecker(specs)([record])?.get(0) ?? null;
@@ -179,18 +209,9 @@ export function compatibleColumns(fileColumns: readonly string[], specs: readonl
   return missing;
 }
 
-const SORT_TIME_COLUMN: { readonly [D in Dataset]: string | null } = {
-  activities: 'startTime',
-  intraday: 'timestamp',
-  daily_summaries: null,
-  readings: 'timestamp',
-};
-
-/** Sort keys per dataset: intraday (timestamp, type, id); others (their time column, id). */
-export function sortKeys(dataset: Dataset): string[] {
-  const time = SORT_TIME_COLUMN[dataset];
-  if (dataset === 'intraday') return ['timestamp', 'type', 'id'];
-  return time === null ? ['id'] : [time, 'id'];
+/** Sort keys per dataset (lib/schema.ts DATASET_ORDER): intraday (timestamp, type, id); others (their time column, id). */
+export function sortKeys(dataset: Dataset): readonly string[] {
+  return DATASET_ORDER[dataset].sortBy;
 }
 
 function compareValues(a: unknown, b: unknown): number {

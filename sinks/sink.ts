@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { EtlError, errorMessage } from '../lib/errors.js';
 import type { Compression, DatasetSummary, DeadLetterWriter, OutputFormat, PartitionColumns, Sink, SinkBatch, SinkOptions } from '../lib/sink.js';
 import type { ColumnSpec, Dataset } from '../lib/schema.js';
-import { COLUMNS, SCHEMA_VERSION } from '../lib/schema.js';
-import { batchChecker, sortKeys, toColumns } from './columns.js';
+import { COLUMNS, DATASET_ORDER, SCHEMA_VERSION } from '../lib/schema.js';
+import { batchChecker, packedValuesFit, toColumns } from './columns.js';
 import type { Row } from './columns.js';
 import { loadCodec } from './compression.js';
 import { createDeadLetterWriter } from './dead-letter.js';
@@ -23,7 +23,7 @@ import type { FileFormat, ParquetEngine } from './formats.js';
 import { writeManifest } from './manifest.js';
 import type { ManifestFile } from './manifest.js';
 import { WritePool } from './pool.js';
-import { packTable, packedAllEqual, packedRows, packedShapeProblem, packedValuesFit, transferList } from './transfer.js';
+import { packTable, packedAllEqual, packedRows, packedShapeProblem, transferList } from './transfer.js';
 import type { Packed, PackedColumn } from './transfer.js';
 import { writePartition } from './write-partition.js';
 import type { PartitionJob, PartitionWritten } from './write-partition.js';
@@ -175,10 +175,10 @@ interface PartitionBuffer {
  */
 const CHUNK_ROWS = 256;
 
-/** Time column declared as the files' sort order (numeric, so Parquet's order and ours agree). */
+/** Time column declared as the files' sort order (lib/schema.ts DATASET_ORDER). */
 function declaredSortOrder(dataset: Dataset): string[] {
-  const first = sortKeys(dataset)[0]!;
-  return first === 'id' ? [] : [first];
+  const time = DATASET_ORDER[dataset].timeColumn;
+  return time === null ? [] : [time];
 }
 
 function fileMetadata(dataset: Dataset, specs: readonly ColumnSpec[], runId: string): [string, string][] {

@@ -220,34 +220,6 @@ export function packedShapeProblem(specs: readonly ColumnSpec[], table: PackedTa
   return null;
 }
 
-/**
- * True when every value of a well-shaped packed table fits its column as batchChecker would
- * have it: no nulls where the schema has none, exact integers, booleans as 0/1.
- */
-export function packedValuesFit(specs: readonly ColumnSpec[], table: PackedTable): boolean {
-  const n = table.rowCount;
-  for (let c = 0; c < specs.length; c++) {
-    const spec = specs[c]!;
-    const col = table.columns[c]!;
-    if (col.type === 'string') {
-      if (spec.nullable) continue;
-      const marks = col.strings.kind === 'dict' ? col.strings.index : col.strings.lengths;
-      for (let i = 0; i < n; i++) if (marks[i]! < 0) return false;
-      continue;
-    }
-    const { values, valid } = col;
-    if (valid !== null && !spec.nullable) {
-      for (let i = 0; i < n; i++) if (valid[i] !== 1) return false;
-    }
-    if (spec.type === 'boolean') {
-      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && values[i] !== 0 && values[i] !== 1) return false;
-    } else if (spec.type === 'int64' || spec.type === 'timestamp') {
-      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && !Number.isSafeInteger(values[i]!)) return false;
-    }
-  }
-  return true;
-}
-
 /** True when each of the first n values of a packed string column is `value`. */
 export function packedAllEqual(p: PackedStrings, n: number, value: string): boolean {
   if (p.kind === 'dict') {
