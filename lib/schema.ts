@@ -49,6 +49,13 @@ const oneOf = <V extends string>() => <C extends Column<string, 'string'>>(colum
 
 export type IntradayType = 'steps' | 'calories' | 'distance' | 'elevation' | 'floors' | 'swimming-strokes';
 export const INTRADAY_TYPES: readonly IntradayType[] = ['steps', 'calories', 'distance', 'elevation', 'floors', 'swimming-strokes'];
+/**
+ * Every `type` an intraday row can have: the Fitbit resources above (IntradayType), and the
+ * Google Health types that have no Fitbit twin (`active-calories` has no basal burn, so it is
+ * not `calories`; `heart-rate` in bpm).
+ */
+export type IntradayRowType = IntradayType | 'active-calories' | 'heart-rate';
+export const INTRADAY_ROW_TYPES: readonly IntradayRowType[] = [...INTRADAY_TYPES, 'active-calories', 'heart-rate'];
 
 /**
  * Every dataset, declared once: its columns in file order. The record types below are derived
@@ -80,7 +87,7 @@ const TABLE = {
     c('humanId', 'string'),
     c('userId', 'string'),
     c('source', 'string'),
-    oneOf<IntradayType>()(c('type', 'string')),
+    oneOf<IntradayRowType>()(c('type', 'string')),
     c('timestamp', 'timestamp', false, 'ms UTC'),
     c('tzOffset', 'string'),
     c('timeZone', 'string'),
@@ -159,6 +166,21 @@ export interface DatasetRecords {
   readings: ReadingRecord;
 }
 export type AnyRecord = DatasetRecords[Dataset];
+
+/** A column of dataset D, by name (checked against its record type). */
+type ColumnOf<D extends Dataset> = keyof DatasetRecords[D] & string;
+
+/**
+ * How each dataset's files are ordered: rows sorted by `sortBy` (ids are unique within a
+ * partition, so the order is total), and `timeColumn` (the first sort key, numeric, so Parquet's
+ * order and ours agree) declared as the files' sort order; null when the rows have no time.
+ */
+export const DATASET_ORDER: { readonly [D in Dataset]: { readonly timeColumn: ColumnOf<D> | null; readonly sortBy: readonly ColumnOf<D>[] } } = {
+  activities: { timeColumn: 'startTime', sortBy: ['startTime', 'id'] },
+  intraday: { timeColumn: 'timestamp', sortBy: ['timestamp', 'type', 'id'] },
+  daily_summaries: { timeColumn: null, sortBy: ['id'] },
+  readings: { timeColumn: 'timestamp', sortBy: ['timestamp', 'id'] },
+};
 
 /** A record that could not be normalized or placed; written to <out>/_dead_letter/. */
 export interface DeadLetter {
