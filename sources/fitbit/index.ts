@@ -13,8 +13,6 @@ import { checkActivity, INTRADAY_DETAILS, type FitbitProfile, type IntradayDay, 
 
 export { FitbitSession, FitbitShared, GOOGLE_HEALTH_SUCCESSOR, METRIC_ACCEPT_LANGUAGE, acceptLanguageFor } from './client.js';
 
-type Json = Record<string, unknown>;
-
 /**
  * Body checks. JSON that does not parse (cut short, an HTML page) is thrown as a plain error
  * and retried; JSON of the wrong shape is a BAD_RESPONSE that asking again will not fix.
@@ -26,18 +24,6 @@ function shape(message: string): EtlError {
 function parseJson(text: string): unknown {
   return JSON.parse(text);
 }
-
-function asObject(value: unknown, what: string): Json {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw shape(`${what} is not an object`);
-  return value as Json;
-}
-
-const optNumber = (o: Json, key: string, what: string): number | undefined => {
-  const v = o[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw shape(`${what}.${key} is not a number`);
-  return v;
-};
 
 /** The unit system a response is written in when nothing else says (metric is what we ask for). */
 export const RESPONSE_UNITS: UnitSystem = 'metric';
@@ -52,19 +38,36 @@ function withWhere(err: unknown, session: FitbitSession, what: string): unknown 
 
 // ---------------------------------------------------------------- profile
 
+const profileNumber = v.optional(v.nullable(v.pipe(v.number(), v.finite('a number'))));
+/** Text the transforms only read when it is there: anything else counts as absent. */
+const profileText = v.fallback(v.optional(v.string()), undefined);
+
+/** The profile (§A.3): the zone is required; the rest the transforms use when present. */
+const profileSchema = v.object({
+  user: v.looseObject({
+    timezone: v.pipe(v.string(), v.nonEmpty('an IANA time zone')),
+    offsetFromUTCMillis: profileNumber,
+    height: profileNumber,
+    weight: profileNumber,
+    strideLengthWalking: profileNumber,
+    strideLengthRunning: profileNumber,
+    age: profileNumber,
+    gender: profileText,
+    dateOfBirth: profileText,
+    locale: profileText,
+  }),
+});
+
 export function parseProfile(text: string): FitbitProfile {
-  const user = asObject(asObject(parseJson(text), 'profile body').user, 'profile.user');
-  if (typeof user.timezone !== 'string' || user.timezone === '') throw shape('profile.user.timezone is missing');
-  const profile: FitbitProfile = {
-    timezone: user.timezone,
-    offsetFromUTCMillis: optNumber(user, 'offsetFromUTCMillis', 'profile.user') ?? 0,
-  };
+  const { user } = parseBody(profileSchema, parseJson(text), 'profile body');
+  const profile: FitbitProfile = { timezone: user.timezone, offsetFromUTCMillis: user.offsetFromUTCMillis ?? 0 };
   for (const key of ['height', 'weight', 'strideLengthWalking', 'strideLengthRunning', 'age'] as const) {
-    const v = optNumber(user, key, 'profile.user');
-    if (v !== undefined) profile[key] = v;
+    const n = user[key];
+    if (n !== undefined && n !== null) profile[key] = n;
   }
   for (const key of ['gender', 'dateOfBirth', 'locale'] as const) {
-    if (typeof user[key] === 'string') profile[key] = user[key] as string;
+    const t = user[key];
+    if (t !== undefined) profile[key] = t;
   }
   return profile;
 }
