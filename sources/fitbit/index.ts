@@ -274,16 +274,10 @@ export function parseIntraday(text: string, r: IntradayRequest, units: UnitSyste
   if (schema === undefined) throw new EtlError('USAGE', `intraday: unknown resource "${r.resource}"`);
   const body = parseBody(schema, parseJson(text), 'intraday body')[key]!;
   const { points, rejected } = checkIntradayPoints(body.dataset);
-  return {
-    resource: r.resource,
-    date: r.date,
-    detail: r.detail,
-    datasetInterval: body.datasetInterval ?? Number.NaN,
-    datasetType: body.datasetType ?? '',
-    dataset: points,
-    ...(rejected.length > 0 ? { rejected } : {}),
-    units,
-  };
+  const { resource, date, detail } = r;
+  const day: IntradayDay = { resource, date, detail, datasetInterval: body.datasetInterval ?? Number.NaN, datasetType: body.datasetType ?? '', dataset: points, units };
+  if (rejected.length > 0) day.rejected = rejected;
+  return day;
 }
 
 /** One request: one user, resource and local date (optionally a time window of it). */
