@@ -73,9 +73,9 @@ export function ghShared(ctx: RunContext): GoogleHealthShared {
 
 export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser, state: PipelineState, pipeline: PipelineName): GoogleHealthSession {
   const env = ctx.config.env;
-  // The saved budget is found by humanId: known up front only when the entry names it (else the
-  // first request, the identity, goes before the saved budget is read; see README).
-  const saved: GhRateBudgetState | undefined = user.entry.humanId !== undefined ? state.users[user.entry.humanId]?.rateBudget : undefined;
+  // The saved budget is found by the name the user has before its identity is known: the entry's
+  // humanId, else its place in the file (saveBudget keeps it under both names).
+  const saved: GhRateBudgetState | undefined = state.users[preIdentityName(user)]?.rateBudget;
   return new GoogleHealthSession(
     {
       baseUrl: env.googleHealthApiUrl,
@@ -175,8 +175,13 @@ export function planSince(config: RunConfig, mark: string | undefined, until: st
 
 /** Keeps a user's budget in the state, under its humanId once that is known. */
 export function saveBudget(state: PipelineState, user: GhRunUser, budget: GhRateBudgetState): void {
-  if (user.entry.humanId === undefined && user.resolved === null) return;
-  userState(state, user.humanId).rateBudget = budget;
+  userState(state, preIdentityName(user)).rateBudget = budget;
+  if (user.humanId !== preIdentityName(user)) userState(state, user.humanId).rateBudget = budget;
+}
+
+/** The name a user has before its identity is fetched (the state key its budget is read from). */
+function preIdentityName(user: GhRunUser): string {
+  return user.entry.humanId ?? `google-health entry ${user.entry.index}`;
 }
 
 export { daysInclusive, userState };
