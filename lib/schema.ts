@@ -40,8 +40,8 @@ export interface ActivityRecord extends PartitionedRecord {
   sourceData: string;
 }
 
-export type IntradayType = 'steps' | 'calories' | 'distance' | 'elevation' | 'floors' | 'swimming-strokes' | 'active-calories' | 'heart-rate';
-export const INTRADAY_TYPES: readonly IntradayType[] = ['steps', 'calories', 'distance', 'elevation', 'floors', 'swimming-strokes', 'active-calories', 'heart-rate'];
+export type IntradayType = 'steps' | 'calories' | 'distance' | 'elevation' | 'floors' | 'swimming-strokes';
+export const INTRADAY_TYPES: readonly IntradayType[] = ['steps', 'calories', 'distance', 'elevation', 'floors', 'swimming-strokes'];
 
 export interface IntradayRecord extends PartitionedRecord {
   userId: string;

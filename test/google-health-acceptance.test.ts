@@ -13,7 +13,7 @@ import { query } from './duckdb.js';
 import { failureLine } from '../pipelines/run.js';
 
 const BASE = ['1503960366', '1624580081', '1927972279', '2022484408'];
-const LIMIT = 40;
+const LIMIT = 6;
 const WINDOW_MS = 1_000;
 const WINDOWS: Array<[string, string]> = [['2016-03-12', '2016-03-14'], ['2016-04-14', '2016-04-18'], ['2016-11-05', '2016-11-07']];
 
@@ -56,6 +56,15 @@ test('under faults, token expiry and a tight rate limit: exact days, instants, d
   }
   const busiest = Math.max(...perWindow.values());
   t.true(busiest <= LIMIT, `a user sent ${busiest} requests in one ${WINDOW_MS} ms window`);
+  // The limit bound: users waited for their budget.
+  t.true(lines.some((l) => l.includes('rate budget spent, waiting')), 'the budget made users wait');
+  // 429s paused the user: after each one, that user's next request came no sooner than asked.
+  for (let i = 0; i < log.length; i++) {
+    const e = log[i]!;
+    if (e.service !== 'google-health' || e.status !== 429 || e.userId === undefined) continue;
+    const next = log.slice(i + 1).find((x) => x.service === 'google-health' && x.userId === e.userId);
+    if (next) t.true(next.at - e.at >= 10, `user ${e.userId} resumed ${next.at - e.at} ms after a 429`);
+  }
   t.false(log.some((e) => e.status === 429 && e.fault === undefined), 'no 429 for the per-user limit');
   t.log(`${log.length} requests, ${faulted.length} faulted, busiest user window ${busiest}/${LIMIT}, ${gh.refreshLog.length} refreshes`);
 
@@ -131,7 +140,7 @@ test('under faults, token expiry and a tight rate limit: exact days, instants, d
         continue;
       }
       const km = e.distanceMm / 1e6;
-      t.like(a, { u: humanId(key), s: e.startMs, e: e.endMs, steps: e.steps, type: e.type === 'RUNNING' ? 'running' : 'walking' });
+      t.like({ ...a, s: Number(a.s), e: Number(a.e), steps: Number(a.steps) }, { u: humanId(key), s: e.startMs, e: e.endMs, steps: e.steps, type: e.type === 'RUNNING' ? 'running' : 'walking' });
       t.is(a.distance, e.distanceMm / 1000);
       t.is(a.duration, (e.endMs - e.startMs) / 1000);
       t.true(Math.abs(Number(a.pace) - e.activeSeconds / km) < 1e-9 * e.activeSeconds / km);

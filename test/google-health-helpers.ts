@@ -13,7 +13,7 @@ import type { RunConfig } from '../pipelines/config.js';
 import { runPipelines, type RunSummary } from '../pipelines/run.js';
 import type { RunContext } from '../pipelines/context.js';
 
-export const FAST = { retry: { maxAttempts: 12, baseDelayMs: 5, maxDelayMs: 60, timeoutMs: 2_000 } };
+export const FAST = { retry: { maxAttempts: 12, baseDelayMs: 5, maxDelayMs: 60, timeoutMs: 10_000 } };
 
 export async function ghRig(t: { teardown(fn: () => Promise<void>): void }, options: FixtureOptions): Promise<{ api: FixtureApi; dir: string }> {
   const api = await startFixtureApi(options);

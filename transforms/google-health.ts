@@ -11,7 +11,7 @@
 //   (transforms/intraday.ts intradayId), so both sources merge into one row per minute.
 // - Absent is not zero (§1.11): a minute the API did not serve has no row; a day without a
 //   roll-up value has nulls; a served 0 is a row with 0.
-import type { ActivityRecord, DailySummaryRecord, DeadLetter, IntradayRecord, IntradayType } from '../lib/schema.js';
+import type { ActivityRecord, DailySummaryRecord, DeadLetter, IntradayRecord, IntradayRowType } from '../lib/schema.js';
 import type { GhDailyRollup, GhExercise, GhIntradayType, GhPoint, InvalidRecord } from '../sources/google-health/types.js';
 import { activityType, exactLogId, stableStringify, type ActivityType } from './activities.js';
 import { cleanFloat } from './formulas.js';
@@ -21,7 +21,7 @@ import { buildDayHourTable, formatOffset, resolveInDay, utcDateString, zoneOffse
 export const GOOGLE_HEALTH_SOURCE = 'google-health';
 
 /** Google's data type → the intraday `type` and `unit`, and the factor from Google's unit. */
-export const GH_INTRADAY: { readonly [T in GhIntradayType]: { type: IntradayType; unit: string; factor: number } } = {
+export const GH_INTRADAY: { readonly [T in GhIntradayType]: { type: IntradayRowType; unit: string; factor: number } } = {
   steps: { type: 'steps', unit: 'count', factor: 1 },
   distance: { type: 'distance', unit: 'm', factor: 1 / 1000 },
   floors: { type: 'floors', unit: 'count', factor: 1 },

@@ -33,8 +33,6 @@ export const INTRADAY_UNITS: { readonly [T in IntradayType]: string } = {
   elevation: 'm',
   floors: 'count',
   'swimming-strokes': 'count',
-  'active-calories': 'kcal',
-  'heart-rate': 'bpm',
 };
 
 const DETAIL_SECONDS: { readonly [D in IntradayDetail]: number } = { '1min': 60, '5min': 300, '15min': 900 };
