@@ -70,3 +70,25 @@ test('a user whose consent was withdrawn fails alone: exit 3 names them, the oth
   const secrets = [...fixtureSecrets(api), ...api.googleHealth.issuedAccess.keys(), ...api.googleHealth.issuedRefresh.keys(), api.googleHealth.clientSecret];
   t.deepEqual(await leakedSecrets(secrets, [stdout.join(''), err], [out]), []);
 });
+
+test('--dry-run: requests and the time the limit takes, per user; nothing is sent', async (t) => {
+  const { api, dir } = await ghRig(t, { fitbit: { users: USERS, sampleUser: false }, googleHealth: { derivedUsers: false } });
+  const entries = googleHealthUsers(api).map((e, i) => (i === 0 ? { ...e, humanId: 'h-0', timezone: 'Europe/Berlin' } : e));
+  const usersPath = await writeJson(path.join(dir, 'users.json'), entries);
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const env = { GOOGLE_CLIENT_ID: api.googleHealth.clientId, GOOGLE_CLIENT_SECRET: api.googleHealth.clientSecret, GOOGLE_HEALTH_API_URL: api.url };
+  const code = await main(['run', 'google-health-intraday', '--dry-run', '--users', usersPath, '--out', path.join(dir, 'out'), '--since', '2016-01-01', '--until', '2016-12-31', '--resources', 'steps,heart-rate'], {
+    env, cwd: dir, stdout: (s: string) => stdout.push(s), stderr: (s: string) => stderr.push(s),
+  });
+  t.is(code, 0, stderr.join(''));
+  const text = stdout.join('');
+  // 366 days in windows of 7: 53 windows per type; identity (+ settings when the file has no zone).
+  t.regex(text, /google-health-intraday: user h-0: 2016-01-01 \.\. 2016-12-31 × steps,heart-rate \(windows of 7 days\), ≥ 107 request\(s\)/);
+  t.regex(text, /google-health-intraday: user entry 1: .*≥ 108 request\(s\)/);
+  t.regex(text, /2 user\(s\), ≥ 215 request\(s\); rate-limit waits ≈ 0 min \(300 requests\/minute\/user/);
+  t.is(api.log.length, 0);
+  const bad = await main(['run', 'google-health-intraday', '--users', usersPath, '--resources', 'calories'], { env, cwd: dir, stdout: () => undefined, stderr: (s: string) => stderr.push(s) });
+  t.is(bad, 2);
+  t.regex(stderr.join(''), /unknown Google Health data type "calories"/);
+});
