@@ -8,7 +8,7 @@ import { fixtureEnv, fixtureUsers, googleHealthEnv, googleHealthUsers, startFixt
 import type { Logger } from '../lib/log.js';
 import type { CliIo } from './cli.js';
 import type { RunConfig } from './config.js';
-import { demoRuns, parseRunArgs } from './registry.js';
+import { demoRuns, findPipeline, parseRunArgs } from './registry.js';
 import type { ProgressBar } from './progress.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
 
@@ -43,7 +43,8 @@ export async function runDemo(options: { outDir: string; format: 'parquet' | 'ar
     log.info('fixture API started', { url: api.url });
     for (const run of demoRuns()) {
       const config = parseRunArgs(
-        [run.pipeline, '--out', options.outDir, '--format', options.format, '--users', usersFile, ...run.args],
+        // --users only for the pipelines that read it (an option a pipeline does not read is a usage error).
+        [run.pipeline, '--out', options.outDir, '--format', options.format, ...(findPipeline(run.pipeline)?.flags.includes('users') ? ['--users', usersFile] : []), ...run.args],
         env,
         io.cwd,
       ) as RunConfig;
