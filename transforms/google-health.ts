@@ -90,9 +90,18 @@ export class ZoneDays {
     return resolveInDay(table, wallMs).earlier !== null;
   }
 
+  /** The zone's offset per quarter hour (every offset change since 1970 falls on one): one Intl look-up per 15 minutes of points. */
+  private readonly quarters = new Map<number, number>();
+
   /** The zone to write for an instant seen in `offsetMinutes`. */
   zoneFor(epochMs: number, offsetMinutes: number): string {
-    return zoneOffsetMinutes(this.zone, epochMs) === offsetMinutes ? this.zone : fixedOffsetZone(offsetMinutes);
+    const q = Math.floor(epochMs / 900_000);
+    let zoneOffset = this.quarters.get(q);
+    if (zoneOffset === undefined) {
+      zoneOffset = zoneOffsetMinutes(this.zone, q * 900_000);
+      this.quarters.set(q, zoneOffset);
+    }
+    return zoneOffset === offsetMinutes ? this.zone : fixedOffsetZone(offsetMinutes);
   }
 }
 
@@ -109,31 +118,37 @@ export interface GhIntradayResult {
 export function normalizeGhPoints(points: readonly GhPoint[], user: GhUserContext, zone: ZoneDays, seenAt: number, seen: Set<string>): GhIntradayResult {
   const records: IntradayRecord[] = [];
   const deadLetters: DeadLetter[] = [];
+  const fail = (p: GhPoint, reason: string): void => {
+    deadLetters.push({ dataset: 'intraday', reason, context: { stream: 'google-health-intraday', humanId: user.humanId, userId: user.userId, dataType: p.type }, raw: p });
+  };
+  // A page holds a handful of distinct offsets: parse each once.
+  const offsets = new Map<string, number | null>();
   for (const p of points) {
-    const fail = (reason: string): void => {
-      deadLetters.push({ dataset: 'intraday', reason, context: { stream: 'google-health-intraday', humanId: user.humanId, userId: user.userId, dataType: p.type }, raw: p });
-    };
     const spec = GH_INTRADAY[p.type];
     const instant = Date.parse(p.startTime);
-    const offset = parseOffsetMinutes(p.startUtcOffset);
+    let offset = offsets.get(p.startUtcOffset);
+    if (offset === undefined) {
+      offset = parseOffsetMinutes(p.startUtcOffset);
+      offsets.set(p.startUtcOffset, offset);
+    }
     if (Number.isNaN(instant)) {
-      fail(`startTime ${JSON.stringify(p.startTime)} is not an instant`);
+      fail(p, `startTime ${JSON.stringify(p.startTime)} is not an instant`);
       continue;
     }
     if (offset === null) {
-      fail(`UTC offset ${JSON.stringify(p.startUtcOffset)} is not whole minutes within ±18 h`);
+      fail(p, `UTC offset ${JSON.stringify(p.startUtcOffset)} is not whole minutes within ±18 h`);
       continue;
     }
     const raw = typeof p.value === 'number' ? p.value : Number(p.value);
     if (!Number.isFinite(raw)) {
-      fail(`value ${JSON.stringify(p.value)} is not a number`);
+      fail(p, `value ${JSON.stringify(p.value)} is not a number`);
       continue;
     }
     const { date, time, wallMs } = localParts(instant, offset);
     const tzOffset = formatOffset(offset);
     const id = intradayId(user.humanId, spec.type, date, time, zone.repeated(date, wallMs) ? tzOffset : undefined);
     if (seen.has(id)) {
-      fail(`a second point for local time ${date}T${time} (${tzOffset}): the id ${id} is taken`);
+      fail(p, `a second point for local time ${date}T${time} (${tzOffset}): the id ${id} is taken`);
       continue;
     }
     seen.add(id);
