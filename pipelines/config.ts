@@ -114,19 +114,13 @@ export function readEnv(env: NodeJS.ProcessEnv): ApiEnv {
   return out;
 }
 
+/** Options that take a value, named once: the generic ones and every pipeline flag. */
+function valueOptions<K extends string>(names: readonly K[]): { [P in K]: { type: 'string' } } {
+  return Object.fromEntries(names.map((n) => [n, { type: 'string' }])) as { [P in K]: { type: 'string' } };
+}
+
 export const RUN_OPTIONS = {
-  out: { type: 'string' },
-  format: { type: 'string' },
-  compression: { type: 'string' },
-  since: { type: 'string' },
-  until: { type: 'string' },
-  users: { type: 'string' },
-  resources: { type: 'string' },
-  detail: { type: 'string' },
-  types: { type: 'string' },
-  state: { type: 'string' },
-  lookback: { type: 'string' },
-  concurrency: { type: 'string' },
+  ...valueOptions(['out', 'format', 'compression', 'state', ...PIPELINE_FLAGS]),
   'dry-run': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
