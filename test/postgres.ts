@@ -65,10 +65,13 @@ async function idOf(user: string, flag: '-u' | '-g'): Promise<number | null> {
 
 export async function startTestPostgres(): Promise<TestPostgres> {
   const bin = await findPgBin();
-  const dir = await mkdtemp(join(tmpdir(), 'pg-test-'));
+  // As root, under /tmp: the server's user must be able to reach the folder (a TMPDIR under
+  // /root would not let it).
+  const root = process.getuid?.() === 0;
+  const dir = await mkdtemp(join(root ? '/tmp' : tmpdir(), 'pg-test-'));
   const data = join(dir, 'data');
   let asUser: string[] = [];
-  if (process.getuid?.() === 0) {
+  if (root) {
     const user = (await idOf('postgres', '-u')) !== null ? 'postgres' : 'nobody';
     await chown(dir, (await idOf(user, '-u'))!, (await idOf(user, '-g'))!);
     asUser = ['runuser', '-u', user, '--'];

@@ -323,3 +323,28 @@ test('--state and WEARABLE_ETL_STATE_URL; WEARABLE_ETL_TOKEN_KEY', (t) => {
   t.regex(short!.message, /must be 32 bytes written as 64 hex digits or base64/);
   t.false(short!.message.includes('c2hvcnQ'), 'the key is never echoed');
 });
+
+test('a worker that loses the database stops its users and fails with one line', async (t) => {
+  // Its own server, stopped under the worker.
+  const own = await startTestPostgres();
+  let stopped = false;
+  t.teardown(async () => {
+    if (!stopped) await own.stop();
+  });
+  const db = await PgState.open({ url: own.url, cipher: null });
+  t.teardown(() => db.close().catch(() => undefined));
+  const leases = new UserLeases(db, 'w', { ttlMs: 600, pollMs: 100 });
+  const round = await leases.join('k', ['a', 'b', 'c']);
+  const signals: AbortSignal[] = [];
+  const running = workLeased(leases, round, { concurrency: 2 }, (_user, signal) => {
+    signals.push(signal);
+    return new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+  });
+  while (signals.length < 2) await new Promise((r) => setTimeout(r, 20));
+  await own.stop();
+  stopped = true;
+  const err = await t.throwsAsync(running);
+  t.regex(err!.message, /^lost the state database postgres:\/\/etl@127\.0\.0\.1:\d+\/postgres: /);
+  t.false(err!.message.includes('\n'));
+  t.true(signals.every((s) => s.aborted), 'every user in progress was told to stop');
+});

@@ -57,6 +57,11 @@ export class UserLeases {
     this.pollMs = options.pollMs ?? 5_000;
   }
 
+  /** The state database, password removed (for messages). */
+  get location(): string {
+    return this.state.location;
+  }
+
   private static id(round: number, user: string): string {
     return `${round}\0${user}`;
   }
@@ -224,27 +229,32 @@ export async function workLeased(
 ): Promise<{ done: string[]; failed: Array<{ user: string; reason: string }>; stopped: boolean }> {
   const done: string[] = [];
   const failed: Array<{ user: string; reason: string }> = [];
-  const active = new Map<string, Promise<void>>();
+  const active = new Map<string, { task: Promise<void>; controller: AbortController }>();
   const stop = options.stop;
-  leases.startRenewing();
   let wake: () => void = () => undefined;
   const start = (user: string, lost: AbortSignal): void => {
-    const signal = stop ? AbortSignal.any([lost, stop]) : lost;
+    const controller = new AbortController();
+    const signal = AbortSignal.any(stop ? [lost, stop, controller.signal] : [lost, controller.signal]);
     const task = (async () => {
       try {
         await work(user, signal);
         if (signal.aborted) throw signal.reason;
         if (await leases.finish(round, user)) done.push(user);
       } catch (err) {
-        if (stop?.aborted && !lost.aborted) await leases.release(round, user);
-        else if (!lost.aborted && (await leases.finish(round, user, errorMessage(err)))) failed.push({ user, reason: errorMessage(err) });
-      } finally {
+        if (lost.aborted || controller.signal.aborted) return; // someone else's now, or the database is gone
+        if (stop?.aborted) await leases.release(round, user);
+        else if (await leases.finish(round, user, errorMessage(err))) failed.push({ user, reason: errorMessage(err) });
+      }
+    })()
+      .catch(() => undefined) // the database went away while finishing: the lease expires and is taken over
+      .finally(() => {
         active.delete(user);
         wake();
-      }
-    })();
-    active.set(user, task);
+      });
+    active.set(user, { task, controller });
   };
+  let lostDatabase: Error | null = null;
+  leases.startRenewing();
   try {
     for (;;) {
       if (stop?.aborted) break;
@@ -260,15 +270,17 @@ export async function workLeased(
       // Wait for a slot to free up, or poll for expired leases.
       await new Promise<void>((resolve) => {
         wake = resolve;
-        const timer = setTimeout(resolve, leases.pollMs);
-        timer.unref();
+        setTimeout(resolve, leases.pollMs).unref();
         stop?.addEventListener('abort', () => resolve(), { once: true });
       });
     }
-    await Promise.allSettled(active.values());
-  } finally {
-    await leases.stopRenewing();
+  } catch (err) {
+    lostDatabase = err instanceof EtlError ? err : new EtlError('STATE', `lost the state database ${leases.location}: ${errorMessage(err)}`, {}, { cause: err });
+    for (const a of active.values()) a.controller.abort(lostDatabase);
   }
+  await Promise.allSettled([...active.values()].map((a) => a.task));
+  await leases.stopRenewing();
+  if (lostDatabase) throw lostDatabase;
   if (!stop?.aborted) await leases.closeRound(round);
   return { done, failed, stopped: Boolean(stop?.aborted) };
 }
