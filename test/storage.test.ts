@@ -4,6 +4,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalStore, parseOutTarget } from '../sinks/storage/index.js';
+import { parseRunOptions } from '../pipelines/config.js';
 
 test('local store: put writes whole files via _tmp, get/list/delete, staged files are moved', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'local-store-'));
@@ -57,6 +58,23 @@ test('--out: folders, file:// and s3://bucket/prefix; other schemes are usage er
   ] as const) {
     const err = t.throws(() => parseOutTarget(value), undefined, value);
     t.regex(err!.message, message, value);
+    t.is((err as { code?: string }).code, 'USAGE');
+  }
+});
+
+test('run: --out s3:// and --state postgres:// are usage errors until they are wired, never a folder named s3:', (t) => {
+  const parse = (args: string[], env: NodeJS.ProcessEnv = {}) => parseRunOptions(['fitbit-intraday', ...args], env, '/w');
+  t.is(parse(['--out', 'o', '--state', 's.json'])!.config.outDir, '/w/o');
+  t.is(parse(['--out', 'o', '--state', 's.json'])!.config.stateFile, '/w/s.json');
+  for (const [args, env, message] of [
+    [['--out', 's3://bucket/prefix'], {}, /s3:\/\/ output is not wired into run yet/],
+    [['--out', 'gs://bucket/prefix'], {}, /scheme gs:\/\/ is not supported/],
+    [['--state', 'postgres://etl@db/etl'], {}, /--state: PostgreSQL state is not wired into run yet/],
+    [[], { WEARABLE_ETL_STATE_URL: 'postgres://etl@db/etl' }, /WEARABLE_ETL_STATE_URL: PostgreSQL state is not wired/],
+    [['--state', 'redis://db'], {}, /scheme redis:\/\/ is not supported/],
+  ] as const) {
+    const err = t.throws(() => parse([...args], env));
+    t.regex(err!.message, message);
     t.is((err as { code?: string }).code, 'USAGE');
   }
 });
