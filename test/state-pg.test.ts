@@ -167,8 +167,13 @@ test('workLeased: a graceful stop releases users in progress so another worker t
   const a = new UserLeases(states[0]!, 'a', { ttlMs: 60_000, pollMs: 50 });
   const round = await a.join('k', ['x', 'y']);
   const stop = new AbortController();
-  const running = workLeased(a, round, { concurrency: 2, stop: stop.signal }, (_user, signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve())));
-  await new Promise((r) => setTimeout(r, 200));
+  const running = workLeased(a, round, { concurrency: 2, stop: stop.signal }, (_user, signal) => new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve()))));
+  // Stop once both users are claimed (or at once on a slow machine: then nothing is started).
+  for (let i = 0; i < 200; i++) {
+    const p = await a.progress(round);
+    if (p.leased === 2) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
   stop.abort();
   const result = await running;
   t.true(result.stopped);
@@ -340,7 +345,7 @@ test('a worker that loses the database stops its users and fails with one line',
   const signals: AbortSignal[] = [];
   const running = workLeased(leases, round, { concurrency: 2 }, (_user, signal) => {
     signals.push(signal);
-    return new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+    return new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve())));
   });
   while (signals.length < 2) await new Promise((r) => setTimeout(r, 20));
   await own.stop();

@@ -258,7 +258,10 @@ export async function workLeased(
   try {
     for (;;) {
       if (stop?.aborted) break;
-      for (const c of await leases.claim(round, options.concurrency - active.size)) start(c.user, c.lost);
+      for (const c of await leases.claim(round, options.concurrency - active.size)) {
+        if (stop?.aborted) await leases.release(round, c.user); // stopped while claiming
+        else start(c.user, c.lost);
+      }
       if (active.size === 0) {
         const p = await leases.progress(round);
         if (p.free === 0 && p.leased === 0) break;
@@ -271,6 +274,7 @@ export async function workLeased(
       await new Promise<void>((resolve) => {
         wake = resolve;
         setTimeout(resolve, leases.pollMs).unref();
+        if (stop?.aborted) resolve();
         stop?.addEventListener('abort', () => resolve(), { once: true });
       });
     }
