@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseOutTarget } from '../sinks/storage/url.js';
+import { parseOutTarget } from '../sinks/object-store/url.js';
 import { resolveStateTarget } from './state/url.js';
 import { EtlError } from '../lib/errors.js';
 import { isValidDate } from '../lib/dates.js';
@@ -157,7 +157,7 @@ export function parseRunOptions(argv: string[], env: NodeJS.ProcessEnv, cwd: str
   }
   if (v.since && v.until && v.since > v.until) throw usage(`--since ${v.since} is after --until ${v.until}`);
   const usersFile = v.users ? path.resolve(cwd, v.users) : null;
-  // s3:// output and PostgreSQL state are built (sinks/storage, pipelines/state) but not wired
+  // s3:// output and PostgreSQL state are built (sinks/object-store, pipelines/state) but not wired
   // into the run yet: say so, rather than writing a local folder named `s3:` (issue #17).
   const out = parseOutTarget(v.out ?? 'out', cwd);
   if (out.kind !== 'folder') throw usage(`--out ${v.out}: s3:// output is not wired into run yet; write to a folder`);

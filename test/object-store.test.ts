@@ -1,9 +1,9 @@
-// The output root's local back end (sinks/storage/local.ts) and `--out` parsing (url.ts).
+// The output root's local back end (sinks/object-store/local.ts) and `--out` parsing (url.ts).
 import test from 'ava';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalStore, parseOutTarget } from '../sinks/storage/index.js';
+import { LocalStore, parseOutTarget } from '../sinks/object-store/index.js';
 import { parseRunOptions } from '../pipelines/config.js';
 
 test('local store: put writes whole files via _tmp, get/list/delete, staged files are moved', async (t) => {
