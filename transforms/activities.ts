@@ -122,6 +122,21 @@ function sortKeys(value: unknown): unknown {
   return value;
 }
 
+/**
+ * An id as an exact unsigned 64-bit decimal string, or null. Fitbit's logIds are checked by the
+ * source's schema; sources whose ids arrive otherwise (Google Health exercise ids) use this.
+ */
+export function exactLogId(logId: unknown): string | null {
+  let text: string;
+  if (typeof logId === 'string') text = logId.trim();
+  else if (typeof logId === 'bigint') text = logId.toString();
+  else if (typeof logId === 'number' && Number.isSafeInteger(logId)) text = String(logId);
+  else return null;
+  if (!/^\d{1,20}$/.test(text)) return null;
+  if (BigInt(text) > 0xffff_ffff_ffff_ffffn) return null;
+  return BigInt(text).toString(); // drops leading zeros, keeps every digit that matters
+}
+
 function activityDeadLetter(reason: string, raw: unknown, user: FitbitUserContext, logId = logIdOf(raw)): DeadLetter {
   return {
     dataset: 'activities',
