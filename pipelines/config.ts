@@ -7,7 +7,7 @@ import { INTRADAY_TYPES, type IntradayType } from '../lib/schema.js';
 import type { Compression, OutputFormat } from '../lib/sink.js';
 import { INTRADAY_DETAILS, type IntradayDetail } from '../sources/fitbit/types.js';
 
-export const PIPELINES = ['fitbit-activities', 'fitbit-intraday', 'humanapi'] as const;
+export const PIPELINES = ['fitbit-activities', 'fitbit-intraday', 'humanapi', 'takeout'] as const;
 export type PipelineName = (typeof PIPELINES)[number];
 
 export interface RunConfig {
@@ -27,6 +27,8 @@ export interface RunConfig {
   lookbackDays: number;
   concurrency: number;
   dryRun: boolean;
+  /** takeout: import archives the state marks as imported whole again. */
+  reimport: boolean;
   env: ApiEnv;
 }
 
@@ -59,6 +61,7 @@ Options:
   --lookback DAYS            days before the saved state re-fetched for late syncs (default 2)
   --concurrency N            Fitbit requests in flight at once (default 4; one at a time per user)
   --dry-run                  print the plan and the estimated time at the rate limits; touch nothing
+  --reimport                 takeout: read archives already imported whole again (default: skip them)
   -h, --help                 this help
 
 Environment:
@@ -131,6 +134,7 @@ export const RUN_OPTIONS = {
   lookback: { type: 'string' },
   concurrency: { type: 'string' },
   'dry-run': { type: 'boolean' },
+  reimport: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -171,7 +175,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
   const usesHuman = pipelines.includes('humanapi');
   // `all` runs what is configured; a named pipeline must have what it needs.
   if (name !== 'all') {
-    if (usesFitbit && !v.users) throw usage(`${name} needs --users FILE (the Fitbit users file)`);
+    if ((usesFitbit || name === 'takeout') && !v.users) throw usage(`${name} needs --users FILE (the ${name === 'takeout' ? 'users file with takeout entries' : 'Fitbit users file'})`);
     if (usesHuman && (!apiEnv.humanApiClientId || !apiEnv.humanApiAppKey)) throw usage('humanapi needs HUMANAPI_CLIENT_ID and HUMANAPI_APP_KEY in the environment');
   }
   const configured = pipelines.filter((p) => (p === 'humanapi' ? Boolean(apiEnv.humanApiClientId && apiEnv.humanApiAppKey) : Boolean(v.users)));
@@ -192,6 +196,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
     lookbackDays: positiveInt(v.lookback, 2, '--lookback', 0),
     concurrency: positiveInt(v.concurrency, 4, '--concurrency', 1),
     dryRun: Boolean(v['dry-run']),
+    reimport: Boolean(v.reimport),
     env: apiEnv,
   };
 }

@@ -5,6 +5,7 @@ import { UsersFile } from '../sources/fitbit/users.js';
 import { planWindows } from '../sources/humanapi/index.js';
 import { HUMANAPI_STATE_KEY, humanApiRange } from './humanapi.js';
 import { userStreams } from './fitbit-common.js';
+import { planTakeoutRun } from './takeout.js';
 import type { PipelineName, RunConfig } from './config.js';
 import { defaultStatePath, loadState } from './state.js';
 
@@ -15,6 +16,10 @@ export async function planRun(config: RunConfig, now = Date.now()): Promise<stri
   let totalHours = 0;
   for (const pipeline of config.pipelines) {
     const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+    if (pipeline === 'takeout') {
+      lines.push(...(await planTakeoutRun(config)));
+      continue;
+    }
     if (pipeline === 'humanapi') {
       // The same windows the run would walk: per type, from --since or the watermark less the lookback.
       for (const type of config.types) {

@@ -16,6 +16,7 @@ import { describeError } from './fitbit-common.js';
 import { runFitbitActivities } from './fitbit-activities.js';
 import { runFitbitIntraday } from './fitbit-intraday.js';
 import { runHumanApi } from './humanapi.js';
+import { runTakeout } from './takeout.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
 
@@ -23,6 +24,7 @@ const RUNNERS: Record<PipelineName, (ctx: RunContext) => Promise<PipelineResult>
   'fitbit-activities': runFitbitActivities,
   'fitbit-intraday': runFitbitIntraday,
   humanapi: runHumanApi,
+  takeout: runTakeout,
 };
 
 export interface RunSummary {
