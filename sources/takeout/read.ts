@@ -96,6 +96,8 @@ async function* jsonElements(member: ArchiveMember, exactLogIds: boolean): Async
       }
     }
   } catch (err) {
+    // What was read before the error is handed on (earlier batches were already); then the error.
+    if (batch.length > 0) yield batch;
     throw memberError(member, err);
   } finally {
     source.destroy();
