@@ -24,7 +24,8 @@ import { fixtureUser, usStampUtc } from '../fixtures/takeout.js';
 import { minuteSeries, type MinuteSeries } from '../fixtures/fitbit-data.js';
 import { ZipWriter } from '../fixtures/takeout-zip.js';
 import { createLogger } from '../lib/log.js';
-import { parseRunArgs, type RunConfig } from '../pipelines/config.js';
+import type { RunConfig } from '../pipelines/config.js';
+import { parseRunArgs } from '../pipelines/registry.js';
 import { runPipelines } from '../pipelines/run.js';
 import { BUILD_DIR, COMPILED, type CaseFigures, asOnCliThread, compile, dataFilesSize, flag, machine, median, option, peakRssMB, printResult, round, runChild, timed, writeResults } from './harness.js';
 

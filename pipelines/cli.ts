@@ -6,18 +6,18 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { EtlError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
-import { parseRunArgs, RUN_HELP, type RunConfig } from './config.js';
-import { runDemo, DEMO_HELP } from './demo.js';
-import { planRun } from './plan.js';
+import type { RunConfig } from './config.js';
+import { runDemo, demoHelp } from './demo.js';
+import { parseRunArgs, planRun, PIPELINES, runHelp } from './registry.js';
 import { cliThreadData, processTerminal, type CliTerminal } from './cli-thread.js';
 import { createProgressBar, type ProgressBar } from './progress.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
 
-export const MAIN_HELP = `wearable-etl — wearable activity data from paginated APIs to partitioned Parquet/Arrow files
+export const MAIN_HELP = `wearable-etl — wearable activity data from paginated APIs and export archives to partitioned Parquet/Arrow files
 
 Usage:
   wearable-etl demo [--out DIR]          bundled real fixtures served by a local API, all pipelines, output ./out
-  wearable-etl run <pipeline> [options]  fitbit-activities, fitbit-intraday, humanapi, or all
+  wearable-etl run <pipeline> [options]  ${PIPELINES.map((p) => p.name).join(', ')}, or all
   wearable-etl <command> --help          options of a command
 
 Exit codes: 0 all done; 1 failed; 2 usage error; 3 partial (some users failed; they are named).`;
@@ -76,7 +76,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     if (command === 'run') {
       const config = parseRunArgs(rest, io.env, io.cwd);
       if (config === null) {
-        io.stdout(RUN_HELP + '\n');
+        io.stdout(runHelp() + '\n');
         return EXIT.OK;
       }
       if (config.dryRun) {
@@ -93,7 +93,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         throw new EtlError('USAGE', (err as Error).message.split('\n')[0]);
       }
       if (parsed.values.help) {
-        io.stdout(DEMO_HELP + '\n');
+        io.stdout(demoHelp() + '\n');
         return EXIT.OK;
       }
       const format = parsed.values.format ?? 'parquet';

@@ -3,11 +3,8 @@
 // needed minute stream from one encoding (JSON, else CSV), then the exercise logs. Two passes
 // over the archive, one per dataset, each into its own sink; the state marks an archive
 // imported whole (by the size and mtime of its parts) only after both sinks committed.
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { mergeConcurrent } from '../lib/async.js';
-import type { DeadLetterWriter, PartitionColumns, SinkBatch } from '../lib/sink.js';
-import { createDeadLetterWriter, createSink } from '../sinks/index.js';
+import type { DeadLetterWriter, PartitionColumns } from '../lib/sink.js';
+import { UsersFile } from '../lib/users-file.js';
 import type { ActivityRecord, DeadLetter } from '../lib/schema.js';
 import { openArchive, type Archive } from '../sources/takeout/archive.js';
 import { planArchive, type ArchivePlan, type StreamPlan } from '../sources/takeout/layout.js';
@@ -24,10 +21,11 @@ import {
   type ZoneCheckVerdict,
 } from '../transforms/takeout.js';
 import { isValidTimeZone } from '../transforms/time.js';
-import { EtlError, errorMessage } from '../lib/errors.js';
+import { EtlError } from '../lib/errors.js';
 import type { DatasetSummary } from '../lib/sink.js';
 import type { RunConfig } from './config.js';
-import type { FailedUser, PipelineResult, RunContext } from './context.js';
+import type { FailedUser, PipelineDef, PipelineResult, RunContext } from './context.js';
+import { runUserStreams } from './user-streams.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
 
 export const PIPELINE = 'takeout' as const;
@@ -48,14 +46,6 @@ export interface TakeoutUserReport {
   healthConnectRows: number;
   duplicateRows: number;
 }
-
-/** Runs the streams of every user into one sink (pipelines/user-streams.ts in the registry). */
-export type RunStreams = <D extends 'activities' | 'intraday'>(
-  ctx: RunContext,
-  dataset: D,
-  users: readonly TakeoutUser[],
-  userBatches: (user: TakeoutUser, deadLetters: DeadLetterWriter) => AsyncIterable<D extends 'intraday' ? PartitionColumns : readonly ActivityRecord[]>,
-) => Promise<{ summary: DatasetSummary; failedUsers: FailedUser[]; deadLetterFiles: string[] }>;
 
 /** The zone of a user: the entry's, else Profile.csv's; an error naming both when neither is there. */
 async function userContext(user: TakeoutUser, archive: Archive, plan: ArchivePlan): Promise<TakeoutUserContext> {
@@ -78,7 +68,7 @@ function selfCheckStream(plan: ArchivePlan): StreamPlan | null {
   return both.find((s) => s.stream === 'steps') ?? both[0] ?? null;
 }
 
-export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutUser[], options: TakeoutOptions, runStreams: RunStreams, state: { get(humanId: string): string | undefined; set(humanId: string, fingerprint: string): void }): Promise<{ datasets: DatasetSummary[]; failedUsers: FailedUser[]; deadLetterFiles: string[]; reports: TakeoutUserReport[] }> {
+export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutUser[], options: TakeoutOptions, state: { get(humanId: string): string | undefined; set(humanId: string, fingerprint: string): void }): Promise<{ datasets: DatasetSummary[]; failedUsers: FailedUser[]; deadLetterFiles: string[]; reports: TakeoutUserReport[] }> {
   const { config } = ctx;
   const reports = new Map<string, TakeoutUserReport>();
   const contexts = new Map<string, TakeoutUserContext>();
@@ -209,8 +199,8 @@ export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutU
     }
   }
 
-  const intraday = await runStreams(ctx, 'intraday', pending, intradayBatches);
-  const activities = await runStreams(ctx, 'activities', pending, activityBatches);
+  const intraday = await runUserStreams(ctx, PIPELINE, 'intraday', pending, intradayBatches);
+  const activities = await runUserStreams(ctx, PIPELINE, 'activities', pending, activityBatches);
   const failed = new Map<string, FailedUser>();
   for (const f of [...intraday.failedUsers, ...activities.failedUsers]) if (!failed.has(f.user)) failed.set(f.user, f);
   // Committed: an archive read whole (no date filter, the user did not fail) is not read again.
@@ -263,48 +253,28 @@ export async function planTakeout(users: readonly TakeoutUser[], imported: (huma
 
 /** The users file's takeout entries (entries of other providers are left to their pipelines). */
 export async function loadTakeoutUsers(file: string): Promise<TakeoutUser[]> {
-  let data: unknown;
-  try {
-    data = JSON.parse(await fs.readFile(file, 'utf8'));
-  } catch (err) {
-    throw new EtlError('CONFIG', `users file ${file} cannot be read: ${errorMessage(err)}`, { file });
-  }
-  if (!Array.isArray(data)) throw new EtlError('CONFIG', `users file ${file} is not a JSON array`, { file });
-  const entries: { index: number; fields: Record<string, unknown> }[] = [];
-  data.forEach((item: unknown, index) => {
-    if (item !== null && typeof item === 'object' && !Array.isArray(item) && (item as { provider?: unknown }).provider === 'takeout') {
-      entries.push({ index, fields: { ...(item as Record<string, unknown>) } });
-    }
-  });
-  return parseTakeoutEntries(entries, path.dirname(file));
+  const users = await UsersFile.load(file);
+  return parseTakeoutEntries(users.entries(TAKEOUT_PROVIDER).map((e) => ({ index: e.index, fields: { ...e.fields } })), users.dir);
 }
 
-/** Streams every user's batches into one sink (users side by side); names failed users. */
-const runStreams: RunStreams = async (ctx, dataset, users, userBatches) => {
-  const { config } = ctx;
-  const deadLetters = createDeadLetterWriter(config.outDir, dataset, ctx.runId);
-  const failedUsers: FailedUser[] = [];
-  const batches = mergeConcurrent(users, (user: TakeoutUser) => userBatches(user, deadLetters), {
-    concurrency: Math.max(1, Math.min(config.concurrency, 4)),
-    onError: (user, err) => {
-      const reason = err instanceof Error ? err.message : String(err);
-      failedUsers.push({ user: user.humanId, reason });
-      ctx.log.error('user failed; what was read before is kept', { pipeline: PIPELINE, user: user.humanId, reason });
-    },
-  });
-  const sink = createSink(dataset, {
-    outDir: config.outDir,
-    format: config.format,
-    runId: ctx.runId,
-    compression: config.compression,
-    deadLetters,
-    ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
-    ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
-  });
-  const summary = await sink(batches as AsyncIterable<SinkBatch<typeof dataset>>);
-  const file = await deadLetters.close();
-  summary.deadLetters = deadLetters.count;
-  return { summary, failedUsers, deadLetterFiles: file ? [file] : [] };
+const TAKEOUT_PROVIDER = 'takeout' as const;
+
+function checkTakeout(config: RunConfig): string | null {
+  if (!config.usersFile) return 'needs --users FILE (a users file with "provider": "takeout" entries)';
+  if (!config.usersByProvider[TAKEOUT_PROVIDER]) return `the users file ${config.usersFile} has no "provider": "takeout" entries`;
+  return null;
+}
+
+export const takeout: PipelineDef = {
+  name: PIPELINE,
+  provider: TAKEOUT_PROVIDER,
+  summary: 'Fitbit / Google Takeout export archives (zip, zip parts or folder), read offline; --reimport reads an imported archive again',
+  datasets: ['intraday', 'activities'],
+  flags: ['users', 'since', 'until', 'concurrency'],
+  check: checkTakeout,
+  plan: (config) => planTakeoutRun(config),
+  run: (ctx) => runTakeout(ctx),
+  demo: { args: [], help: 'Takeout archives of five of the users, one per export layout (their rows merge with the API rows)' },
 };
 
 /** `wearable-etl run takeout`. */
@@ -322,7 +292,7 @@ export async function runTakeout(ctx: RunContext): Promise<PipelineResult & { ta
       u.streams[ARCHIVE_STATE_KEY] = fingerprint;
     },
   };
-  const result = await runTakeoutImport(ctx, users, { reimport: config.reimport }, runStreams, store);
+  const result = await runTakeoutImport(ctx, users, { reimport: config.reimport }, store);
   await saveState(statePath, state);
   return { pipeline: PIPELINE, datasets: result.datasets, users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles, takeout: result.reports };
 }

@@ -13,7 +13,7 @@
 //   feet of climb (10 ft a floor, UNCONFIRMED) into `elevation` metres.
 // - Ids are the API's (transforms/intraday.ts intradayIdPrefix; `fitbit-<logId>`), so an
 //   archive and API runs over the same days merge into one row per minute or activity.
-import type { ActivityRecord, DeadLetter, IntradayType } from '../lib/schema.js';
+import type { ActivityRecord, DeadLetter, IntradayRowType } from '../lib/schema.js';
 import { COLUMNS } from '../lib/schema.js';
 import type { PartitionColumns } from '../lib/sink.js';
 import type { PackedColumn, PackedTable } from '../sinks/transfer.js';
@@ -39,14 +39,14 @@ export interface TakeoutUserContext {
 
 /** The intraday type and factor to its unit, per stream and encoding. */
 export interface StreamMapping {
-  type: IntradayType;
+  type: IntradayRowType;
   factor: number;
   /** Bucket length in seconds (the `interval` column). */
   interval: number;
 }
 
-/** The `unit` of the heart-rate type when lib/schema.ts does not list one. */
-const HEART_RATE_UNIT = 'bpm';
+/** The `unit` of the types the Fitbit intraday resources do not have. */
+const OTHER_UNITS: Readonly<Record<string, string>> = { 'heart-rate': 'bpm', 'active-calories': 'kcal' };
 
 export function streamMapping(stream: TakeoutStream, encoding: 'json' | 'csv'): StreamMapping {
   switch (stream) {
@@ -62,7 +62,7 @@ export function streamMapping(stream: TakeoutStream, encoding: 'json' | 'csv'): 
       return { type: 'elevation', factor: FEET_TO_METRES, interval: 60 };
     case 'heart-rate':
       // Samples, not buckets: one row per sample, interval 1 s (the stamps' resolution).
-      return { type: 'heart-rate' as IntradayType, factor: 1, interval: 1 };
+      return { type: 'heart-rate', factor: 1, interval: 1 };
   }
 }
 
@@ -229,7 +229,7 @@ export class IntradayColumnsBuilder {
     const filled = (value: number): Float64Array => new Float64Array(rows).fill(value);
     const nulls = (type: 'int32' | 'double' | 'boolean'): PackedColumn =>
       type === 'double' ? { type, values: new Float64Array(rows), valid: new Uint8Array(rows) } : { type, values: new Int32Array(rows), valid: new Uint8Array(rows) };
-    const unit = (INTRADAY_UNITS as Readonly<Record<string, string>>)[this.mapping.type] ?? HEART_RATE_UNIT;
+    const unit = (INTRADAY_UNITS as Readonly<Record<string, string>>)[this.mapping.type] ?? OTHER_UNITS[this.mapping.type] ?? '';
     const byName: Record<string, PackedColumn> = {
       id: { type: 'string', strings: { kind: 'joined', text: this.idParts.join(''), lengths: Int32Array.from(this.idLengths) } },
       humanId: constant(this.user.humanId),
