@@ -294,7 +294,9 @@ export async function runTakeout(ctx: RunContext): Promise<PipelineResult & { ta
   };
   const result = await runTakeoutImport(ctx, users, { reimport: config.reimport }, store);
   await saveState(statePath, state);
-  return { pipeline: PIPELINE, datasets: result.datasets, users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles, takeout: result.reports };
+  // The self-check verdicts go to the run summary (`pipelines[].checks`).
+  const checks = result.reports.flatMap((r) => (r.zoneCheck === null ? [] : [{ check: 'json-time-zone', user: r.humanId, ...r.zoneCheck }]));
+  return { pipeline: PIPELINE, datasets: result.datasets, users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles, checks, takeout: result.reports };
 }
 
 /** --dry-run lines for the takeout pipeline. */

@@ -138,6 +138,12 @@ test('the time-zone self-check finds UTC JSON stamps where both encodings exist,
     t.true(v.sampled > 100);
     t.is(v.matchesAsLocal, 0);
   }
+  // The run summary (<out>/_runs/<runId>.json) carries the same verdicts.
+  const summary = JSON.parse(firstRun.stdout.split('\n').find((l) => l.includes('"run summary"'))!) as { runId: string };
+  const file = JSON.parse(await fs.readFile(path.join(out, '_runs', `${summary.runId}.json`), 'utf8')) as { pipelines: { checks?: { user: string; verdict: string; check: string }[] }[] };
+  const checks = file.pipelines[0]!.checks ?? [];
+  t.deepEqual(checks.map((c) => c.user).sort(), twins);
+  t.true(checks.every((c) => c.verdict === 'utc' && c.check === 'json-time-zone'));
 });
 
 test('re-import: --reimport rewrites identical rows; without it the archive is skipped and no file changes', async (t) => {
