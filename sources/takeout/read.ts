@@ -32,8 +32,9 @@ function memberError(member: ArchiveMember, err: unknown): EtlError {
   return new EtlError('BAD_RESPONSE', `${member.name}: ${errorMessage(err)}`, { member: member.name, part: member.part });
 }
 
-// A minute (or heart-rate sample) row of the JSON exports (§2.3). Checked with valibot: about
-// 0.25 µs per row against ~4 µs that stream-json spends parsing it (bench/takeout.ts).
+// A minute (or heart-rate sample) row of the JSON exports (§2.3), checked with valibot. Measured
+// (500k rows, 64 KiB chunks, a loaded 2-core machine): ~1.9 µs per row for the check against
+// ~16 µs per row for the whole read, stream-json's parsing most of it: the check costs ~12 %.
 const JsonMinuteRow = v.object({
   dateTime: v.string(),
   value: v.union([v.string(), v.number(), v.object({ bpm: v.union([v.number(), v.string()]) })]),
