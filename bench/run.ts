@@ -11,7 +11,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, flag, option } from './harness.js';
 
-const BENCHMARKS = ['intraday-e2e', 'api-bound', 'sink-parquet', 'intraday-normalizer', 'json-parse'] as const;
+const BENCHMARKS = ['intraday-e2e', 'api-bound', 'sink-parquet', 'intraday-normalizer', 'json-parse', 'takeout'] as const;
 
 function readResult(name: string): Record<string, unknown> | null {
   const path = join(ROOT, 'bench', 'results', `${name}.json`);
@@ -66,6 +66,16 @@ export function resultsSection(): string {
   }
   const json = readResult('json-parse');
   if (json) parts.push(`\n**JSON parsing** (json-parse): JSON.parse of a whole body against stream-json, in the same run:\n`, markdownTable(json['results'] as Row[], ['case', 'bytes', 'jsonParseMs', 'streamJsonMs', 'streamJsonVsJsonParse']));
+  const takeout = readResult('takeout');
+  if (takeout) {
+    const load = takeout['loadAverage'] as { atStart: number; atEnd: number };
+    parts.push(
+      `\n**Takeout import** (takeout, ${takeout['date']}, load average ${load.atStart} → ${load.atEnd}; a year of minute steps, distance and calories per user, JSON in zips; DuckDB reads the same JSON unpacked)\n`,
+      markdownTable(takeout['results'] as Row[], ['case', 'rows', 'archive MB', 'rows/s', 'vs duckdb', 's wall', 'peak RSS MB']),
+      '\nTargets:\n',
+      markdownTable(takeout['targets'] as Row[], ['target', 'measured', 'met']),
+    );
+  }
   return parts.join('\n');
 }
 
