@@ -48,12 +48,11 @@ export interface TakeoutUserReport {
 }
 
 /** The zone of a user: the entry's, else Profile.csv's; an error naming both when neither is there. */
-async function userContext(user: TakeoutUser, archive: Archive, plan: ArchivePlan): Promise<TakeoutUserContext> {
+async function userContext(user: TakeoutUser, plan: ArchivePlan): Promise<TakeoutUserContext> {
   const profile = plan.profile === null ? { id: null, timezone: null } : await readProfile(plan.profile);
   const zone = user.timeZone ?? profile.timezone;
   if (zone === null) throw new EtlError('CONFIG', `${user.humanId}: no time zone: the users file entry has no "timezone" and the archive has no Profile.csv with one`, { humanId: user.humanId });
   if (!isValidTimeZone(zone)) throw new EtlError('BAD_RESPONSE', `${user.humanId}: Profile.csv timezone "${zone}" is not an IANA zone; set "timezone" in the users file`, { humanId: user.humanId });
-  void archive;
   return { humanId: user.humanId, userId: profile.id ?? user.humanId, timeZone: zone, jsonTimeZone: user.jsonTimeZone };
 }
 
@@ -98,11 +97,15 @@ export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutU
     try {
       const plan = planArchive(archive.members);
       ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: archive.totalBytes });
-      const userCtx = await userContext(user, archive, plan);
+      const userCtx = await userContext(user, plan);
       contexts.set(user.humanId, userCtx);
       const report: TakeoutUserReport = { humanId: user.humanId, skipped: false, zoneCheck: null, healthConnectRows: 0, duplicateRows: 0 };
       reports.set(user.humanId, report);
-      const done = (bytes: number): void => ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: bytes });
+      let reported = 0;
+      const done = (bytes: number): void => {
+        reported += bytes;
+        ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: bytes });
+      };
       done(plan.skipped.storedBytes + (plan.profile?.storedBytes ?? 0));
 
       const checkStream = selfCheckStream(plan);
@@ -159,6 +162,9 @@ export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutU
         // Twins are not read (only sampled): their bytes count as done.
         done(stream.twins.reduce((s, m) => s + m.storedBytes, 0));
       }
+      // Zip headers and the central directory: the rest of the archive's bytes but the exercise
+      // logs, which the activities pass reports.
+      done(Math.max(0, archive.totalBytes - reported - plan.exercises.reduce((n, m) => n + m.storedBytes, 0)));
       if (check !== null) {
         report.zoneCheck = check.verdict();
         const v = report.zoneCheck;
