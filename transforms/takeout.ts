@@ -16,7 +16,7 @@
 import type { ActivityRecord, DeadLetter, IntradayRowType } from '../lib/schema.js';
 import { COLUMNS } from '../lib/schema.js';
 import type { PartitionColumns } from '../lib/sink.js';
-import type { PackedColumn, PackedTable } from '../sinks/transfer.js';
+import type { PackedColumn, PackedTable } from '../lib/batch.js';
 import type { FitbitUserContext, RawActivity } from '../sources/fitbit/types.js';
 import type { CsvMinuteRow, ExerciseRecord, JsonMinuteRow } from '../sources/takeout/read.js';
 import type { TakeoutStream } from '../sources/takeout/layout.js';
