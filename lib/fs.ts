@@ -13,7 +13,10 @@ export interface AtomicWriteOptions {
   tmp?: string;
   /** fsync the file before the rename and its folder after it, so a power cut keeps the old or the new file (default true). */
   durable?: boolean;
-  /** Folders known to exist, filled as they are made, so that each is made once. */
+  /**
+   * The file's folders known to exist, filled as they are made, so that each is made once. The
+   * temporary file's folder is made every time: another writer may remove it once it is empty.
+   */
   madeDirs?: Set<string>;
 }
 
@@ -31,7 +34,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array | 
     made?.add(dir);
   };
   try {
-    await ensureDir(path.dirname(tmp));
+    await fs.mkdir(path.dirname(tmp), { recursive: true });
     const handle = await fs.open(tmp, 'w', mode);
     try {
       if (typeof data === 'string' || data instanceof Uint8Array) await handle.writeFile(data);
@@ -62,7 +65,7 @@ export function writeFileAtomicSync(file: string, data: Uint8Array, mode = 0o644
     made?.add(dir);
   };
   try {
-    ensureDir(path.dirname(tmp));
+    mkdirSync(path.dirname(tmp), { recursive: true });
     const fd = openSync(tmp, 'w', mode);
     try {
       for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);

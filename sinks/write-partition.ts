@@ -57,7 +57,10 @@ async function formatOf(job: PartitionJob): Promise<FileFormat> {
 function storageOf(cfg: StorageConfig): Storage {
   const key = JSON.stringify([cfg.outDir, cfg.runId, cfg.durable]);
   let storage = storages.get(key);
-  if (storage === undefined) storages.set(key, (storage = localStorage(cfg)));
+  if (storage === undefined) {
+    if (storages.size >= 8) storages.clear(); // one per sink run; a long process starts many
+    storages.set(key, (storage = localStorage(cfg)));
+  }
   return storage;
 }
 

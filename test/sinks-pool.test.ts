@@ -267,3 +267,12 @@ test('hasDuplicates finds a repeated id in both packings; sortTable orders as so
     t.deepEqual(sortTable('intraday', specs, columns(arrival)), expected, `${parts.length} run(s)`);
   }
 });
+
+test('sinks of one run one after another: the first one tidying the run\'s temporary folder does not fail the next', async (t) => {
+  const out = await tmpOut('tidy');
+  for (const workers of [0, 1]) {
+    const first = await createSink('activities', { outDir: out, format: 'parquet', runId: `run-${workers}`, workers, workerStartRows: 0 })(asAsync([activityRecords()]));
+    const second = await createSink('intraday', { outDir: out, format: 'parquet', runId: `run-${workers}`, workers, workerStartRows: 0 })(asAsync([intradayRecords({ users: 1, days: 1, points: 30 })]));
+    t.true(first.files > 0 && second.files === 1, `workers ${workers}`);
+  }
+});

@@ -34,15 +34,6 @@ export const INTRADAY_UNITS: { readonly [T in IntradayType]: string } = {
   'swimming-strokes': 'count',
 };
 
-/**
- * A point's id is this prefix + its local wall time `HH:mm:ss` (+ its offset inside a repeated
- * fall-back hour). Shared with the Takeout importer, so that an archive and the API give one
- * user, type and local minute one id.
- */
-export function intradayIdPrefix(humanId: string, type: string, date: string): string {
-  return [INTRADAY_SOURCE, humanId, type, `${date}T`].join(':');
-}
-
 const DETAIL_SECONDS: { readonly [D in IntradayDetail]: number } = { '1min': 60, '5min': 300, '15min': 900 };
 const DATASET_TYPE_SECONDS: Readonly<Record<string, number>> = { second: 1, minute: 60, hour: 3600 };
 
@@ -71,6 +62,22 @@ export interface IntradayColumnsResult {
   /** The day's rows in COLUMNS.intraday order, or null when no point could be read. */
   columns: PartitionColumns | null;
   deadLetters: DeadLetter[];
+}
+
+/**
+ * The id of an intraday point: `fitbit:<humanId>:<type>:<local date>T<HH:mm:ss>`, plus the offset
+ * (`-07:00`) when the wall time occurs twice in the user's zone (a fall-back hour). Every source
+ * of the same minute (legacy Fitbit, Google Health, Takeout) builds it here, so their rows merge.
+ */
+export function intradayId(humanId: string, type: string, date: string, time: string, repeatedOffset?: string): string {
+  return intradayIdPrefix(humanId, type, date) + time + (repeatedOffset ?? '');
+}
+
+/** The id up to the time of day (`fitbit:<humanId>:<type>:<date>T`), joined flat for the hot path. */
+export function intradayIdPrefix(humanId: string, type: string, date: string): string {
+  // Joined, not concatenated: a flat string, which the id text copies from ~3x faster than a
+  // concatenation (a rope V8 walks on every copy; measured in bench/intraday-normalizer).
+  return [INTRADAY_SOURCE, humanId, type, `${date}T`].join(':');
 }
 
 /** Digit value of a char code, or -1. */
@@ -159,8 +166,6 @@ export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserConte
   const humanId = user.humanId;
   const userId = user.userId;
   const date = day.date;
-  // Joined, not concatenated: a flat string, which the id text copies from ~3x faster than a
-  // concatenation (a rope V8 walks on every copy; measured in bench/intraday-normalizer).
   const idPrefix = intradayIdPrefix(humanId, type, date);
   const wallMidnightMs = table.wallMidnightMs;
   const deltaMs = table.deltaMs;
