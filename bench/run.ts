@@ -11,7 +11,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, flag, option } from './harness.js';
 
-const BENCHMARKS = ['intraday-e2e', 'api-bound', 'sink-parquet', 'intraday-normalizer', 'json-parse', 'validation'] as const;
+const BENCHMARKS = ['intraday-e2e', 'api-bound', 'sink-parquet', 'intraday-normalizer', 'json-parse', 'validation', 'takeout'] as const;
 
 function readResult(name: string): Record<string, unknown> | null {
   const path = join(ROOT, 'bench', 'results', `${name}.json`);
@@ -77,6 +77,16 @@ export function resultsSection(): string {
   const validation = readResult('validation');
   if (validation) {
     parts.push(`\n**Validating raw records** (validation, ${validation['date']}, ns per record; details in [Validating raw API records](#validating-raw-api-records-benchvalidationts))\n`, markdownTable(validation['rows'] as Row[], ['shape', 'records', 'valibot ns', 'zod ns', 'zod/valibot', 'hand ns', 'normalizer ns', 'valibot % of normalizer', 'hand % of normalizer']));
+  }
+  const takeout = readResult('takeout');
+  if (takeout) {
+    const load = takeout['loadAverage'] as { atStart: number; atEnd: number };
+    parts.push(
+      `\n**Takeout import** (takeout, ${takeout['date']}, load average ${load.atStart} → ${load.atEnd}; a year of minute steps, distance and calories per user, JSON in zips; DuckDB reads the same JSON unpacked)\n`,
+      markdownTable(takeout['results'] as Row[], ['case', 'rows', 'archive MB', 'rows/s', 'vs duckdb', 's wall', 'peak RSS MB']),
+      '\nTargets:\n',
+      markdownTable(takeout['targets'] as Row[], ['target', 'measured', 'met']),
+    );
   }
   return parts.join('\n');
 }

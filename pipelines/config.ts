@@ -42,6 +42,8 @@ export interface RunConfig {
   lookbackDays: number;
   concurrency: number;
   dryRun: boolean;
+  /** takeout: read archives the state marks as imported whole again. */
+  reimport: boolean;
   /** The pipeline options that were given on the command line. */
   given: ReadonlySet<PipelineFlag>;
   env: ApiEnv;
@@ -131,6 +133,7 @@ function valueOptions<K extends string>(names: readonly K[]): { [P in K]: { type
 export const RUN_OPTIONS = {
   ...valueOptions(['out', 'format', 'compression', 'state', ...PIPELINE_FLAGS]),
   'dry-run': { type: 'boolean' },
+  reimport: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -182,6 +185,7 @@ export function parseRunOptions(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       lookbackDays: positiveInt(v.lookback, 2, '--lookback', 0),
       concurrency: positiveInt(v.concurrency, 4, '--concurrency', 1),
       dryRun: Boolean(v['dry-run']),
+      reimport: Boolean(v.reimport),
       given: new Set(PIPELINE_FLAGS.filter((f) => v[f] !== undefined)),
       env: readEnv(env),
     },

@@ -49,6 +49,8 @@ export interface PipelineResult {
   deadLetterFiles: string[];
   /** Set when the whole pipeline failed (not one user). */
   error?: string;
+  /** Findings the run summary carries as they are (takeout: each user's time-zone self-check). */
+  checks?: ReadonlyArray<Readonly<Record<string, string | number | boolean | null>>>;
 }
 
 /** Who a pipeline's users are: the `provider` of their users-file entries (or an app-level source). */

@@ -5,6 +5,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fixtureEnv, fixtureUsers, googleHealthEnv, googleHealthUsers, startFixtureApi } from '../fixtures/server.js';
+import { buildTakeoutFixtures } from '../fixtures/takeout.js';
 import type { Logger } from '../lib/log.js';
 import type { CliIo } from './cli.js';
 import type { RunConfig } from './config.js';
@@ -38,7 +39,13 @@ export async function runDemo(options: { outDir: string; format: 'parquet' | 'ar
       const twin = api.fitbit.users.get(api.googleHealth.userKeys()[i] ?? '');
       return twin ? { ...entry, humanId: twin.humanId } : entry;
     });
-    await fs.writeFile(usersFile, JSON.stringify([...fixtureUsers(api), ...google], null, 2), { mode: 0o600 });
+    // Takeout archives of five users (fixtures/takeout.ts), built next to it; relative paths in
+    // entries are relative to the users file.
+    const takeout = buildTakeoutFixtures(path.join(secretsDir, 'takeout')).archives.map((a) => ({
+      ...a.entry,
+      archive: Array.isArray(a.entry.archive) ? a.entry.archive.map((p) => `takeout/${String(p)}`) : `takeout/${String(a.entry.archive)}`,
+    }));
+    await fs.writeFile(usersFile, JSON.stringify([...fixtureUsers(api), ...google, ...takeout], null, 2), { mode: 0o600 });
     const env = { ...fixtureEnv(api), ...googleHealthEnv(api) };
     log.info('fixture API started', { url: api.url });
     for (const run of demoRuns()) {

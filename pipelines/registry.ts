@@ -9,8 +9,9 @@ import { googleHealthActivities } from './google-health-activities.js';
 import { googleHealthDaily } from './google-health-daily.js';
 import { googleHealthIntraday } from './google-health-intraday.js';
 import { humanApi } from './humanapi.js';
+import { takeout } from './takeout.js';
 
-export const PIPELINES: readonly PipelineDef[] = [fitbitIntraday, fitbitActivities, humanApi, googleHealthIntraday, googleHealthActivities, googleHealthDaily];
+export const PIPELINES: readonly PipelineDef[] = [fitbitIntraday, fitbitActivities, humanApi, googleHealthIntraday, googleHealthActivities, googleHealthDaily, takeout];
 
 export function findPipeline(name: string): PipelineDef | undefined {
   return PIPELINES.find((p) => p.name === name);
@@ -48,6 +49,7 @@ export function runHelp(): string {
     ...PIPELINE_FLAGS.map((f) => `  ${FLAG_HELP[f]}; read by ${PIPELINES.filter((p) => p.flags.includes(f)).map((p) => p.name).join(', ')}`),
     '  --state FILE               state file (default <out>/_state/<pipeline>.json)',
     '  --dry-run                  print the plan and the estimated time at the rate limits; touch nothing',
+    '  --reimport                 takeout: read archives already imported whole again (default: skip them)',
     '  -h, --help                 this help',
     '',
     'Environment:',

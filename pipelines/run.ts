@@ -24,7 +24,7 @@ export interface RunSummary {
   durationMs: number;
   outDir: string;
   format: string;
-  pipelines: Array<{ pipeline: PipelineName; error?: string; failedUsers: PipelineResult['failedUsers']; deadLetterFiles: string[] }>;
+  pipelines: Array<{ pipeline: PipelineName; error?: string; failedUsers: PipelineResult['failedUsers']; deadLetterFiles: string[]; checks?: PipelineResult['checks'] }>;
   datasets: DatasetSummary[];
   http: { requests: number; retries: number; rateLimited: number; tokenRefreshes: number; bytes: number };
   exitCode: number;
@@ -85,7 +85,7 @@ export async function runPipelines(
     durationMs: finished - started,
     outDir: config.outDir,
     format: config.format,
-    pipelines: results.map((r) => ({ pipeline: r.pipeline, ...(r.error ? { error: r.error } : {}), failedUsers: r.failedUsers, deadLetterFiles: r.deadLetterFiles })),
+    pipelines: results.map((r) => ({ pipeline: r.pipeline, ...(r.error ? { error: r.error } : {}), failedUsers: r.failedUsers, deadLetterFiles: r.deadLetterFiles, ...(r.checks ? { checks: r.checks } : {}) })),
     datasets: results.flatMap((r) => r.datasets),
     http: { requests: stats.requests, retries: stats.retries, rateLimited: stats.rateLimited, tokenRefreshes: stats.refreshes, bytes: stats.bytes },
     exitCode: exitCodeOf(results),
