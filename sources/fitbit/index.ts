@@ -205,7 +205,16 @@ export function parseIntraday(text: string, r: IntradayRequest, units: UnitSyste
   if (dataset.length > 0 && (!Number.isFinite(datasetInterval) || datasetType === '')) {
     throw shape(`${key} has no datasetInterval/datasetType`);
   }
-  return { resource: r.resource, date: r.date, detail: r.detail, datasetInterval, datasetType, dataset, units };
+  return { resource: r.resource, date: r.date, detail: r.detail, datasetInterval, datasetType, dataset, units, dayTotal: dayTotalOf(body[`activities-${r.resource}`]) };
+}
+
+/** `activities-<resource>`: [{ dateTime, value: "1234" }] — the value comes as a numeric string. */
+function dayTotalOf(summary: unknown): number | null {
+  const first: unknown = Array.isArray(summary) ? summary[0] : undefined;
+  if (first === null || typeof first !== 'object') return null;
+  const value = (first as { value?: unknown }).value;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
+  return Number.isFinite(n) ? n : null;
 }
 
 /** One request: one user, resource and local date (optionally a time window of it). */
