@@ -3,10 +3,12 @@
 // columns. Users run side by side, each user's requests one at a time. State per user and
 // resource: the last local date fetched whole.
 import { dateRange, daysInclusive, todayIn } from '../lib/dates.js';
+import type { DailySummaryRecord, IntradayType } from '../lib/schema.js';
 import type { DeadLetterWriter, PartitionColumns } from '../lib/sink.js';
 import { fetchIntradayDay } from '../sources/fitbit/index.js';
 import type { UserEntry } from '../sources/fitbit/users.js';
-import { normalizeIntradayColumns } from '../transforms/intraday.js';
+import { dailySummaryFromIntraday, intradayDayTotal, normalizeIntradayColumns } from '../transforms/intraday.js';
+import { startDailySummaries } from './daily-summaries.js';
 import type { PipelineResult, RunContext } from './context.js';
 import { loadUsers, openSession, runUserStreams, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
@@ -20,6 +22,9 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   const state = await loadState(statePath, PIPELINE);
   // Progress that the sink has not committed yet; copied into the state only after it has.
   const fetched = new Map<string, Record<string, string>>();
+  // The day totals the answers carry go to daily_summaries (one row per user and date), for the
+  // report to reconcile the minute sums with; a second sink, fed as the days come.
+  const daily = startDailySummaries(ctx);
 
   async function* userBatches(user: UserEntry, deadLetters: DeadLetterWriter): AsyncGenerator<PartitionColumns> {
     const saved = userState(state, user.humanId);
@@ -35,14 +40,19 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
       const first = [...since.values()].reduce((a, b) => (a < b ? a : b));
       ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: daysInclusive(first, until) });
       for (const date of dateRange(first, until)) {
+        const totals = new Map<IntradayType, number>();
         for (const resource of config.resources) {
           if (date < (since.get(resource) as string)) continue;
           const day = await fetchIntradayDay(session, { resource, date, detail: config.detail });
+          const total = intradayDayTotal(day);
+          if (total !== null) totals.set(resource, total);
           const result = normalizeIntradayColumns(day, userCtx, ctx.seenAt);
           for (const letter of result.deadLetters) deadLetters.write(letter);
           if (result.columns !== null) yield result.columns;
           if (date < lastComplete) progress[resource] = date;
         }
+        const summary: DailySummaryRecord | null = dailySummaryFromIntraday(userCtx, date, totals, ctx.seenAt);
+        if (summary !== null) daily.push(summary);
         ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
       }
     } finally {
@@ -50,7 +60,8 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
     }
   }
 
-  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users, userBatches);
+  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users, userBatches).finally(() => daily.close());
+  const dailyResult = await daily.done;
   // Committed: move the watermarks forward.
   for (const [humanId, progress] of fetched) {
     const u = userState(state, humanId);
@@ -60,5 +71,6 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   }
   await saveState(statePath, state);
   throwIfGone(ctx);
-  return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles };
+  if ('error' in dailyResult) throw dailyResult.error; // the minute data is committed; the day totals are not
+  return { pipeline: PIPELINE, datasets: [summary, dailyResult.summary], users: users.users().length, failedUsers, deadLetterFiles: [...deadLetterFiles, ...dailyResult.deadLetterFiles] };
 }

@@ -13,17 +13,16 @@ import {
   COVERAGE_DATASETS,
   HEATMAP_MAX_DAY_COLUMNS,
   HEATMAP_MAX_USERS,
+  dateOf,
   windowOf,
   type DatasetCells,
   type DatasetReport,
   type ReportData,
   type RunReport,
-} from './report.js';
+} from './report-data.js';
 
 type ECharts = typeof import('echarts');
 
-const DAY_MS = 86_400_000;
-const dateOf = (day: number): string => new Date(day * DAY_MS).toISOString().slice(0, 10);
 
 export function esc(text: unknown): string {
   return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
