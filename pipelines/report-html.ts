@@ -142,14 +142,15 @@ export function buildHeatmap(dataset: Dataset, cells: DatasetCells, type: string
 const round = (x: number): number => Math.round(x * 10_000) / 10_000;
 
 function heatmapSvg(echarts: ECharts, map: Heatmap, coverage: boolean): string {
-  const cell = Math.max(7, Math.min(22, Math.floor(1000 / map.columns.length)));
-  const width = 170 + map.columns.length * cell + 30;
+  const cell = Math.max(7, Math.min(28, Math.floor(1000 / map.columns.length)));
+  // Wide enough for the legend below it, whatever the number of columns.
+  const width = Math.max(640, 170 + map.columns.length * cell + 30);
   const height = 40 + map.rows.length * 15 + 90;
   return svgChart(echarts, width, height, {
-    grid: { left: 170, right: 30, top: 10, bottom: 90 },
+    grid: { left: 170, top: 10, bottom: 90, width: map.columns.length * cell },
     xAxis: { type: 'category', data: map.columns, axisLabel: { fontSize: 10, rotate: 60, hideOverlap: true }, splitArea: { show: false } },
     yAxis: { type: 'category', data: map.rows.map((r) => (r.length > 24 ? r.slice(0, 23) + '…' : r)), inverse: true, axisLabel: { fontSize: 10 } },
-    visualMap: { type: 'piecewise', pieces: coverage ? COVERAGE_PIECES : COUNT_PIECES, orient: 'horizontal', left: 'center', bottom: 0, itemWidth: 14, itemHeight: 10, textStyle: { fontSize: 11 } },
+    visualMap: { type: 'piecewise', pieces: coverage ? COVERAGE_PIECES : COUNT_PIECES, orient: 'horizontal', left: 10, bottom: 0, itemWidth: 14, itemHeight: 10, textStyle: { fontSize: 11 } },
     series: [{ type: 'heatmap', data: map.data, itemStyle: { borderColor: '#ffffff', borderWidth: 1 } }],
   });
 }
