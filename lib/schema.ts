@@ -42,11 +42,18 @@ export interface ActivityRecord extends PartitionedRecord {
 
 export type IntradayType = 'steps' | 'calories' | 'distance' | 'elevation' | 'floors' | 'swimming-strokes';
 export const INTRADAY_TYPES: readonly IntradayType[] = ['steps', 'calories', 'distance', 'elevation', 'floors', 'swimming-strokes'];
+/**
+ * Every `type` an intraday row can have: the Fitbit resources above (IntradayType), and the
+ * Google Health types that have no Fitbit twin (`active-calories` has no basal burn, so it is
+ * not `calories`; `heart-rate` in bpm).
+ */
+export type IntradayRowType = IntradayType | 'active-calories' | 'heart-rate';
+export const INTRADAY_ROW_TYPES: readonly IntradayRowType[] = [...INTRADAY_TYPES, 'active-calories', 'heart-rate'];
 
 export interface IntradayRecord extends PartitionedRecord {
   userId: string;
   source: string;
-  type: IntradayType;
+  type: IntradayRowType;
   timestamp: EpochMs;
   tzOffset: string;
   timeZone: string;

@@ -6,19 +6,19 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { EtlError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
-import { parseRunArgs, RUN_HELP, type RunConfig } from './config.js';
-import { runDemo, DEMO_HELP } from './demo.js';
-import { planRun } from './plan.js';
+import type { RunConfig } from './config.js';
+import { runDemo, demoHelp } from './demo.js';
+import { parseRunArgs, planRun, PIPELINES, runHelp } from './registry.js';
 import { cliThreadData, processTerminal, type CliTerminal } from './cli-thread.js';
 import { createProgressBar, type ProgressBar } from './progress.js';
-import { reportCommand } from './report.js';
+import { reportCommand, reportLine, writeReport } from './report.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
 
-export const MAIN_HELP = `wearable-etl — wearable activity data from paginated APIs to partitioned Parquet/Arrow files
+export const MAIN_HELP = `wearable-etl — wearable activity data from paginated APIs and export archives to partitioned Parquet/Arrow files
 
 Usage:
   wearable-etl demo [--out DIR]          bundled real fixtures served by a local API, all pipelines, output ./out
-  wearable-etl run <pipeline> [options]  fitbit-activities, fitbit-intraday, humanapi, or all
+  wearable-etl run <pipeline> [options]  ${PIPELINES.map((p) => p.name).join(', ')}, or all
   wearable-etl report [--out DIR]        coverage, reconciliation and run health: DIR/_report/index.html
   wearable-etl <command> --help          options of a command
 
@@ -78,7 +78,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     if (command === 'run') {
       const config = parseRunArgs(rest, io.env, io.cwd);
       if (config === null) {
-        io.stdout(RUN_HELP + '\n');
+        io.stdout(runHelp() + '\n');
         return EXIT.OK;
       }
       if (config.dryRun) {
@@ -95,14 +95,14 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         throw new EtlError('USAGE', (err as Error).message.split('\n')[0]);
       }
       if (parsed.values.help) {
-        io.stdout(DEMO_HELP + '\n');
+        io.stdout(demoHelp() + '\n');
         return EXIT.OK;
       }
       const format = parsed.values.format ?? 'parquet';
       if (format !== 'parquet' && format !== 'arrow') throw new EtlError('USAGE', `--format must be parquet or arrow, not "${format}"`);
       return await runDemo({ outDir: path.resolve(io.cwd, parsed.values.out ?? 'out'), format, io: ioWithBar, log, json });
     }
-    if (command === 'report') return await reportCommand(rest, io);
+    if (command === 'report') return await reportCommand(rest, io, json);
     throw new EtlError('USAGE', `unknown command "${command}"; try wearable-etl --help`);
   } catch (err) {
     if (err instanceof EtlError && (err.code === 'USAGE' || err.code === 'CONFIG' || err.code === 'STATE')) {
@@ -123,6 +123,7 @@ export async function execute(config: RunConfig, io: CliIo & { bar?: ProgressBar
   printSummary(summary, io, json);
   const line = failureLine(summary);
   if (line) io.stderr(line + '\n');
+  if (config.report) io.stdout(reportLine(await writeReport({ outDir: config.outDir }), json) + '\n');
   return summary.exitCode;
 }
 

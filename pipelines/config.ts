@@ -1,17 +1,25 @@
 // Command line and environment, parsed and validated once at start-up (CONTRACTS.md).
 // Everything wrong here is a usage error (exit 2) reported before any request is sent.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EtlError } from '../lib/errors.js';
-import { INTRADAY_TYPES, type IntradayType } from '../lib/schema.js';
+import { isValidDate } from '../lib/dates.js';
+import { UsersFile } from '../lib/users-file.js';
 import type { Compression, OutputFormat } from '../lib/sink.js';
-import { INTRADAY_DETAILS, type IntradayDetail } from '../sources/fitbit/types.js';
 
-export const PIPELINES = ['fitbit-activities', 'fitbit-intraday', 'humanapi'] as const;
-export type PipelineName = (typeof PIPELINES)[number];
+/** A pipeline's name (pipelines/registry.ts lists them). */
+export type PipelineName = string;
+
+/** The run options a pipeline may read; help and option checks come from each entry's list. */
+export const PIPELINE_FLAGS = ['users', 'since', 'until', 'resources', 'detail', 'types', 'lookback', 'concurrency'] as const;
+export type PipelineFlag = (typeof PIPELINE_FLAGS)[number];
 
 export interface RunConfig {
+  /** The pipelines to run, in registry order (chosen by pipelines/registry.ts). */
   pipelines: PipelineName[];
+  /** `run all`: the pipelines left out, and why (what they miss). */
+  skipped: Array<{ pipeline: PipelineName; reason: string }>;
   outDir: string;
   format: OutputFormat;
   compression: Compression;
@@ -19,14 +27,23 @@ export interface RunConfig {
   /** Explicit --until; null means "yesterday in each user's zone". */
   until: string | null;
   usersFile: string | null;
-  resources: IntradayType[];
-  detail: IntradayDetail;
-  types: string[];
+  /** How many entries of each provider the users file holds (read once at start-up). */
+  usersByProvider: Readonly<Record<string, number>>;
+  /** --resources as given (each pipeline checks its own names); null: the pipeline's default. */
+  resources: string[] | null;
+  /** --detail as given; null: the pipeline's default. */
+  detail: string | null;
+  /** --types as given; null: the pipeline's default. */
+  types: string[] | null;
   /** Explicit --state; null means <out>/_state/<pipeline>.json. */
   stateFile: string | null;
   lookbackDays: number;
   concurrency: number;
   dryRun: boolean;
+  /** --report: write <out>/_report/ at the end of the run. */
+  report: boolean;
+  /** The pipeline options that were given on the command line. */
+  given: ReadonlySet<PipelineFlag>;
   env: ApiEnv;
 }
 
@@ -37,52 +54,30 @@ export interface ApiEnv {
   humanApiUrl: string;
   humanApiClientId?: string;
   humanApiAppKey?: string;
+  googleHealthApiUrl: string;
+  googleOAuthTokenUrl: string;
+  googleClientId?: string;
+  googleClientSecret?: string;
 }
 
-export const RUN_HELP = `Usage: wearable-etl run <pipeline> [options]
-
-Pipelines: ${PIPELINES.join(', ')}, or all (every configured one).
-
-Options:
-  --out DIR                  output root (default ./out)
-  --format parquet|arrow     file format (default parquet)
-  --compression snappy|zstd|none   Parquet compression (default snappy)
-  --since YYYY-MM-DD         first local date to fetch, inclusive (default: from the state file,
-                             else 7 days before --until)
-  --until YYYY-MM-DD         last local date to fetch, inclusive (default: yesterday in each user's zone)
-  --users FILE               Fitbit users file (JSON array; rotated tokens are written back to it)
-  --resources a,b            intraday resources (default steps,calories,distance;
-                             any of ${INTRADAY_TYPES.join(', ')})
-  --detail 1min|5min|15min   intraday detail (default 1min)
-  --types a,b                Human API data types (default activities)
-  --state FILE               state file (default <out>/_state/<pipeline>.json)
-  --lookback DAYS            days before the saved state re-fetched for late syncs (default 2)
-  --concurrency N            Fitbit requests in flight at once (default 4; one at a time per user)
-  --dry-run                  print the plan and the estimated time at the rate limits; touch nothing
-  -h, --help                 this help
-
-Environment:
-  FITBIT_API_URL             Fitbit Web API base (default https://api.fitbit.com)
-  FITBIT_CLIENT_ID, FITBIT_CLIENT_SECRET   for refreshing expired tokens
-  HUMANAPI_API_URL           Human API base (default https://api.humanapi.co)
-  HUMANAPI_CLIENT_ID, HUMANAPI_APP_KEY     Human API batch queries (App Key as basic-auth user)
-
-Exit codes: 0 all done; 1 failed; 2 usage error; 3 partial (some users failed; they are named).`;
-
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-
-export function isValidDate(value: string): boolean {
-  if (!DATE.test(value)) return false;
-  const d = new Date(value + 'T00:00:00Z');
-  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === value;
-}
+/** Every environment variable the code reads, for help. */
+export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
+  ['FITBIT_API_URL', 'Fitbit Web API base (default https://api.fitbit.com)'],
+  ['FITBIT_CLIENT_ID, FITBIT_CLIENT_SECRET', 'for refreshing expired Fitbit tokens'],
+  ['HUMANAPI_API_URL', 'Human API base (default https://api.humanapi.co)'],
+  ['HUMANAPI_CLIENT_ID, HUMANAPI_APP_KEY', 'Human API batch queries (App Key as basic-auth user)'],
+  ['GOOGLE_HEALTH_API_URL', 'Google Health API base (default https://health.googleapis.com)'],
+  ['GOOGLE_OAUTH_TOKEN_URL', 'Google OAuth token endpoint (default https://oauth2.googleapis.com/token)'],
+  ['GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET', 'the Google Cloud OAuth client, for refreshing tokens'],
+  ['WEARABLE_ETL_HEAP_MB', 'caps the heap (old generation, MB) of the thread the run works on'],
+  ['WEARABLE_ETL_SNAPPY', '"js" uses the JavaScript snappy codec instead of the native one'],
+];
 
 function usage(message: string): EtlError {
   return new EtlError('USAGE', message);
 }
 
-function list(value: string | undefined, fallback: string[]): string[] {
-  if (value === undefined) return fallback;
+function list(value: string): string[] {
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) throw usage('an empty list was given; name at least one item');
   return [...new Set(items)];
@@ -109,33 +104,36 @@ export function readEnv(env: NodeJS.ProcessEnv): ApiEnv {
   const out: ApiEnv = {
     fitbitApiUrl: url(env.FITBIT_API_URL, 'https://api.fitbit.com', 'FITBIT_API_URL'),
     humanApiUrl: url(env.HUMANAPI_API_URL, 'https://api.humanapi.co', 'HUMANAPI_API_URL'),
+    googleHealthApiUrl: url(env.GOOGLE_HEALTH_API_URL, 'https://health.googleapis.com', 'GOOGLE_HEALTH_API_URL'),
+    googleOAuthTokenUrl: url(env.GOOGLE_OAUTH_TOKEN_URL, 'https://oauth2.googleapis.com/token', 'GOOGLE_OAUTH_TOKEN_URL'),
   };
   if (env.FITBIT_CLIENT_ID) out.fitbitClientId = env.FITBIT_CLIENT_ID;
   if (env.FITBIT_CLIENT_SECRET) out.fitbitClientSecret = env.FITBIT_CLIENT_SECRET;
   if (env.HUMANAPI_CLIENT_ID) out.humanApiClientId = env.HUMANAPI_CLIENT_ID;
   if (env.HUMANAPI_APP_KEY) out.humanApiAppKey = env.HUMANAPI_APP_KEY;
+  if (env.GOOGLE_CLIENT_ID) out.googleClientId = env.GOOGLE_CLIENT_ID;
+  if (env.GOOGLE_CLIENT_SECRET) out.googleClientSecret = env.GOOGLE_CLIENT_SECRET;
   return out;
 }
 
+/** Options that take a value, named once: the generic ones and every pipeline flag. */
+function valueOptions<K extends string>(names: readonly K[]): { [P in K]: { type: 'string' } } {
+  return Object.fromEntries(names.map((n) => [n, { type: 'string' }])) as { [P in K]: { type: 'string' } };
+}
+
 export const RUN_OPTIONS = {
-  out: { type: 'string' },
-  format: { type: 'string' },
-  compression: { type: 'string' },
-  since: { type: 'string' },
-  until: { type: 'string' },
-  users: { type: 'string' },
-  resources: { type: 'string' },
-  detail: { type: 'string' },
-  types: { type: 'string' },
-  state: { type: 'string' },
-  lookback: { type: 'string' },
-  concurrency: { type: 'string' },
+  ...valueOptions(['out', 'format', 'compression', 'state', ...PIPELINE_FLAGS]),
   'dry-run': { type: 'boolean' },
+  report: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** Parses `run` arguments (after the word "run"). Returns null when help was asked for. */
-export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): RunConfig | null {
+/**
+ * Parses the options of `run` into a config that names no pipeline yet. Which pipelines run,
+ * and whether they have what they need, is decided by pipelines/registry.ts `parseRunArgs`;
+ * this part knows no pipeline. Returns null when help was asked for.
+ */
+export function parseRunOptions(argv: string[], env: NodeJS.ProcessEnv, cwd: string): { config: RunConfig; positionals: string[] } | null {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: RUN_OPTIONS, allowPositionals: true, strict: true });
@@ -144,12 +142,6 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
   }
   const { values: v, positionals } = parsed;
   if (v.help) return null;
-  if (positionals.length !== 1) throw usage(`name one pipeline (${PIPELINES.join(', ')} or all)${positionals.length ? `, not ${positionals.join(' ')}` : ''}`);
-  const name = positionals[0];
-  const pipelines: PipelineName[] =
-    name === 'all' ? [...PIPELINES] : (PIPELINES as readonly string[]).includes(name) ? [name as PipelineName] : [];
-  if (pipelines.length === 0) throw usage(`unknown pipeline "${name}"; choose one of ${PIPELINES.join(', ')} or all`);
-
   const format = v.format ?? 'parquet';
   if (format !== 'parquet' && format !== 'arrow') throw usage(`--format must be parquet or arrow, not "${format}"`);
   const compression = v.compression ?? 'snappy';
@@ -158,40 +150,41 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
     if (value !== undefined && !isValidDate(value)) throw usage(`${flag} must be a date YYYY-MM-DD, not "${value}"`);
   }
   if (v.since && v.until && v.since > v.until) throw usage(`--since ${v.since} is after --until ${v.until}`);
-  const resources = list(v.resources, ['steps', 'calories', 'distance']);
-  for (const r of resources) {
-    if (!(INTRADAY_TYPES as readonly string[]).includes(r)) throw usage(`unknown intraday resource "${r}"; choose from ${INTRADAY_TYPES.join(', ')}`);
-  }
-  const detail = v.detail ?? '1min';
-  if (!(INTRADAY_DETAILS as readonly string[]).includes(detail)) throw usage(`--detail must be one of ${INTRADAY_DETAILS.join(', ')}, not "${detail}"`);
-  const types = list(v.types, ['activities']);
-
-  const apiEnv = readEnv(env);
-  const usesFitbit = pipelines.some((p) => p.startsWith('fitbit-'));
-  const usesHuman = pipelines.includes('humanapi');
-  // `all` runs what is configured; a named pipeline must have what it needs.
-  if (name !== 'all') {
-    if (usesFitbit && !v.users) throw usage(`${name} needs --users FILE (the Fitbit users file)`);
-    if (usesHuman && (!apiEnv.humanApiClientId || !apiEnv.humanApiAppKey)) throw usage('humanapi needs HUMANAPI_CLIENT_ID and HUMANAPI_APP_KEY in the environment');
-  }
-  const configured = pipelines.filter((p) => (p === 'humanapi' ? Boolean(apiEnv.humanApiClientId && apiEnv.humanApiAppKey) : Boolean(v.users)));
-  if (configured.length === 0) throw usage('nothing is configured for `run all`: give --users FILE and/or set HUMANAPI_CLIENT_ID and HUMANAPI_APP_KEY');
-
+  const usersFile = v.users ? path.resolve(cwd, v.users) : null;
   return {
-    pipelines: configured,
-    outDir: path.resolve(cwd, v.out ?? 'out'),
-    format,
-    compression,
-    since: v.since ?? null,
-    until: v.until ?? null,
-    usersFile: v.users ? path.resolve(cwd, v.users) : null,
-    resources: resources as IntradayType[],
-    detail: detail as IntradayDetail,
-    types,
-    stateFile: v.state ? path.resolve(cwd, v.state) : null,
-    lookbackDays: positiveInt(v.lookback, 2, '--lookback', 0),
-    concurrency: positiveInt(v.concurrency, 4, '--concurrency', 1),
-    dryRun: Boolean(v['dry-run']),
-    env: apiEnv,
+    positionals,
+    config: {
+      pipelines: [],
+      skipped: [],
+      outDir: path.resolve(cwd, v.out ?? 'out'),
+      format,
+      compression,
+      since: v.since ?? null,
+      until: v.until ?? null,
+      usersFile,
+      usersByProvider: usersFile ? countUsers(usersFile) : {},
+      resources: v.resources === undefined ? null : list(v.resources),
+      detail: v.detail ?? null,
+      types: v.types === undefined ? null : list(v.types),
+      stateFile: v.state ? path.resolve(cwd, v.state) : null,
+      lookbackDays: positiveInt(v.lookback, 2, '--lookback', 0),
+      concurrency: positiveInt(v.concurrency, 4, '--concurrency', 1),
+      dryRun: Boolean(v['dry-run']),
+      report: Boolean(v.report),
+      given: new Set(PIPELINE_FLAGS.filter((f) => v[f] !== undefined)),
+      env: readEnv(env),
+    },
   };
+}
+
+/** Entries per provider; an unreadable or malformed users file is a usage error before any request. */
+function countUsers(file: string): Record<string, number> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new EtlError('CONFIG', `cannot read users file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
+  }
+  const users = UsersFile.parse(text, file);
+  return Object.fromEntries([...users.providers()].map((p) => [p, users.entries(p).length]));
 }

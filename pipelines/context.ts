@@ -3,7 +3,8 @@ import type { HttpStats } from '../lib/http.js';
 import type { Logger } from '../lib/log.js';
 import type { DatasetSummary } from '../lib/sink.js';
 import type { RateLimitOptions } from '../sources/fitbit/rate-limit.js';
-import type { PipelineName, RunConfig } from './config.js';
+import type { Dataset } from '../lib/schema.js';
+import type { PipelineFlag, PipelineName, RunConfig } from './config.js';
 import type { RetryPolicy } from '../lib/http.js';
 
 export interface RunContext {
@@ -46,4 +47,34 @@ export interface PipelineResult {
   deadLetterFiles: string[];
   /** Set when the whole pipeline failed (not one user). */
   error?: string;
+}
+
+/** Who a pipeline's users are: the `provider` of their users-file entries (or an app-level source). */
+export type Provider = 'fitbit' | 'humanapi' | 'google-health' | 'takeout';
+
+/**
+ * One pipeline, declared once: pipelines/registry.ts lists these, and the help, option checks,
+ * `run all`, the dry run and the demo are made from the list. Every field is required, so a
+ * pipeline that lacks one does not compile.
+ */
+export interface PipelineDef {
+  readonly name: PipelineName;
+  readonly provider: Provider;
+  /** One line for --help. */
+  readonly summary: string;
+  /** The datasets it writes. */
+  readonly datasets: readonly Dataset[];
+  /** The pipeline options it reads (others given on the command line are a usage error). */
+  readonly flags: readonly PipelineFlag[];
+  /**
+   * Why it cannot run with this config — what is missing (naming the option or variable) or
+   * an option value it does not accept — or null. A named pipeline with a problem is a usage
+   * error; `run all` skips it and says why.
+   */
+  check(config: RunConfig): string | null;
+  /** The --dry-run lines: what it would fetch and how long the rate limits make it take. Sends no request, writes nothing. */
+  plan(config: RunConfig, now: number): Promise<string[]>;
+  run(ctx: RunContext): Promise<PipelineResult>;
+  /** The demo's arguments (the window where the fixture data lies), or null if the demo leaves it out. */
+  readonly demo: { readonly args: readonly string[]; readonly help: string } | null;
 }

@@ -7,24 +7,22 @@ import path from 'node:path';
 import { fixtureEnv, fixtureUsers, startFixtureApi } from '../fixtures/server.js';
 import type { Logger } from '../lib/log.js';
 import type { CliIo } from './cli.js';
-import { parseRunArgs, type RunConfig } from './config.js';
+import type { RunConfig } from './config.js';
+import { demoRuns, parseRunArgs } from './registry.js';
 import type { ProgressBar } from './progress.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
 
-export const DEMO_HELP = `Usage: wearable-etl demo [--out DIR] [--format parquet|arrow]
-
-Starts the bundled fixture API on 127.0.0.1 (33 real Fitabase users' minute steps, real Fitbit
-and Human API sample responses) and runs every pipeline against it, writing DIR (default ./out):
-  fitbit-intraday    steps, calories, distance, 2016-04-12 .. 2016-05-13, 1min
-  fitbit-activities  the users' activity logs, 2016-04-12 .. 2017-09-30
-  humanapi           recorded Human API activities and readings, 2014-07-01 .. 2015-09-30`;
-
-/** The demo's runs: one per pipeline, each over the window where its fixture data lies. */
-export const DEMO_RUNS: ReadonlyArray<{ pipeline: string; args: string[] }> = [
-  { pipeline: 'fitbit-intraday', args: ['--since', '2016-04-12', '--until', '2016-05-13', '--concurrency', '8'] },
-  { pipeline: 'fitbit-activities', args: ['--since', '2016-04-12', '--until', '2017-09-30', '--concurrency', '8'] },
-  { pipeline: 'humanapi', args: ['--since', '2014-07-01', '--until', '2015-09-30', '--types', 'activities,heart_rates,weights,bmis,body_fats,heights,blood_glucoses,blood_oxygens,blood_pressures'] },
-];
+export function demoHelp(): string {
+  const runs = demoRuns();
+  const width = Math.max(...runs.map((r) => r.pipeline.length)) + 2;
+  return [
+    'Usage: wearable-etl demo [--out DIR] [--format parquet|arrow]',
+    '',
+    "Starts the bundled fixture API on 127.0.0.1 (33 real Fitabase users' minute steps, real Fitbit",
+    'and Human API sample responses) and runs every pipeline against it, writing DIR (default ./out):',
+    ...runs.map((r) => `  ${r.pipeline.padEnd(width)}${r.help}`),
+  ].join('\n');
+}
 
 export async function runDemo(options: { outDir: string; format: 'parquet' | 'arrow'; io: CliIo & { bar?: ProgressBar }; log: Logger; json: boolean }): Promise<number> {
   const { io, log } = options;
@@ -37,7 +35,7 @@ export async function runDemo(options: { outDir: string; format: 'parquet' | 'ar
     await fs.writeFile(usersFile, JSON.stringify(fixtureUsers(api), null, 2), { mode: 0o600 });
     const env = { ...fixtureEnv(api) };
     log.info('fixture API started', { url: api.url });
-    for (const run of DEMO_RUNS) {
+    for (const run of demoRuns()) {
       const config = parseRunArgs(
         [run.pipeline, '--out', options.outDir, '--format', options.format, '--users', usersFile, ...run.args],
         env,

@@ -8,12 +8,30 @@ import type { DeadLetterWriter } from '../lib/sink.js';
 import { activitiesSince } from '../sources/fitbit/index.js';
 import type { UserEntry } from '../sources/fitbit/users.js';
 import { normalizeActivity } from '../transforms/activities.js';
-import type { PipelineResult, RunContext } from './context.js';
-import { loadUsers, openSession, runUserStreams, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
+import type { PipelineDef, PipelineResult, RunContext } from './context.js';
+import { checkFitbitUsers, loadUsers, openSession, planFitbit, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
+import { runUserStreams } from './user-streams.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
 
 const PIPELINE = 'fitbit-activities' as const;
 const STREAM = 'activities';
+
+export const fitbitActivities: PipelineDef = {
+  name: PIPELINE,
+  provider: 'fitbit',
+  summary: 'Fitbit Web API (legacy) activity log list, oldest first, following pagination.next',
+  datasets: ['activities'],
+  flags: ['users', 'since', 'until', 'lookback', 'concurrency'],
+  check: checkFitbitUsers,
+  plan: (config, now) =>
+    planFitbit(config, PIPELINE, now, (saved, until) => {
+      const mark = saved[STREAM];
+      const since = config.since ?? (mark ? addDays(mark.slice(0, 10), -Math.max(1, config.lookbackDays)) : addDays(until, -6));
+      return { window: `${since} .. ${until}`, requests: 2 };
+    }),
+  run: (ctx) => runFitbitActivities(ctx),
+  demo: { args: ['--since', '2016-04-12', '--until', '2017-09-30', '--concurrency', '8'], help: "the users' activity logs, 2016-04-12 .. 2017-09-30" },
+};
 
 export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResult> {
   const { config } = ctx;
@@ -59,7 +77,7 @@ export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResu
     }
   }
 
-  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'activities', users, userBatches);
+  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'activities', users.users(), userBatches);
   for (const [humanId, mark] of watermarks) userState(state, humanId).streams[STREAM] = mark;
   await saveState(statePath, state);
   throwIfGone(ctx);

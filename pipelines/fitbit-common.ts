@@ -1,17 +1,15 @@
 // What the Fitbit pipelines share: the users file, one session per user, the profile, the
 // per-user date window, and the run of every user's stream into one sink.
-import { mergeConcurrent } from '../lib/async.js';
 import { addDays, minDate, yesterdayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
-import type { DatasetSummary, DeadLetterWriter, SinkBatch } from '../lib/sink.js';
-import { createDeadLetterWriter, createSink } from '../sinks/index.js';
 import { FitbitSession, FitbitShared, fetchProfile } from '../sources/fitbit/index.js';
 import { FITBIT_RATE_DEFAULTS } from '../sources/fitbit/rate-limit.js';
 import { UsersFile, isValidZone, type UserEntry } from '../sources/fitbit/users.js';
 import type { FitbitUserContext } from '../sources/fitbit/types.js';
-import type { PipelineName } from './config.js';
-import type { FailedUser, RunContext } from './context.js';
-import type { PipelineState, UserState } from './state.js';
+import type { PipelineName, RunConfig } from './config.js';
+import type { RunContext } from './context.js';
+import { defaultStatePath, loadState, type PipelineState, type UserState } from './state.js';
+import { userStreams } from './user-streams.js';
 
 export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
   const file = ctx.config.usersFile;
@@ -93,68 +91,48 @@ export function userState(state: PipelineState, humanId: string): UserState {
   return u;
 }
 
-/** True for errors that end the whole pipeline rather than one user (the API was turned off). */
-export function isPipelineFatal(err: unknown): boolean {
-  return err instanceof EtlError && err.code === 'API_GONE';
-}
-
-export function describeError(err: unknown): string {
-  if (err instanceof EtlError) return err.message;
-  if (err instanceof Error) return `${err.name}: ${err.message}`;
-  return String(err);
-}
-
-/**
- * User streams run side by side for `--concurrency N` requests in flight: N in flight (the
- * session's request slots) and as many again parsing, normalizing or waiting for a slot, so
- * that a slot freed by one user's answer is taken at once by the next user's request
- * (bench/api-bound.ts: with N streams each slot sat idle while its user's body was processed).
- */
-export function userStreams(concurrency: number): number {
-  return concurrency * 2;
-}
-
-/**
- * Streams every user's batches (userStreams(config.concurrency) users at a time, one request at
- * a time per user, config.concurrency requests in flight) into one sink. When it returns, the sink has committed: only then may watermarks move.
- * A user that fails is named and the others go on; a 410 is kept for the pipeline to report once.
- */
-export async function runUserStreams<D extends 'activities' | 'intraday'>(
-  ctx: RunContext,
-  pipeline: PipelineName,
-  dataset: D,
-  users: UsersFile,
-  userBatches: (user: UserEntry, deadLetters: DeadLetterWriter) => AsyncIterable<SinkBatch<D>>,
-): Promise<{ summary: DatasetSummary; failedUsers: FailedUser[]; deadLetterFiles: string[] }> {
-  const { config } = ctx;
-  // One writer per dataset: the normalizer's dead letters and the sink's placement failures.
-  const deadLetters = createDeadLetterWriter(config.outDir, dataset, ctx.runId);
-  const failedUsers: FailedUser[] = [];
-  const batches = mergeConcurrent(users.users(), (user: UserEntry) => userBatches(user, deadLetters), {
-    concurrency: userStreams(config.concurrency),
-    onError: (user, err) => {
-      if (isPipelineFatal(err)) return; // reported once for the pipeline
-      failedUsers.push({ user: user.humanId, reason: describeError(err) });
-      ctx.log.error('user failed; what was fetched before is kept', { pipeline, user: user.humanId, reason: describeError(err) });
-    },
-  });
-  const sink = createSink(dataset, {
-    outDir: config.outDir,
-    format: config.format,
-    runId: ctx.runId,
-    compression: config.compression,
-    deadLetters,
-    ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
-    ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
-  });
-  const summary = await sink(batches);
-  const deadLetterFile = await deadLetters.close();
-  summary.deadLetters = deadLetters.count;
-  return { summary, failedUsers, deadLetterFiles: deadLetterFile ? [deadLetterFile] : [] };
-}
-
 /** After the state is saved: a 410 seen by any user fails the pipeline with one line. */
 export function throwIfGone(ctx: RunContext): void {
   const gone = fitbitShared(ctx).gone;
   if (gone) throw gone;
+}
+
+/** What both Fitbit pipelines need: a users file with Fitbit entries. */
+export function checkFitbitUsers(config: RunConfig): string | null {
+  if (!config.usersFile) return 'needs --users FILE (a users file with Fitbit entries)';
+  if (!config.usersByProvider[FITBIT_PROVIDER]) return `the users file ${config.usersFile} has no Fitbit users (entries without "provider", or "provider": "fitbit")`;
+  return null;
+}
+
+export const FITBIT_PROVIDER = 'fitbit' as const;
+const FITBIT_PER_HOUR = 150;
+
+/**
+ * The dry-run lines of a Fitbit pipeline: per user, the window and requests (from the users
+ * file and the state; without the profile, the users file's zone or UTC decides "yesterday"),
+ * then the time the 150 requests/hour/user limit makes it take with users side by side.
+ */
+export async function planFitbit(
+  config: RunConfig,
+  pipeline: PipelineName,
+  now: number,
+  requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
+): Promise<string[]> {
+  const lines: string[] = [];
+  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+  const users = await UsersFile.load(config.usersFile as string);
+  let maxPerUser = 0;
+  let requests = 0;
+  for (const user of users.users()) {
+    const until = config.until ?? yesterdayIn(user.timezone ?? 'UTC', now);
+    const perUser = requestsFor(state.users[user.humanId]?.streams ?? {}, until);
+    lines.push(`${pipeline}: user ${user.humanId}: ${perUser.window}, ${perUser.requests} request(s)`);
+    requests += perUser.requests;
+    maxPerUser = Math.max(maxPerUser, perUser.requests);
+  }
+  const streams = userStreams(config.concurrency);
+  const rounds = Math.ceil(users.users().length / streams);
+  const hours = rounds * Math.max(0, Math.ceil(maxPerUser / FITBIT_PER_HOUR) - 1);
+  lines.push(`${pipeline}: ${users.users().length} user(s), ${requests} request(s); rate-limit waits ≈ ${hours} h (150 requests/hour/user, ${streams} users at a time)`);
+  return lines;
 }

@@ -2,21 +2,61 @@
 // One request per user, resource and date; each answer goes to the sink as its partition's
 // columns. Users run side by side, each user's requests one at a time. State per user and
 // resource: the last local date fetched whole.
-import { dateRange, daysInclusive, todayIn } from '../lib/dates.js';
-import type { DailySummaryRecord, IntradayType } from '../lib/schema.js';
+import { addDays, dateRange, daysInclusive, todayIn } from '../lib/dates.js';
+import { EtlError } from '../lib/errors.js';
+import { INTRADAY_TYPES, type DailySummaryRecord, type IntradayType } from '../lib/schema.js';
 import type { DeadLetterWriter, PartitionColumns } from '../lib/sink.js';
 import { fetchIntradayDay } from '../sources/fitbit/index.js';
+import { INTRADAY_DETAILS, type IntradayDetail } from '../sources/fitbit/types.js';
 import type { UserEntry } from '../sources/fitbit/users.js';
 import { dailySummaryFromIntraday, intradayDayTotal, normalizeIntradayColumns } from '../transforms/intraday.js';
+import type { RunConfig } from './config.js';
+import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { startDailySummaries } from './daily-summaries.js';
-import type { PipelineResult, RunContext } from './context.js';
-import { loadUsers, openSession, runUserStreams, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
+import { checkFitbitUsers, loadUsers, openSession, planFitbit, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
+import { runUserStreams, usageProblem } from './user-streams.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
 
 const PIPELINE = 'fitbit-intraday' as const;
 
+/** --resources (Fitbit's resource names) and --detail, checked. */
+export function fitbitIntradayOptions(config: RunConfig): { resources: IntradayType[]; detail: IntradayDetail } {
+  const resources = config.resources ?? ['steps', 'calories', 'distance'];
+  const bad = resources.find((r) => !(INTRADAY_TYPES as readonly string[]).includes(r));
+  if (bad !== undefined) throw new EtlError('USAGE', `unknown intraday resource "${bad}"; choose from ${INTRADAY_TYPES.join(', ')}`);
+  const detail = config.detail ?? '1min';
+  if (!(INTRADAY_DETAILS as readonly string[]).includes(detail)) throw new EtlError('USAGE', `--detail must be one of ${INTRADAY_DETAILS.join(', ')}, not "${detail}"`);
+  return { resources: resources as IntradayType[], detail: detail as IntradayDetail };
+}
+
+export const fitbitIntraday: PipelineDef = {
+  name: PIPELINE,
+  provider: 'fitbit',
+  summary: 'Fitbit Web API (legacy) intraday: one request per user, resource and local date',
+  datasets: ['intraday', 'daily_summaries'],
+  flags: ['users', 'since', 'until', 'resources', 'detail', 'lookback', 'concurrency'],
+  check: (config) => checkFitbitUsers(config) ?? usageProblem(() => fitbitIntradayOptions(config)),
+  plan: (config, now) => {
+    const { resources, detail } = fitbitIntradayOptions(config);
+    return planFitbit(config, PIPELINE, now, (saved, until) => {
+      let requests = 1; // profile
+      let first = until;
+      for (const r of resources) {
+        const mark = saved[r];
+        const since = config.since ?? (mark ? addDays(mark, 1 - config.lookbackDays) : addDays(until, -6));
+        if (since < first) first = since;
+        requests += daysInclusive(since, until);
+      }
+      return { window: `${first} .. ${until} × ${resources.join(',')} (${detail})`, requests };
+    });
+  },
+  run: (ctx) => runFitbitIntraday(ctx),
+  demo: { args: ['--since', '2016-04-12', '--until', '2016-05-13', '--concurrency', '8'], help: 'steps, calories, distance, 2016-04-12 .. 2016-05-13, 1min' },
+};
+
 export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult> {
   const { config } = ctx;
+  const { resources, detail } = fitbitIntradayOptions(config);
   const users = await loadUsers(ctx);
   const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
   const state = await loadState(statePath, PIPELINE);
@@ -36,14 +76,14 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
       const until = untilFor(ctx, userCtx.timeZone);
       // A day is complete only once it is over in the user's zone.
       const lastComplete = todayIn(userCtx.timeZone, ctx.seenAt);
-      const since = new Map(config.resources.map((r) => [r, sinceFor(ctx, saved.streams[r], until)] as const));
+      const since = new Map(resources.map((r) => [r, sinceFor(ctx, saved.streams[r], until)] as const));
       const first = [...since.values()].reduce((a, b) => (a < b ? a : b));
       ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: daysInclusive(first, until) });
       for (const date of dateRange(first, until)) {
         const totals = new Map<IntradayType, number>();
-        for (const resource of config.resources) {
+        for (const resource of resources) {
           if (date < (since.get(resource) as string)) continue;
-          const day = await fetchIntradayDay(session, { resource, date, detail: config.detail });
+          const day = await fetchIntradayDay(session, { resource, date, detail });
           const total = intradayDayTotal(day);
           if (total !== null) totals.set(resource, total);
           const result = normalizeIntradayColumns(day, userCtx, ctx.seenAt);
@@ -60,7 +100,7 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
     }
   }
 
-  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users, userBatches).finally(() => daily.close());
+  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users.users(), userBatches).finally(() => daily.close());
   const dailyResult = await daily.done;
   // Committed: move the watermarks forward.
   for (const [humanId, progress] of fetched) {

@@ -27,8 +27,8 @@ import {
 } from '../sources/humanapi/index.js';
 import { humanApiDataset, normalizeHumanApi } from '../transforms/humanapi.js';
 import type { RunConfig } from './config.js';
-import type { PipelineResult, RunContext } from './context.js';
-import { describeError } from './fitbit-common.js';
+import type { PipelineDef, PipelineResult, RunContext } from './context.js';
+import { describeError, usageProblem } from './user-streams.js';
 import { defaultStatePath, loadState, saveState, type PipelineState, type UserState } from './state.js';
 
 const PIPELINE = 'humanapi' as const;
@@ -97,11 +97,45 @@ interface DatasetRun {
   paths: Set<string>;
 }
 
+const typesOf = (config: RunConfig): string[] => config.types ?? ['activities'];
+
+export const humanApi: PipelineDef = {
+  name: PIPELINE,
+  provider: 'humanapi',
+  summary: 'Human API batch queries per data type (--types), window by window',
+  datasets: ['activities', 'daily_summaries', 'readings'],
+  flags: ['since', 'until', 'types', 'lookback'],
+  check: (config) =>
+    !config.env.humanApiClientId || !config.env.humanApiAppKey
+      ? 'needs HUMANAPI_CLIENT_ID and HUMANAPI_APP_KEY in the environment'
+      : usageProblem(() => humanApiTypes(typesOf(config))),
+  plan: async (config, now) => {
+    // The same windows the run would walk: per type, from --since or the watermark less the lookback.
+    const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, PIPELINE), PIPELINE);
+    return typesOf(config).map((type) => {
+      const { start, end } = humanApiRange(config, now, state.users[HUMANAPI_STATE_KEY]?.streams[type]);
+      const windows = start < end ? planWindows(start, end) : [];
+      const first = windows[0];
+      const last = windows[windows.length - 1];
+      return (
+        `${PIPELINE}: ${type}: ${windows.length} window(s) of ≤ 31 days` +
+        (first && last ? ` (${new Date(first.since).toISOString()} .. ${new Date(last.before).toISOString()})` : '') +
+        `, ≥ ${windows.length} request(s) (one per page of ≤ 500 records)`
+      );
+    });
+  },
+  run: (ctx) => runHumanApi(ctx),
+  demo: {
+    args: ['--since', '2014-07-01', '--until', '2015-09-30', '--types', 'activities,heart_rates,weights,bmis,body_fats,heights,blood_glucoses,blood_oxygens,blood_pressures'],
+    help: 'recorded Human API activities and readings, 2014-07-01 .. 2015-09-30',
+  },
+};
+
 export async function runHumanApi(ctx: RunContext, options: HumanApiRunOptions = {}): Promise<PipelineResult> {
   const { config } = ctx;
   const { humanApiClientId: clientId, humanApiAppKey: appKey, humanApiUrl } = config.env;
   if (!clientId || !appKey) throw new EtlError('CONFIG', 'humanapi needs HUMANAPI_CLIENT_ID and HUMANAPI_APP_KEY in the environment');
-  const streams = humanApiTypes(config.types);
+  const streams = humanApiTypes(typesOf(config));
   const pageSize = options.pageSize ?? MAX_PAGE_SIZE;
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw new EtlError('USAGE', `Human API page size must be 1..${MAX_PAGE_SIZE}, got ${pageSize}`);
 

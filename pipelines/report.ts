@@ -496,7 +496,7 @@ the datasets' ${MANIFEST_FILE}, _runs/*.json and the dead letters, and writes
   DIR/_report/summary.json   the figures, per dataset and per user`;
 
 /** `wearable-etl report [--out DIR]`: writes the report and prints where it is; returns the exit code. */
-export async function reportCommand(args: string[], io: { stdout: (t: string) => void; cwd: string }): Promise<number> {
+export async function reportCommand(args: string[], io: { stdout: (t: string) => void; cwd: string }, json = false): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({ args, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
@@ -508,13 +508,16 @@ export async function reportCommand(args: string[], io: { stdout: (t: string) =>
     return 0;
   }
   const result = await writeReport({ outDir: path.resolve(io.cwd, parsed.values.out ?? 'out') });
-  io.stdout(reportLine(result) + '\n');
+  io.stdout(reportLine(result, json) + '\n');
   return 0;
 }
 
 /** One line saying where the report is and what stands out. */
-export function reportLine(result: ReportResult): string {
+export function reportLine(result: ReportResult, json = false): string {
   const s = result.summary;
   const missing = Object.values(s.datasets).reduce((n, d) => n + d.missingUserDays, 0);
+  if (json) {
+    return JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: 'report written', html: result.htmlPath, summary: result.summaryPath, missingUserDays: missing, reconciliationMismatches: s.reconciliation.mismatches });
+  }
   return `report: ${result.htmlPath} (${Object.keys(s.datasets).length} dataset(s), ${missing} user-day(s) missing, ${s.reconciliation.mismatches} day total(s) that differ from the minute sum; figures in ${result.summaryPath})`;
 }

@@ -12,18 +12,10 @@ import type { DatasetSummary } from '../lib/sink.js';
 import { prepareOutput } from '../sinks/index.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { PipelineResult, RunContext } from './context.js';
-import { describeError } from './fitbit-common.js';
-import { runFitbitActivities } from './fitbit-activities.js';
-import { runFitbitIntraday } from './fitbit-intraday.js';
-import { runHumanApi } from './humanapi.js';
+import { describeError } from './user-streams.js';
+import { findPipeline } from './registry.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
-
-const RUNNERS: Record<PipelineName, (ctx: RunContext) => Promise<PipelineResult>> = {
-  'fitbit-activities': runFitbitActivities,
-  'fitbit-intraday': runFitbitIntraday,
-  humanapi: runHumanApi,
-};
 
 export interface RunSummary {
   runId: string;
@@ -64,11 +56,14 @@ export async function runPipelines(
   const results: PipelineResult[] = [];
   try {
     await prepareOutput(config.outDir);
+    for (const s of config.skipped) options.log.info('pipeline skipped', { pipeline: s.pipeline, reason: s.reason });
     for (const pipeline of config.pipelines) {
+      const def = findPipeline(pipeline);
+      if (!def) throw new EtlError('USAGE', `unknown pipeline "${pipeline}"`);
       const ctx: RunContext = { config, runId, seenAt: started, log: options.log, stats, ...(options.tuning ? { tuning: options.tuning } : {}), ...(options.progress ? { progress: options.progress } : {}) };
       options.log.info('pipeline started', { pipeline, runId });
       try {
-        const result = await RUNNERS[pipeline](ctx);
+        const result = await def.run(ctx);
         results.push(result);
         for (const d of result.datasets) {
           options.log.info('dataset committed', { pipeline, dataset: d.dataset, rows: d.rows, rowsIn: d.rowsIn, files: d.files, deadLetters: d.deadLetters });

@@ -18,7 +18,8 @@ import {
 import { HttpStats } from '../lib/http.js';
 import { createLogger, silentLogger, type Logger } from '../lib/log.js';
 import { main } from '../pipelines/cli.js';
-import { parseRunArgs, type RunConfig } from '../pipelines/config.js';
+import type { RunConfig } from '../pipelines/config.js';
+import { parseRunArgs } from '../pipelines/registry.js';
 import type { ProgressEvent, RunContext } from '../pipelines/context.js';
 import { runHumanApi } from '../pipelines/humanapi.js';
 import { newRunId } from '../pipelines/run.js';
@@ -361,8 +362,9 @@ test('CLI: a bad App Key fails in one line that names HUMANAPI_APP_KEY and never
 
 test('--types rejects a type without a dataset before any request', async (t) => {
   const { api, out } = await setup(t);
-  await t.throwsAsync(runHumanApi(context(api, out, ['--types', 'activities,heart_rate'], Date.UTC(2016, 0, 1))), { message: /"heart_rate" is not carried \(did you mean heart_rates\?\)/ });
-  await t.throwsAsync(runHumanApi(context(api, out, ['--types', 'sleeps'], Date.UTC(2016, 0, 1))), { message: /"sleeps" is not carried/ });
+  // Checked when the command line is read (the registry asks the pipeline), before a run starts.
+  t.throws(() => context(api, out, ['--types', 'activities,heart_rate'], Date.UTC(2016, 0, 1)), { message: /"heart_rate" is not carried \(did you mean heart_rates\?\)/ });
+  t.throws(() => context(api, out, ['--types', 'sleeps'], Date.UTC(2016, 0, 1)), { message: /"sleeps" is not carried/ });
   t.is(api.log.length, 0);
 });
 

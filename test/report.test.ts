@@ -70,7 +70,7 @@ function prepare(): Promise<void> {
     try {
       const users = await writeUsersFile(api, path.join(root, 'users.json'), api.fitbit.userIds().slice(0, USERS));
       out = path.join(root, 'out');
-      const run = await cli(['run', 'fitbit-intraday', '--users', users, '--out', out, '--since', SINCE, '--until', UNTIL, '--resources', 'steps,calories'], root, fixtureEnv(api));
+      const run = await cli(['run', 'fitbit-intraday', '--users', users, '--out', out, '--since', SINCE, '--until', UNTIL, '--resources', 'steps,calories', '--report'], root, fixtureEnv(api));
       if (run.code !== 0) throw new Error(`run failed (${run.code}): ${run.stderr}`);
     } finally {
       await api.close();
@@ -86,6 +86,12 @@ test.after.always(async () => {
 test.serial('after a run, `report` exits 0 and summary.json counts what DuckDB counts in the files', async (t) => {
   t.timeout(120_000);
   await prepare();
+  // `run … --report` wrote it at the end of the run, its own run included.
+  const atRunEnd = await readSummary(out);
+  t.is(atRunEnd.runs.length, 1);
+  t.is(atRunEnd.datasets['intraday']!.users, USERS);
+  await fs.rm(path.join(out, '_report'), { recursive: true });
+
   const report = await cli(['report', '--out', out], root);
   t.is(report.code, 0, report.stderr);
   t.regex(report.stdout, /_report\/index\.html/);
