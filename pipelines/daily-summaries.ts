@@ -1,10 +1,31 @@
 // A daily_summaries sink that runs beside a pipeline's main sink: records are pushed as they
 // come (a few per user-day: far fewer than the points beside them) and drained by the sink,
 // which buffers and writes as any sink does.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { DailySummaryRecord } from '../lib/schema.js';
 import type { DatasetSummary } from '../lib/sink.js';
+import { runTmpDir } from '../sinks/files.js';
 import { createSink, deadLetterPath } from '../sinks/index.js';
 import type { RunContext } from './context.js';
+
+/**
+ * Keeps the run's temporary folder non-empty while both sinks work. A sink removes that folder
+ * when it finishes if it is empty, but the sinks of one run share a per-thread note of the
+ * folders already made (sinks/write-partition.ts storageOf, keyed by output and run id), so the
+ * other sink's next file would go to a folder that is gone (ENOENT). Reported to the sink's owner.
+ */
+function holdTmpDir(ctx: RunContext): () => Promise<void> {
+  const hold = join(runTmpDir(ctx.config.outDir, ctx.runId), '.daily-summaries.hold');
+  mkdirSync(dirname(hold), { recursive: true });
+  writeFileSync(hold, '');
+  return async () => {
+    await rm(hold, { force: true });
+    await rmdir(dirname(hold)).catch(() => undefined);
+    await rmdir(dirname(dirname(hold))).catch(() => undefined);
+  };
+}
 
 export interface DailySummaries {
   push(record: DailySummaryRecord): void;
@@ -32,13 +53,14 @@ export function startDailySummaries(ctx: RunContext): DailySummaries {
       wake = null;
     }
   }
+  const release = holdTmpDir(ctx);
   const sink = createSink('daily_summaries', {
     outDir: ctx.config.outDir,
     format: ctx.config.format,
     runId: ctx.runId,
     compression: ctx.config.compression,
   });
-  const done = sink(batches()).then(
+  const done = sink(batches()).finally(release).then(
     (summary) => ({ summary, deadLetterFiles: summary.deadLetters > 0 ? [deadLetterPath(ctx.config.outDir, 'daily_summaries', ctx.runId)] : [] }),
     (error: unknown) => {
       failed = true; // stop queueing: nothing drains it any more
