@@ -2,7 +2,7 @@
 // come (a few per user-day: far fewer than the points beside them) and drained by the sink,
 // which buffers and writes as any sink does.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { rm, rmdir } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DailySummaryRecord } from '../lib/schema.js';
 import type { DatasetSummary } from '../lib/sink.js';
@@ -14,17 +14,16 @@ import type { RunContext } from './context.js';
  * Keeps the run's temporary folder non-empty while both sinks work. A sink removes that folder
  * when it finishes if it is empty, but the sinks of one run share a per-thread note of the
  * folders already made (sinks/write-partition.ts storageOf, keyed by output and run id), so the
- * other sink's next file would go to a folder that is gone (ENOENT). Reported to the sink's owner.
+ * other sink's next file would go to a folder that is gone (ENOENT) — the same happens to the
+ * next pipeline of a `run all`. Reported to the sinks' owner.
  */
 function holdTmpDir(ctx: RunContext): () => Promise<void> {
   const hold = join(runTmpDir(ctx.config.outDir, ctx.runId), '.daily-summaries.hold');
   mkdirSync(dirname(hold), { recursive: true });
   writeFileSync(hold, '');
-  return async () => {
-    await rm(hold, { force: true });
-    await rmdir(dirname(hold)).catch(() => undefined);
-    await rmdir(dirname(dirname(hold))).catch(() => undefined);
-  };
+  // The folder itself stays: a later pipeline of the run may have noted it too (its sink, or
+  // the next run's prepareOutput, removes it).
+  return () => rm(hold, { force: true });
 }
 
 export interface DailySummaries {
