@@ -8,14 +8,19 @@
 // The fixture keeps the intraday bodies it built (cacheIntraday) and an untimed first run
 // fills that cache, so its own CPU stays out of the measured runs as far as it can.
 //
-//   npx tsx bench/api-bound.ts [--runs 3] [--concurrency 4,8] [--profile]
+// `--google` runs the same case against the fixture's Google Health API v4 instead:
+// `wearable-etl run google-health-intraday --resources steps` for the same users and days (one
+// 7-day window a user: identity, settings and one page of ≤ 10,000 points), lower bound alike.
+//
+//   npx tsx bench/api-bound.ts [--runs 3] [--concurrency 4,8] [--profile] [--google]
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../pipelines/cli.js';
-import { fixtureEnv, startFixtureApi, writeUsersFile } from '../fixtures/server.js';
+import { writeFile } from 'node:fs/promises';
+import { fixtureEnv, googleHealthEnv, googleHealthUsers, startFixtureApi, writeUsersFile } from '../fixtures/server.js';
 import { COMPILED, ROOT, asOnCliThread, compile, flag, machine, median, option, peakRssMB, printProfile, printResult, profileChild, round, runChild, timed, writeResults } from './harness.js';
 
 const USERS = 200;
@@ -49,12 +54,18 @@ interface ClientResult {
 
 async function serve(): Promise<void> {
   const dir = option('dir', '');
+  const google = flag('google');
   const api = await startFixtureApi({
     fitbit: { extraUsers: USERS - FITABASE_USERS, sampleUser: false, cacheIntraday: true },
+    googleHealth: { derivedUsers: false },
     faults: { latencyMs: Number(option('latency', String(LATENCY_MS))) },
   });
-  const usersFile = await writeUsersFile(api, join(dir, 'users.json'));
-  const info: ServerInfo = { url: api.url, env: fixtureEnv(api), usersFile };
+  let usersFile: string;
+  if (google) {
+    usersFile = join(dir, 'users.json');
+    await writeFile(usersFile, JSON.stringify(googleHealthUsers(api)));
+  } else usersFile = await writeUsersFile(api, join(dir, 'users.json'));
+  const info: ServerInfo = { url: api.url, env: google ? googleHealthEnv(api) : fixtureEnv(api), usersFile };
   process.stdout.write(`READY ${JSON.stringify(info)}\n`);
   // A line on stdin asks for the CPU used so far; the end of stdin stops the server.
   process.stdin.setEncoding('utf8');
@@ -77,7 +88,9 @@ async function client(): Promise<void> {
   const concurrency = option('concurrency', '8');
   await rm(out, { recursive: true, force: true });
   const stderr: string[] = [];
-  const args = ['run', 'fitbit-intraday', '--users', info.usersFile, '--out', out, '--since', SINCE, '--until', UNTIL, '--resources', RESOURCES, '--concurrency', concurrency];
+  const args = flag('google')
+    ? ['run', 'google-health-intraday', '--users', info.usersFile, '--out', out, '--since', SINCE, '--until', UNTIL, '--resources', 'steps', '--concurrency', concurrency]
+    : ['run', 'fitbit-intraday', '--users', info.usersFile, '--out', out, '--since', SINCE, '--until', UNTIL, '--resources', RESOURCES, '--concurrency', concurrency];
   const { value: exitCode, seconds, cpuSeconds } = await timed(() => main(args, { env: info.env, cwd: out, stdout: () => undefined, stderr: (s) => stderr.push(s) }));
   if (exitCode !== 0) throw new Error(`wearable-etl exited ${exitCode}: ${stderr.join('')}`);
   const runs = await readdir(join(out, '_runs'));
@@ -105,7 +118,7 @@ interface Server {
 }
 
 async function startServer(script: string, dir: string): Promise<Server> {
-  const child = spawn(process.execPath, [script, '--serve', '--dir', dir], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, '--serve', '--dir', dir, ...(flag('google') ? ['--google'] : [])], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
   let stdout = '';
   let waiting: ((line: string) => void) | null = null;
   const info = await new Promise<ServerInfo>((resolve, reject) => {
@@ -152,16 +165,16 @@ async function orchestrate(): Promise<void> {
   const cores = availableParallelism();
   const loadAtStart = round(loadavg()[0]!, 2);
   const [script] = compile(['bench/api-bound.ts', 'sinks/write-worker.ts']);
-  const dir = join(tmpdir(), 'wearable-etl-bench', 'api-bound');
+  const dir = join(tmpdir(), 'wearable-etl-bench', flag('google') ? 'api-bound-google' : 'api-bound');
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const server = await startServer(script!, dir);
   const records: RunRecord[] = [];
   const rows: Record<string, unknown>[] = [];
   const profiles: Awaited<ReturnType<typeof profileChild>>[] = [];
-  const clientArgs = (out: string, c: number): string[] => ['--client', '--server', JSON.stringify(server.info), '--out', join(dir, out), '--concurrency', String(c)];
+  const clientArgs = (out: string, c: number): string[] => ['--client', '--server', JSON.stringify(server.info), '--out', join(dir, out), '--concurrency', String(c), ...(flag('google') ? ['--google'] : [])];
   try {
-    console.log(`API-bound: ${USERS} users × 7 days × 2 resources, ${LATENCY_MS} ms per request, concurrency ${concurrencies.join(' and ')}, ${runs} runs each`);
+    console.log(`API-bound${flag('google') ? ' (Google Health, steps)' : ''}: ${USERS} users × 7 days × ${flag('google') ? 1 : 2} resource(s), ${LATENCY_MS} ms per request, concurrency ${concurrencies.join(' and ')}, ${runs} runs each`);
     const warm = await runChild<ClientResult>(script!, clientArgs('warm-up', Math.max(...concurrencies)));
     console.log(`  warm-up (fills the fixture's body cache, not counted): ${warm.result.seconds.toFixed(2)} s, ${warm.result.requests} requests`);
     await rm(join(dir, 'warm-up'), { recursive: true, force: true });
@@ -218,12 +231,13 @@ async function orchestrate(): Promise<void> {
   console.table(rows);
   profiles.forEach(printProfile);
   const full = runs >= 3 && [4, 8].every((c) => concurrencies.includes(c));
-  const path = await writeResults('api-bound', {
-    benchmark: 'api-bound',
+  const name = flag('google') ? 'api-bound-google' : 'api-bound';
+  const path = await writeResults(name, {
+    benchmark: name,
     date: new Date().toISOString(),
     ...machine(),
     loadAverage: { atStart: loadAtStart, atEnd: round(loadavg()[0]!, 2) },
-    shape: { users: USERS, days: 7, window: `${SINCE}..${UNTIL}`, resources: RESOURCES, latencyMs: LATENCY_MS },
+    shape: { users: USERS, days: 7, window: `${SINCE}..${UNTIL}`, resources: flag('google') ? 'steps (Google Health)' : RESOURCES, latencyMs: LATENCY_MS },
     results: rows,
     runs: records,
     profiles: profiles.map((p) => ({ label: p.label, threads: p.threads.map((t) => ({ totalMs: t.totalMs, top: t.top })) })),

@@ -3,6 +3,7 @@ import type { HttpStats } from '../lib/http.js';
 import type { Logger } from '../lib/log.js';
 import type { DatasetSummary } from '../lib/sink.js';
 import type { RateLimitOptions } from '../sources/fitbit/rate-limit.js';
+import type { GhRateLimitOptions } from '../sources/google-health/rate-limit.js';
 import type { Dataset } from '../lib/schema.js';
 import type { PipelineFlag, PipelineName, RunConfig } from './config.js';
 import type { RetryPolicy } from '../lib/http.js';
@@ -18,6 +19,7 @@ export interface RunContext {
   tuning?: {
     retry?: RetryPolicy;
     fitbitRateLimit?: RateLimitOptions;
+    googleHealthRateLimit?: GhRateLimitOptions;
     highWaterRows?: number;
     maxOpenPartitions?: number;
   };

@@ -4,11 +4,11 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fixtureEnv, fixtureUsers, startFixtureApi } from '../fixtures/server.js';
+import { fixtureEnv, fixtureUsers, googleHealthEnv, googleHealthUsers, startFixtureApi } from '../fixtures/server.js';
 import type { Logger } from '../lib/log.js';
 import type { CliIo } from './cli.js';
 import type { RunConfig } from './config.js';
-import { demoRuns, parseRunArgs } from './registry.js';
+import { demoRuns, findPipeline, parseRunArgs } from './registry.js';
 import type { ProgressBar } from './progress.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
 
@@ -32,12 +32,19 @@ export async function runDemo(options: { outDir: string; format: 'parquet' | 'ar
   try {
     // Tokens live outside the output folder, and only for the demo's lifetime.
     const usersFile = path.join(secretsDir, 'users.json');
-    await fs.writeFile(usersFile, JSON.stringify(fixtureUsers(api), null, 2), { mode: 0o600 });
-    const env = { ...fixtureEnv(api) };
+    // Google Health users are the same people: named as their Fitbit entries, so both sources'
+    // rows share partitions (the derived DST users have no Fitbit twin and keep Google's id).
+    const google = googleHealthUsers(api).map((entry, i) => {
+      const twin = api.fitbit.users.get(api.googleHealth.userKeys()[i] ?? '');
+      return twin ? { ...entry, humanId: twin.humanId } : entry;
+    });
+    await fs.writeFile(usersFile, JSON.stringify([...fixtureUsers(api), ...google], null, 2), { mode: 0o600 });
+    const env = { ...fixtureEnv(api), ...googleHealthEnv(api) };
     log.info('fixture API started', { url: api.url });
     for (const run of demoRuns()) {
       const config = parseRunArgs(
-        [run.pipeline, '--out', options.outDir, '--format', options.format, '--users', usersFile, ...run.args],
+        // --users only for the pipelines that read it (an option a pipeline does not read is a usage error).
+        [run.pipeline, '--out', options.outDir, '--format', options.format, ...(findPipeline(run.pipeline)?.flags.includes('users') ? ['--users', usersFile] : []), ...run.args],
         env,
         io.cwd,
       ) as RunConfig;

@@ -5,9 +5,12 @@ import { ENV_HELP, parseRunOptions, PIPELINE_FLAGS, type PipelineFlag, type RunC
 import type { PipelineDef } from './context.js';
 import { fitbitActivities } from './fitbit-activities.js';
 import { fitbitIntraday } from './fitbit-intraday.js';
+import { googleHealthActivities } from './google-health-activities.js';
+import { googleHealthDaily } from './google-health-daily.js';
+import { googleHealthIntraday } from './google-health-intraday.js';
 import { humanApi } from './humanapi.js';
 
-export const PIPELINES: readonly PipelineDef[] = [fitbitIntraday, fitbitActivities, humanApi];
+export const PIPELINES: readonly PipelineDef[] = [fitbitIntraday, fitbitActivities, humanApi, googleHealthIntraday, googleHealthActivities, googleHealthDaily];
 
 export function findPipeline(name: string): PipelineDef | undefined {
   return PIPELINES.find((p) => p.name === name);

@@ -1,0 +1,187 @@
+// What the Google Health pipelines share: the users file's google-health entries, one session
+// per user (budget and queue shared by every pipeline of a run), identity and time zone, the
+// option checks and the dry run.
+import { addDays, daysInclusive, todayIn, yesterdayIn } from '../lib/dates.js';
+import { EtlError } from '../lib/errors.js';
+import { UsersFile } from '../lib/users-file.js';
+import {
+  GH_RATE_DEFAULTS,
+  GoogleHealthSession,
+  GoogleHealthShared,
+  fetchIdentity,
+  fetchSettings,
+  type GhRateBudgetState,
+  type TokenStore,
+} from '../sources/google-health/index.js';
+import { GOOGLE_HEALTH_PROVIDER, parseGoogleHealthEntries, type GoogleHealthUserEntry } from '../sources/google-health/users.js';
+import { ZoneDays, type GhUserContext } from '../transforms/google-health.js';
+import type { PipelineName, RunConfig } from './config.js';
+import type { RunContext } from './context.js';
+import { sinceFor, untilFor, userState } from './fitbit-common.js';
+import { defaultStatePath, loadState, type PipelineState } from './state.js';
+import { userStreams } from './user-streams.js';
+
+export { GOOGLE_HEALTH_PROVIDER };
+
+/** Google's documented per-user limit: 300 requests a minute (§1.14). */
+export const GH_PER_MINUTE = 300;
+
+/**
+ * A google-health entry during a run. Its output name is the entry's humanId, else (once the
+ * identity is known) the legacy Fitbit id, else the healthUserId; before that, its place in the
+ * file — so a user that fails before its identity is known is still named.
+ */
+export class GhRunUser {
+  resolved: string | null = null;
+  constructor(readonly entry: GoogleHealthUserEntry) {}
+  get humanId(): string {
+    return this.entry.humanId ?? this.resolved ?? `google-health entry ${this.entry.index}`;
+  }
+}
+
+export async function loadGhUsers(ctx: RunContext): Promise<{ file: UsersFile; users: GhRunUser[] }> {
+  const path = ctx.config.usersFile;
+  if (!path) throw new EtlError('CONFIG', 'the Google Health pipelines need --users FILE');
+  const file = await UsersFile.load(path);
+  const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
+  if (entries.length === 0) throw new EtlError('CONFIG', `users file ${path} has no google-health entries`);
+  return { file, users: entries.map((e) => new GhRunUser(e)) };
+}
+
+/** The users file as the client's token store for one entry. */
+export function tokenStore(file: UsersFile, index: number): TokenStore {
+  return {
+    current: () => {
+      const f = file.fieldsOf(index);
+      return { accessToken: typeof f['accessToken'] === 'string' ? f['accessToken'] : '', refreshToken: typeof f['refreshToken'] === 'string' ? f['refreshToken'] : '' };
+    },
+    rotate: (stale, refresh) => file.rotate(index, stale === '' ? undefined : stale, refresh),
+  };
+}
+
+// One GoogleHealthShared per run (a run's pipelines share its HttpStats).
+const sharedByRun = new WeakMap<RunContext['stats'], GoogleHealthShared>();
+
+export function ghShared(ctx: RunContext): GoogleHealthShared {
+  let shared = sharedByRun.get(ctx.stats);
+  if (!shared) {
+    shared = new GoogleHealthShared(ctx.config.concurrency);
+    sharedByRun.set(ctx.stats, shared);
+  }
+  return shared;
+}
+
+export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser, state: PipelineState, pipeline: PipelineName): GoogleHealthSession {
+  const env = ctx.config.env;
+  // The saved budget is found by the name the user has before its identity is known: the entry's
+  // humanId, else its place in the file (saveBudget keeps it under both names).
+  const saved: GhRateBudgetState | undefined = state.users[preIdentityName(user)]?.rateBudget;
+  return new GoogleHealthSession(
+    {
+      baseUrl: env.googleHealthApiUrl,
+      tokenUrl: env.googleOAuthTokenUrl,
+      ...(env.googleClientId ? { clientId: env.googleClientId } : {}),
+      ...(env.googleClientSecret ? { clientSecret: env.googleClientSecret } : {}),
+      ...(ctx.tuning?.retry ? { retry: ctx.tuning.retry } : {}),
+      rateLimit: ctx.tuning?.googleHealthRateLimit ?? GH_RATE_DEFAULTS,
+      stats: ctx.stats,
+      log: ctx.log,
+      shared: ghShared(ctx),
+      onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
+    },
+    tokenStore(file, user.entry.index),
+    user.entry.index,
+    user.humanId,
+    saved,
+  );
+}
+
+const isZone = (zone: string): boolean => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Identity (humanId) and time zone of a user: once per run, whichever pipeline asks first. */
+export async function ghUserContext(session: GoogleHealthSession, user: GhRunUser): Promise<{ ctx: GhUserContext; zone: ZoneDays }> {
+  const identity = await fetchIdentity(session);
+  user.resolved = identity.legacyUserId ?? identity.healthUserId;
+  session.label = user.humanId;
+  let timeZone = user.entry.timezone;
+  if (timeZone === undefined) {
+    const settings = await fetchSettings(session);
+    timeZone = settings.timeZone;
+    if (timeZone === undefined || !isZone(timeZone)) {
+      throw new EtlError('BAD_RESPONSE', `user ${user.humanId}: the settings' time zone ${JSON.stringify(timeZone ?? null)} is not an IANA zone; set "timezone" for this user in the users file`, { user: user.humanId });
+    }
+  }
+  return { ctx: { humanId: user.humanId, userId: identity.healthUserId, timeZone }, zone: new ZoneDays(timeZone) };
+}
+
+/** The local dates to fetch for one stream, and the last one that is complete (before today in the zone). */
+export function ghWindow(ctx: RunContext, watermark: string | undefined, zone: string): { since: string; until: string; lastComplete: string } {
+  const until = untilFor(ctx, zone);
+  return { since: sinceFor(ctx, watermark, until), until, lastComplete: addDays(todayIn(zone, ctx.seenAt), -1) };
+}
+
+/** What every Google Health pipeline needs: google-health entries and the OAuth client. */
+export function checkGhConfig(config: RunConfig): string | null {
+  if (!config.usersFile) return 'needs --users FILE (a users file with google-health entries)';
+  if (!config.usersByProvider[GOOGLE_HEALTH_PROVIDER]) return `the users file ${config.usersFile} has no google-health entries ("provider": "google-health")`;
+  if (!config.env.googleClientId || !config.env.googleClientSecret) return 'needs GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET in the environment (the Google Cloud OAuth client)';
+  return null;
+}
+
+/**
+ * Dry-run lines: per user, the window and the requests (identity, settings, and per stream its
+ * windows, one page each at least), then the time the 300 requests/minute/user limit takes
+ * with users side by side. Reads the users file and the state; sends nothing.
+ */
+export async function planGh(
+  config: RunConfig,
+  pipeline: PipelineName,
+  now: number,
+  requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
+): Promise<string[]> {
+  const lines: string[] = [];
+  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+  const file = await UsersFile.load(config.usersFile as string);
+  const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
+  let maxPerUser = 0;
+  let requests = 0;
+  for (const e of entries) {
+    const until = config.until ?? yesterdayIn(e.timezone ?? 'UTC', now);
+    const name = e.humanId ?? `entry ${e.index}`;
+    const perUser = requestsFor(e.humanId !== undefined ? state.users[e.humanId]?.streams ?? {} : {}, until);
+    const total = perUser.requests + (e.timezone === undefined ? 2 : 1); // identity (+ settings)
+    lines.push(`${pipeline}: user ${name}: ${perUser.window}, ≥ ${total} request(s)`);
+    requests += total;
+    maxPerUser = Math.max(maxPerUser, total);
+  }
+  const streams = userStreams(config.concurrency);
+  const rounds = Math.ceil(entries.length / streams);
+  const minutes = rounds * Math.max(0, Math.ceil(maxPerUser / GH_PER_MINUTE) - 1);
+  lines.push(`${pipeline}: ${entries.length} user(s), ≥ ${requests} request(s); rate-limit waits ≈ ${minutes} min (${GH_PER_MINUTE} requests/minute/user, ${streams} users at a time)`);
+  return lines;
+}
+
+/** since for a stream in a dry run (no identity, no settings: the saved watermark and the users file). */
+export function planSince(config: RunConfig, mark: string | undefined, until: string): string {
+  return config.since ?? (mark ? addDays(mark, 1 - config.lookbackDays) : addDays(until, -6));
+}
+
+/** Keeps a user's budget in the state, under its humanId once that is known. */
+export function saveBudget(state: PipelineState, user: GhRunUser, budget: GhRateBudgetState): void {
+  userState(state, preIdentityName(user)).rateBudget = budget;
+  if (user.humanId !== preIdentityName(user)) userState(state, user.humanId).rateBudget = budget;
+}
+
+/** The name a user has before its identity is fetched (the state key its budget is read from). */
+function preIdentityName(user: GhRunUser): string {
+  return user.entry.humanId ?? `google-health entry ${user.entry.index}`;
+}
+
+export { daysInclusive, userState };

@@ -1,0 +1,94 @@
+// google-health-daily: `:dailyRollUp` of steps, distance and total calories per user, by windows
+// of ≤ 14 local days (total calories' cap, §1.10; the three types share the windows) →
+// `daily_summaries`, one row per user and local date (id `google-health:<humanId>:<date>`).
+// A value the roll-up does not carry is null; a carried 0 is 0. State per user and data type.
+import { addDays, minDate } from '../lib/dates.js';
+import type { DailySummaryRecord } from '../lib/schema.js';
+import type { DeadLetterWriter } from '../lib/sink.js';
+import { GH_ROLLUP_TYPES, ROLLUP_MAX_DAYS, dailyRollUp, dateWindows, windowCount } from '../sources/google-health/index.js';
+import { invalidToDeadLetters, normalizeDailyRollups, type GhDayRollups } from '../transforms/google-health.js';
+import type { PipelineDef, PipelineResult, RunContext } from './context.js';
+import { userState } from './fitbit-common.js';
+import { GhRunUser, checkGhConfig, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, saveBudget } from './google-health-common.js';
+import { defaultStatePath, loadState, saveState } from './state.js';
+import { runUserStreams } from './user-streams.js';
+
+const PIPELINE = 'google-health-daily' as const;
+/** One window for the three types: the smallest cap among them. */
+const DAILY_WINDOW_DAYS = Math.min(...GH_ROLLUP_TYPES.map((t) => ROLLUP_MAX_DAYS[t]));
+
+export const googleHealthDaily: PipelineDef = {
+  name: PIPELINE,
+  provider: 'google-health',
+  summary: 'Google Health API v4 daily roll-ups (steps, distance, total calories) → daily_summaries',
+  datasets: ['daily_summaries'],
+  flags: ['users', 'since', 'until', 'lookback', 'concurrency'],
+  check: (config) => checkGhConfig(config),
+  plan: (config, now) =>
+    planGh(config, PIPELINE, now, (saved, until) => {
+      let requests = 0;
+      let first = until;
+      for (const t of GH_ROLLUP_TYPES) {
+        const since = planSince(config, saved[t], until);
+        if (since < first) first = since;
+        requests += windowCount(since, until, DAILY_WINDOW_DAYS);
+      }
+      return { window: `${first} .. ${until} × ${GH_ROLLUP_TYPES.join(',')} (windows of ${DAILY_WINDOW_DAYS} days)`, requests };
+    }),
+  run: (ctx) => runGoogleHealthDaily(ctx),
+  demo: { args: ['--since', '2016-03-09', '--until', '2016-11-29', '--concurrency', '8'], help: 'daily roll-ups of steps, distance, total calories, 2016-03-09 .. 2016-11-29' },
+};
+
+export async function runGoogleHealthDaily(ctx: RunContext): Promise<PipelineResult> {
+  const { config } = ctx;
+  const { file, users } = await loadGhUsers(ctx);
+  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
+  const state = await loadState(statePath, PIPELINE);
+  const fetched = new Map<GhRunUser, Record<string, string>>();
+  const budgets = new Map<GhRunUser, () => void>();
+
+  async function* userBatches(user: GhRunUser, deadLetters: DeadLetterWriter): AsyncGenerator<DailySummaryRecord[]> {
+    const session = openGhSession(ctx, file, user, state, PIPELINE);
+    const progress: Record<string, string> = {};
+    fetched.set(user, progress);
+    budgets.set(user, () => saveBudget(state, user, session.budget.snapshot()));
+    const { ctx: userCtx } = await ghUserContext(session, user);
+    const saved = userState(state, user.humanId).streams;
+    const windows = new Map(GH_ROLLUP_TYPES.map((t) => [t, ghWindow(ctx, saved[t], userCtx.timeZone)] as const));
+    const first = [...windows.values()].reduce((a, w) => minDate(a, w.since), '9999-12-31');
+    const { until, lastComplete } = windows.get('steps')!;
+    const all = dateWindows(first, until, DAILY_WINDOW_DAYS);
+    ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: all.length });
+    for (const w of all) {
+      const days = new Map<string, GhDayRollups>();
+      for (const type of GH_ROLLUP_TYPES) {
+        const r = await dailyRollUp(session, type, w);
+        for (const letter of invalidToDeadLetters('daily_summaries', PIPELINE, user, r.invalid, { dataType: type })) deadLetters.write(letter);
+        for (const day of r.records) {
+          if (day.date < w.from || day.date >= w.to) continue;
+          const d = days.get(day.date) ?? {};
+          d[type] = day;
+          days.set(day.date, d);
+        }
+      }
+      const records = [...days.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([date, r]) => normalizeDailyRollups(date, r, userCtx, ctx.seenAt));
+      if (records.length > 0) yield records;
+      const last = minDate(addDays(w.to, -1), lastComplete);
+      if (last >= w.from) for (const t of GH_ROLLUP_TYPES) progress[t] = last;
+      ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
+    }
+  }
+
+  let result;
+  try {
+    result = await runUserStreams(ctx, PIPELINE, 'daily_summaries', users, userBatches);
+  } finally {
+    for (const save of budgets.values()) save();
+  }
+  for (const [user, progress] of fetched) {
+    const u = userState(state, user.humanId);
+    for (const [t, date] of Object.entries(progress)) if (!u.streams[t] || date > u.streams[t]) u.streams[t] = date;
+  }
+  await saveState(statePath, state);
+  return { pipeline: PIPELINE, datasets: [result.summary], users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles };
+}

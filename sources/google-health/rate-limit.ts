@@ -1,0 +1,126 @@
+// Google Health allows 300 requests per minute per user (§1.14) and sends no rate-limit headers,
+// so the client keeps its own count: a sliding window of the user's last `limit` requests. A
+// request goes only when fewer than `limit` were sent in the window before it, so no window of
+// the server's, however it is aligned, sees more. A request counts from when its answer came
+// (or it failed): never earlier than the server saw it. A 429 pauses every request of the user
+// until Retry-After, or a backoff, has passed.
+
+export interface GhRateLimitOptions {
+  /** Requests per window per user (Google: 300). */
+  limit: number;
+  /** Window length (Google: one minute). */
+  windowMs: number;
+  /** Backoff after a 429 without Retry-After: first wait and cap (ms), doubled per 429 in a row. */
+  backoffMs: [number, number];
+  now?: () => number;
+  random?: () => number;
+}
+
+export const GH_RATE_DEFAULTS: GhRateLimitOptions = { limit: 300, windowMs: 60_000, backoffMs: [2_000, 60_000] };
+
+/** What the state keeps between runs (the same shape as the Fitbit budget). */
+export interface GhRateBudgetState {
+  limit: number;
+  /** Requests that may still go before resetAt. */
+  remaining: number;
+  /** Epoch ms by which every counted request has left the window (and any pause is over); 0 = none. */
+  resetAt: number;
+}
+
+/** Extra ms between the edge of a window and the next request (timer and clock granularity). */
+const MARGIN_MS = 5;
+
+export class GhRateBudget {
+  private readonly options: GhRateLimitOptions;
+  /** Times the user's requests counted from, ascending; only the last `limit` matter. */
+  private sent: number[] = [];
+  private pending = false;
+  private pausedUntil = 0;
+  private rateLimitedInARow = 0;
+  /** Total ms this budget made its user wait. */
+  waitedMs = 0;
+
+  constructor(options: GhRateLimitOptions, saved?: GhRateBudgetState) {
+    this.options = options;
+    if (saved && isState(saved) && saved.resetAt > 0) {
+      // Conservative: the used requests count as sent at the latest instant they could have been.
+      const used = Math.max(0, Math.min(options.limit, options.limit - saved.remaining));
+      const at = saved.resetAt - options.windowMs;
+      for (let i = 0; i < used; i++) this.sent.push(at);
+    }
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  /** How long the next request must wait (0 = now). Call `sending()` once it goes. */
+  delay(): number {
+    const now = this.now();
+    const { limit, windowMs } = this.options;
+    this.sent = this.sent.filter((t) => t > now - windowMs).slice(-limit);
+    let at = Math.max(now, this.pausedUntil);
+    const inFlight = this.pending ? 1 : 0;
+    if (this.sent.length + inFlight >= limit) {
+      // The request `limit` places back must have left the window.
+      const oldest = this.sent[this.sent.length + inFlight - limit];
+      if (oldest !== undefined) at = Math.max(at, oldest + windowMs + MARGIN_MS);
+    }
+    return at - now;
+  }
+
+  /** The request goes now: it counts as pending until `settle()`. */
+  sending(): void {
+    this.pending = true;
+  }
+
+  /** The pending request ended (answered, failed or cut): it counts from now. */
+  settle(): void {
+    if (!this.pending) return;
+    this.pending = false;
+    this.sent.push(this.now());
+  }
+
+  /** An answer other than 429 came: the next 429 starts the backoff afresh. */
+  succeeded(): void {
+    this.rateLimitedInARow = 0;
+  }
+
+  /**
+   * After a 429: every request of the user waits until Retry-After (seconds or an HTTP date), or
+   * a doubling backoff with jitter when the server gave none. Returns the ms to wait.
+   */
+  rateLimited(retryAfter: string | null): number {
+    const now = this.now();
+    this.rateLimitedInARow++;
+    let wait: number | null = null;
+    if (retryAfter !== null && retryAfter.trim() !== '') {
+      const seconds = Number(retryAfter);
+      if (Number.isFinite(seconds) && seconds >= 0) wait = seconds * 1000;
+      else {
+        const at = Date.parse(retryAfter);
+        if (!Number.isNaN(at)) wait = Math.max(0, at - now);
+      }
+    }
+    if (wait === null) {
+      const [base, cap] = this.options.backoffMs;
+      const ceiling = Math.min(cap, base * 2 ** (this.rateLimitedInARow - 1));
+      wait = Math.max(base / 2, Math.floor((this.options.random ?? Math.random)() * ceiling));
+    }
+    this.pausedUntil = Math.max(this.pausedUntil, now + wait);
+    return this.pausedUntil - now;
+  }
+
+  snapshot(): GhRateBudgetState {
+    const now = this.now();
+    const { limit, windowMs } = this.options;
+    const live = this.sent.filter((t) => t > now - windowMs).slice(-limit);
+    const newest = live.length > 0 ? live[live.length - 1]! + windowMs : 0;
+    if (this.pausedUntil > now) return { limit, remaining: 0, resetAt: Math.max(newest, this.pausedUntil) };
+    return { limit, remaining: limit - live.length, resetAt: newest };
+  }
+}
+
+function isState(o: GhRateBudgetState): boolean {
+  return [o.limit, o.remaining, o.resetAt].every((x) => typeof x === 'number' && Number.isFinite(x)) && o.limit > 0;
+}
