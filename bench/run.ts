@@ -11,7 +11,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, flag, option } from './harness.js';
 
-const BENCHMARKS = ['intraday-e2e', 'api-bound', 'sink-parquet', 'intraday-normalizer', 'json-parse', 'validation', 'takeout'] as const;
+const BENCHMARKS = ['intraday-e2e', 'api-bound', 'sink-parquet', 'intraday-normalizer', 'json-parse', 'validation', 'takeout', 'report'] as const;
 
 function readResult(name: string): Record<string, unknown> | null {
   const path = join(ROOT, 'bench', 'results', `${name}.json`);
@@ -88,8 +88,25 @@ export function resultsSection(): string {
       markdownTable(takeout['targets'] as Row[], ['target', 'measured', 'met']),
     );
   }
+  const report = readResult('report') ?? readPartial('report');
+  if (report) {
+    const shape = report['shape'] as { users: number; days: number };
+    const load = report['loadAverage'] as { reportStart: number; reportEnd: number };
+    parts.push(
+      `\n**Run report** (report, ${report['date']}${readResult('report') ? '' : ', a smaller shape than 1,000 × 365: bench/results/partial/'}; ${shape.users.toLocaleString('en-US')} users × ${shape.days} days, ` +
+        `${Number(report['files']).toLocaleString('en-US')} partition files; load average ${load.reportStart} → ${load.reportEnd}): ` +
+        `${report['seconds']} s wall, ${report['cpuSeconds']} s CPU, peak RSS ${report['peakRssMB']} MB; page ${mbText(report['htmlBytes'])}, summary.json ${mbText(report['summaryBytes'])}.`,
+    );
+  }
   return parts.join('\n');
 }
+
+function readPartial(name: string): Record<string, unknown> | null {
+  const path = join(ROOT, 'bench', 'results', 'partial', `${name}.json`);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : null;
+}
+
+const mbText = (bytes: unknown): string => `${(Number(bytes) / 1e6).toFixed(1)} MB`;
 
 const START = '<!-- results:start -->';
 const END = '<!-- results:end -->';

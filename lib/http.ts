@@ -33,6 +33,11 @@ export class HttpStats {
   rateLimited = 0;
   refreshes = 0;
   bytes = 0;
+  /**
+   * Milliseconds requests spent waiting for a rate limit: in the service's `before` hook (its
+   * rate budget) and in its handling of 429 answers. Summed over requests that wait side by side.
+   */
+  rateLimitWaitMs = 0;
 }
 
 export interface HttpResult {
@@ -176,7 +181,9 @@ export async function requestJson<T>(
   let again = 0;
   let lastReason = '';
   for (;;) {
+    const beforeStart = performance.now();
     const prepared = hooks.before ? await hooks.before(spec) : spec;
+    options.stats.rateLimitWaitMs += performance.now() - beforeStart;
     let result: HttpResult | undefined;
     try {
       const release = options.slots ? await options.slots.acquire() : null;
@@ -200,7 +207,9 @@ export async function requestJson<T>(
         }
       }
       if (result.status >= 500) throw new RetryableError(`HTTP ${result.status}`);
+      const statusStart = performance.now();
       const verdict = hooks.onStatus ? await hooks.onStatus(result, prepared) : 'fail';
+      if (result.status === 429) options.stats.rateLimitWaitMs += performance.now() - statusStart;
       if (verdict === 'again' && again < maxAgain) {
         again++;
         continue;

@@ -11,6 +11,7 @@ import { runDemo, demoHelp } from './demo.js';
 import { parseRunArgs, planRun, PIPELINES, runHelp } from './registry.js';
 import { cliThreadData, processTerminal, type CliTerminal } from './cli-thread.js';
 import { createProgressBar, type ProgressBar } from './progress.js';
+import { reportCommand, reportLine, writeReport } from './report.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
 
 export const MAIN_HELP = `wearable-etl — wearable activity data from paginated APIs and export archives to partitioned Parquet/Arrow files
@@ -18,6 +19,7 @@ export const MAIN_HELP = `wearable-etl — wearable activity data from paginated
 Usage:
   wearable-etl demo [--out DIR]          bundled real fixtures served by a local API, all pipelines, output ./out
   wearable-etl run <pipeline> [options]  ${PIPELINES.map((p) => p.name).join(', ')}, or all
+  wearable-etl report [--out DIR]        coverage, reconciliation and run health: DIR/_report/index.html
   wearable-etl <command> --help          options of a command
 
 Exit codes: 0 all done; 1 failed; 2 usage error; 3 partial (some users failed; they are named).`;
@@ -100,6 +102,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       if (format !== 'parquet' && format !== 'arrow') throw new EtlError('USAGE', `--format must be parquet or arrow, not "${format}"`);
       return await runDemo({ outDir: path.resolve(io.cwd, parsed.values.out ?? 'out'), format, io: ioWithBar, log, json });
     }
+    if (command === 'report') return await reportCommand(rest, io, json);
     throw new EtlError('USAGE', `unknown command "${command}"; try wearable-etl --help`);
   } catch (err) {
     if (err instanceof EtlError && (err.code === 'USAGE' || err.code === 'CONFIG' || err.code === 'STATE')) {
@@ -120,6 +123,7 @@ export async function execute(config: RunConfig, io: CliIo & { bar?: ProgressBar
   printSummary(summary, io, json);
   const line = failureLine(summary);
   if (line) io.stderr(line + '\n');
+  if (config.report) io.stdout(reportLine(await writeReport({ outDir: config.outDir }), json) + '\n');
   return summary.exitCode;
 }
 

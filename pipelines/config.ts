@@ -44,6 +44,8 @@ export interface RunConfig {
   dryRun: boolean;
   /** takeout: read archives the state marks as imported whole again. */
   reimport: boolean;
+  /** --report: write <out>/_report/ at the end of the run. */
+  report: boolean;
   /** The pipeline options that were given on the command line. */
   given: ReadonlySet<PipelineFlag>;
   env: ApiEnv;
@@ -134,6 +136,7 @@ export const RUN_OPTIONS = {
   ...valueOptions(['out', 'format', 'compression', 'state', ...PIPELINE_FLAGS]),
   'dry-run': { type: 'boolean' },
   reimport: { type: 'boolean' },
+  report: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -186,6 +189,7 @@ export function parseRunOptions(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       concurrency: positiveInt(v.concurrency, 4, '--concurrency', 1),
       dryRun: Boolean(v['dry-run']),
       reimport: Boolean(v.reimport),
+      report: Boolean(v.report),
       given: new Set(PIPELINE_FLAGS.filter((f) => v[f] !== undefined)),
       env: readEnv(env),
     },

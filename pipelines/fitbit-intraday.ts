@@ -4,14 +4,15 @@
 // resource: the last local date fetched whole.
 import { addDays, dateRange, daysInclusive, todayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
-import { INTRADAY_TYPES, type IntradayType } from '../lib/schema.js';
+import { INTRADAY_TYPES, type DailySummaryRecord, type IntradayType } from '../lib/schema.js';
 import type { DeadLetterWriter, PartitionColumns } from '../lib/sink.js';
 import { fetchIntradayDay } from '../sources/fitbit/index.js';
 import { INTRADAY_DETAILS, type IntradayDetail } from '../sources/fitbit/types.js';
 import type { UserEntry } from '../sources/fitbit/users.js';
-import { normalizeIntradayColumns } from '../transforms/intraday.js';
+import { dailySummaryFromIntraday, intradayDayTotal, normalizeIntradayColumns } from '../transforms/intraday.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
+import { startDailySummaries } from './daily-summaries.js';
 import { checkFitbitUsers, loadUsers, openSession, planFitbit, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { runUserStreams, usageProblem } from './user-streams.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
@@ -32,7 +33,7 @@ export const fitbitIntraday: PipelineDef = {
   name: PIPELINE,
   provider: 'fitbit',
   summary: 'Fitbit Web API (legacy) intraday: one request per user, resource and local date',
-  datasets: ['intraday'],
+  datasets: ['intraday', 'daily_summaries'],
   flags: ['users', 'since', 'until', 'resources', 'detail', 'lookback', 'concurrency'],
   check: (config) => checkFitbitUsers(config) ?? usageProblem(() => fitbitIntradayOptions(config)),
   plan: (config, now) => {
@@ -61,6 +62,9 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   const state = await loadState(statePath, PIPELINE);
   // Progress that the sink has not committed yet; copied into the state only after it has.
   const fetched = new Map<string, Record<string, string>>();
+  // The day totals the answers carry go to daily_summaries (one row per user and date), for the
+  // report to reconcile the minute sums with; a second sink, fed as the days come.
+  const daily = startDailySummaries(ctx);
 
   async function* userBatches(user: UserEntry, deadLetters: DeadLetterWriter): AsyncGenerator<PartitionColumns> {
     const saved = userState(state, user.humanId);
@@ -76,14 +80,19 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
       const first = [...since.values()].reduce((a, b) => (a < b ? a : b));
       ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: daysInclusive(first, until) });
       for (const date of dateRange(first, until)) {
+        const totals = new Map<IntradayType, number>();
         for (const resource of resources) {
           if (date < (since.get(resource) as string)) continue;
           const day = await fetchIntradayDay(session, { resource, date, detail });
+          const total = intradayDayTotal(day);
+          if (total !== null) totals.set(resource, total);
           const result = normalizeIntradayColumns(day, userCtx, ctx.seenAt);
           for (const letter of result.deadLetters) deadLetters.write(letter);
           if (result.columns !== null) yield result.columns;
           if (date < lastComplete) progress[resource] = date;
         }
+        const summary: DailySummaryRecord | null = dailySummaryFromIntraday(userCtx, date, totals, ctx.seenAt);
+        if (summary !== null) daily.push(summary);
         ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
       }
     } finally {
@@ -91,7 +100,8 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
     }
   }
 
-  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users.users(), userBatches);
+  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users.users(), userBatches).finally(() => daily.close());
+  const dailyResult = await daily.done;
   // Committed: move the watermarks forward.
   for (const [humanId, progress] of fetched) {
     const u = userState(state, humanId);
@@ -101,5 +111,6 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   }
   await saveState(statePath, state);
   throwIfGone(ctx);
-  return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles };
+  if ('error' in dailyResult) throw dailyResult.error; // the minute data is committed; the day totals are not
+  return { pipeline: PIPELINE, datasets: [summary, dailyResult.summary], users: users.users().length, failedUsers, deadLetterFiles: [...deadLetterFiles, ...dailyResult.deadLetterFiles] };
 }

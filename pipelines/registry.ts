@@ -50,6 +50,7 @@ export function runHelp(): string {
     '  --state FILE               state file (default <out>/_state/<pipeline>.json)',
     '  --dry-run                  print the plan and the estimated time at the rate limits; touch nothing',
     '  --reimport                 takeout: read archives already imported whole again (default: skip them)',
+    '  --report                   at the end, write the run report: <out>/_report/index.html and summary.json',
     '  -h, --help                 this help',
     '',
     'Environment:',

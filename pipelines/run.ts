@@ -26,7 +26,7 @@ export interface RunSummary {
   format: string;
   pipelines: Array<{ pipeline: PipelineName; error?: string; failedUsers: PipelineResult['failedUsers']; deadLetterFiles: string[]; checks?: PipelineResult['checks'] }>;
   datasets: DatasetSummary[];
-  http: { requests: number; retries: number; rateLimited: number; tokenRefreshes: number; bytes: number };
+  http: { requests: number; retries: number; rateLimited: number; tokenRefreshes: number; bytes: number; rateLimitWaitMs: number };
   exitCode: number;
 }
 
@@ -87,7 +87,7 @@ export async function runPipelines(
     format: config.format,
     pipelines: results.map((r) => ({ pipeline: r.pipeline, ...(r.error ? { error: r.error } : {}), failedUsers: r.failedUsers, deadLetterFiles: r.deadLetterFiles, ...(r.checks ? { checks: r.checks } : {}) })),
     datasets: results.flatMap((r) => r.datasets),
-    http: { requests: stats.requests, retries: stats.retries, rateLimited: stats.rateLimited, tokenRefreshes: stats.refreshes, bytes: stats.bytes },
+    http: { requests: stats.requests, retries: stats.retries, rateLimited: stats.rateLimited, tokenRefreshes: stats.refreshes, bytes: stats.bytes, rateLimitWaitMs: Math.round(stats.rateLimitWaitMs) },
     exitCode: exitCodeOf(results),
   };
   await writeFileAtomic(path.join(config.outDir, '_runs', `${runId}.json`), JSON.stringify(summary, null, 2) + '\n');

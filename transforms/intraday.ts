@@ -14,7 +14,7 @@
 //   first occurrence maps to the earlier instant and the second to the later one. Ids in the
 //   repeated range carry the offset (`…T01:30:00-07:00` / `…T01:30:00-08:00`), so they are
 //   unique and a re-fetch maps the same instant to the same id.
-import type { DeadLetter, IntradayRecord, IntradayType } from '../lib/schema.js';
+import type { DailySummaryRecord, DeadLetter, IntradayRecord, IntradayType } from '../lib/schema.js';
 import { COLUMNS, INTRADAY_TYPES } from '../lib/schema.js';
 import { packedRows } from '../lib/batch.js';
 import type { PackedColumn, PackedTable, PartitionColumns } from '../lib/batch.js';
@@ -315,4 +315,49 @@ function countRepeated(dataset: IntradayDay['dataset'], table: DayHourTable): Ui
     if (counts[sec]! < 2) counts[sec] = counts[sec]! + 1;
   }
   return counts;
+}
+
+/**
+ * The day's own total of one intraday answer (`activities-<resource>[0].value`) in the column's
+ * unit (distance and elevation in metres), or null when the answer has none or it cannot be
+ * read. A day with no point and a zero total is no total: the tracker sent nothing that day.
+ */
+export function intradayDayTotal(day: IntradayDay): number | null {
+  const total = day.dayTotal;
+  if (total === undefined || total === null || !Number.isFinite(total)) return null;
+  if (total === 0 && day.dataset.length === 0) return null;
+  const factor = intradayFactor(day.resource, day.units);
+  if (factor === null) return null;
+  return factor === 1 ? total : Math.round(total * factor * 1e6) / 1e6;
+}
+
+/**
+ * One `daily_summaries` row from the day totals the intraday answers of one user and local date
+ * carried (steps, distance in m, calories in kcal; other resources' totals in sourceData), so
+ * that minute sums can be reconciled with the day's own total without another request.
+ * Null when no answer of the day carried a total.
+ */
+export function dailySummaryFromIntraday(user: Pick<FitbitUserContext, 'userId' | 'humanId'>, date: string, totals: ReadonlyMap<IntradayType, number>, seenAt: number): DailySummaryRecord | null {
+  if (totals.size === 0) return null;
+  const steps = totals.get('steps');
+  const distance = totals.get('distance');
+  const calories = totals.get('calories');
+  return {
+    id: `${INTRADAY_SOURCE}:${user.humanId}:${date}`,
+    date,
+    humanId: user.humanId,
+    userId: user.userId,
+    source: INTRADAY_SOURCE,
+    duration: null,
+    distance: distance ?? null,
+    steps: steps === undefined ? null : Math.round(steps),
+    calories: calories ?? null,
+    vigorous: null,
+    moderate: null,
+    light: null,
+    sedentary: null,
+    sourceData: JSON.stringify({ from: 'fitbit-intraday', totals: Object.fromEntries(totals) }),
+    createdAt: seenAt,
+    updatedAt: seenAt,
+  };
 }

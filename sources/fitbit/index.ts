@@ -272,12 +272,22 @@ export function parseIntraday(text: string, r: IntradayRequest, units: UnitSyste
   const key = `activities-${r.resource}-intraday`;
   const schema = intradaySchemas.get(r.resource);
   if (schema === undefined) throw new EtlError('USAGE', `intraday: unknown resource "${r.resource}"`);
-  const body = parseBody(schema, parseJson(text), 'intraday body')[key]!;
+  const parsed = parseJson(text);
+  const body = parseBody(schema, parsed, 'intraday body')[key]!;
   const { points, rejected } = checkIntradayPoints(body.dataset);
   const { resource, date, detail } = r;
-  const day: IntradayDay = { resource, date, detail, datasetInterval: body.datasetInterval ?? Number.NaN, datasetType: body.datasetType ?? '', dataset: points, units };
+  const day: IntradayDay = { resource, date, detail, datasetInterval: body.datasetInterval ?? Number.NaN, datasetType: body.datasetType ?? '', dataset: points, units, dayTotal: dayTotalOf(typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)[`activities-${resource}`] : undefined) };
   if (rejected.length > 0) day.rejected = rejected;
   return day;
+}
+
+/** `activities-<resource>`: [{ dateTime, value: "1234" }] — the value comes as a numeric string. */
+function dayTotalOf(summary: unknown): number | null {
+  const first: unknown = Array.isArray(summary) ? summary[0] : undefined;
+  if (first === null || typeof first !== 'object') return null;
+  const value = (first as { value?: unknown }).value;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
+  return Number.isFinite(n) ? n : null;
 }
 
 /** One request: one user, resource and local date (optionally a time window of it). */

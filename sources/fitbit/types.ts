@@ -116,4 +116,6 @@ export interface IntradayDay {
   rejected?: readonly RejectedPoint[];
   /** Unit system of this response (distance km|mi, elevation m|ft). */
   units: UnitSystem;
+  /** The day's own total (`activities-<resource>[0].value`) in the response's unit, null when absent. */
+  dayTotal?: number | null;
 }

@@ -1,0 +1,535 @@
+// `wearable-etl report`: reads an output root — the partition files themselves, the datasets'
+// manifests, `_runs/*.json` and the dead letters — and writes `<out>/_report/index.html` (one
+// self-contained page, pipelines/report-html.ts) and `<out>/_report/summary.json`.
+//
+// Memory: files are read one at a time, only the columns needed (intraday: type, value,
+// interval; daily_summaries: source, steps; other datasets: the row count in the footer), and
+// reduced at once to one cell per partition (a user and a local date: rows, points present
+// per type, the day's steps). What is kept grows with the number of partitions (a few dozen
+// bytes each), never with rows; dead letters are streamed line by line and only the last
+// MAX_RUNS run summaries are read.
+import { createReadStream, promises as fs, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { EtlError, errorMessage } from '../lib/errors.js';
+import { writeFileAtomic } from '../lib/fs.js';
+import { DATASETS, type Dataset } from '../lib/schema.js';
+import { MANIFEST_FILE, readManifest, unescapePartitionValue } from '../sinks/index.js';
+import { decompressSnappy, decompressZstd, loadCodec } from '../sinks/compression.js';
+import {
+  COVERAGE_DATASETS,
+  DatasetCells,
+  HEATMAP_MAX_DAY_COLUMNS,
+  HEATMAP_MAX_USERS,
+  MAX_MISMATCHES_LISTED,
+  dateOf,
+  windowOf,
+  type DatasetReport,
+  type Mismatch,
+  type ReconciliationReport,
+  type ReportData,
+  type ReportSummary,
+  type RunReport,
+  type UserSummary,
+} from './report-data.js';
+import { renderReportHtml } from './report-html.js';
+
+export type { DatasetReport, ReportData, ReportSummary, RunReport } from './report-data.js';
+
+export const REPORT_DIR = '_report';
+/** Run summaries shown (the newest). */
+export const MAX_RUNS = 30;
+const MAX_REASONS = 20;
+const DATE_DIR = /^date=(\d{4}-\d{2}-\d{2})$/;
+const DATA_FILES = ['data.parquet', 'data.arrow'] as const;
+
+// ------------------------------------------------------------------ reading partition files
+
+interface FileColumns {
+  rows: number;
+  bytes: number;
+  get(name: string): ArrayLike<unknown> | null;
+}
+
+/** The row count and the named columns of one partition file (only those are decoded). */
+async function readColumns(file: string, format: 'parquet' | 'arrow', names: readonly string[]): Promise<FileColumns | null> {
+  // Blocking reads: partition files are small and many, and each async call is a round trip to
+  // libuv's thread pool (the sink measured the same for its writes).
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  if (format === 'arrow') {
+    const { tableFromIPC } = await import('apache-arrow');
+    if (names.length > 0) {
+      await loadCodec('zstd');
+      const { registerArrowZstd } = await import('../sinks/arrow/encoder.js');
+      registerArrowZstd();
+    }
+    const table = tableFromIPC(bytes);
+    return {
+      rows: table.numRows,
+      bytes: bytes.length,
+      get: (name) => {
+        const child = table.getChild(name);
+        return child ? Array.from(child, (v: unknown) => (typeof v === 'bigint' ? Number(v) : v)) : null;
+      },
+    };
+  }
+  const { parquetMetadata, parquetRead } = await import('hyparquet');
+  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const metadata = parquetMetadata(ab);
+  const rows = Number(metadata.num_rows);
+  const present = new Set(metadata.schema.slice(1).map((s) => s.name));
+  const wanted = names.filter((n) => present.has(n));
+  const columns = new Map<string, unknown[]>(wanted.map((n) => [n, new Array<unknown>(rows)]));
+  if (wanted.length > 0 && rows > 0) {
+    if (metadata.row_groups.some((rg) => rg.columns.some((c) => c.meta_data?.codec === 'ZSTD'))) await loadCodec('zstd');
+    await parquetRead({
+      file: { byteLength: ab.byteLength, slice: (start: number, end?: number) => ab.slice(start, end) },
+      metadata,
+      columns: wanted,
+      compressors: { SNAPPY: (input: Uint8Array) => decompressSnappy(input), ZSTD: (input: Uint8Array) => decompressZstd(input) },
+      onChunk: (chunk) => {
+        const target = columns.get(chunk.columnName);
+        if (target === undefined) return;
+        const data = chunk.columnData;
+        for (let i = 0; i < data.length; i++) {
+          const v = data[i];
+          target[chunk.rowStart + i] = typeof v === 'bigint' ? Number(v) : v;
+        }
+      },
+    });
+  }
+  return { rows, bytes: bytes.length, get: (name) => columns.get(name) ?? null };
+}
+
+const COLUMNS_READ: { readonly [D in Dataset]: readonly string[] } = {
+  intraday: ['type', 'value', 'interval'],
+  daily_summaries: ['source', 'steps'],
+  activities: [],
+  readings: [],
+};
+
+/** Reduces one intraday partition to its cell: per type the share of expected points, and the steps. */
+function addIntraday(cells: DatasetCells, cell: number, data: FileColumns): void {
+  const types = data.get('type');
+  const values = data.get('value');
+  const intervals = data.get('interval');
+  if (!types || !values || !intervals) return;
+  const points = new Map<string, { n: number; interval: number }>();
+  let steps = 0;
+  let hasSteps = false;
+  for (let i = 0; i < data.rows; i++) {
+    const type = String(types[i]);
+    const interval = Number(intervals[i]);
+    const p = points.get(type);
+    if (p) {
+      p.n++;
+      if (interval > 0 && interval < p.interval) p.interval = interval;
+    } else points.set(type, { n: 1, interval: interval > 0 ? interval : 60 });
+    if (type === 'steps') {
+      const v = Number(values[i]);
+      if (Number.isFinite(v)) {
+        steps += v;
+        hasSteps = true;
+      }
+    }
+  }
+  // A day has 86,400 / interval buckets (1,440 at 1min); a fall-back day may hold a few more.
+  for (const [type, p] of points) cells.setShare(cell, type, Math.min(1, (p.n * p.interval) / 86_400));
+  if (hasSteps) cells.steps[cell] = steps;
+}
+
+function addDailySummaries(cells: DatasetCells, cell: number, data: FileColumns): void {
+  const sources = data.get('source');
+  const steps = data.get('steps');
+  if (!sources || !steps) return;
+  for (let i = 0; i < data.rows; i++) {
+    const v = steps[i];
+    if (v === null || v === undefined) continue;
+    const n = Number(v);
+    if (!Number.isFinite(n)) continue;
+    cells.summaryCell.push(cell);
+    cells.summarySource.push(String(sources[i]));
+    cells.summarySteps.push(n);
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return readdirSync(dir).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw err;
+  }
+}
+
+interface ScannedDataset {
+  cells: DatasetCells;
+  report: DatasetReport;
+}
+
+/** Walks <out>/<dataset>/date=*\/user=*\/ and reads each partition file once. */
+async function scanDataset(outDir: string, dataset: Dataset): Promise<ScannedDataset | null> {
+  const root = path.join(outDir, dataset);
+  const dates = (await listDir(root)).filter((d) => DATE_DIR.test(d));
+  const manifest = await readManifest(outDir, dataset);
+  if (dates.length === 0 && manifest === null) return null;
+  const cells = new DatasetCells();
+  const formats = new Set<string>();
+  const onDisk = new Map<string, number>();
+  let rows = 0;
+  let files = 0;
+  let bytes = 0;
+  for (const dateDir of dates) {
+    const date = DATE_DIR.exec(dateDir)![1]!;
+    for (const userDir of await listDir(path.join(root, dateDir))) {
+      if (!userDir.startsWith('user=')) continue;
+      const user = unescapePartitionValue(userDir.slice('user='.length));
+      const partitionDir = path.join(root, dateDir, userDir);
+      let cell = -1;
+      // The sink names a partition's file data.parquet or data.arrow: opened by name, since
+      // listing every partition folder cost more than reading its file (bench/report.ts).
+      for (const name of DATA_FILES) {
+        const format = name.endsWith('.arrow') ? 'arrow' : 'parquet';
+        const file = path.join(partitionDir, name);
+        let data: FileColumns | null;
+        try {
+          data = await readColumns(file, format, COLUMNS_READ[dataset]);
+        } catch (err) {
+          throw new EtlError('SINK', `report: cannot read ${file}: ${errorMessage(err)}`, { path: file }, { cause: err });
+        }
+        if (data === null) continue;
+        bytes += data.bytes;
+        formats.add(format);
+        files++;
+        rows += data.rows;
+        onDisk.set(`${dateDir}/${userDir}/${name}`, data.rows);
+        if (cell < 0) cell = cells.add(user, date, data.rows);
+        else cells.rows[cell] = cells.rows[cell]! + data.rows;
+        if (dataset === 'intraday') addIntraday(cells, cell, data);
+        else if (dataset === 'daily_summaries') addDailySummaries(cells, cell, data);
+      }
+    }
+  }
+  const manifestPaths = new Map((manifest?.files ?? []).map((f) => [f.path, f.rows] as const));
+  const report: DatasetReport = {
+    rows,
+    partitions: cells.size,
+    files,
+    bytes,
+    users: cells.users.length,
+    firstDate: null,
+    lastDate: null,
+    formats: [...formats].sort(),
+    missingUserDays: 0,
+    manifest: {
+      present: manifest !== null,
+      files: manifestPaths.size,
+      missingFiles: [...manifestPaths.keys()].filter((p) => !onDisk.has(p)),
+      unlisted: manifest === null ? [] : [...onDisk.keys()].filter((p) => !manifestPaths.has(p)),
+      rowMismatches: [...onDisk].filter(([p, n]) => manifestPaths.has(p) && manifestPaths.get(p) !== n).map(([p, n]) => ({ path: p, manifest: manifestPaths.get(p)!, file: n })),
+    },
+    deadLetters: { count: 0, reasons: [] },
+    perUser: [],
+  };
+  summarizeUsers(dataset, cells, report);
+  return { cells, report };
+}
+
+/** Days without a partition as ranges: [3,4,5,9] → ["a..c", "i"]. */
+function dayRanges(days: number[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < days.length; ) {
+    let j = i;
+    while (j + 1 < days.length && days[j + 1] === days[j]! + 1) j++;
+    out.push(i === j ? dateOf(days[i]!) : `${dateOf(days[i]!)}..${dateOf(days[j]!)}`);
+    i = j + 1;
+  }
+  return out;
+}
+
+function summarizeUsers(dataset: Dataset, cells: DatasetCells, report: DatasetReport): void {
+  const window = windowOf(cells);
+  if (window === null) return;
+  report.firstDate = dateOf(window.first);
+  report.lastDate = dateOf(window.last);
+  const span = window.last - window.first + 1;
+  const types = [...cells.share.keys()].sort();
+  const byUser = cells.users.map(() => ({ rows: 0, days: [] as number[], shareSum: new Map<string, number>() }));
+  for (let c = 0; c < cells.size; c++) {
+    const u = byUser[cells.user[c]!]!;
+    u.rows += cells.rows[c]!;
+    u.days.push(cells.day[c]!);
+    for (const t of types) u.shareSum.set(t, (u.shareSum.get(t) ?? 0) + cells.shareOf(t, c));
+  }
+  const totalShare = new Map<string, number>();
+  report.perUser = byUser.map((u, i) => {
+    u.days.sort((a, b) => a - b);
+    const missing: number[] = [];
+    for (let d = window.first, k = 0; d <= window.last; d++) {
+      while (k < u.days.length && u.days[k]! < d) k++;
+      if (u.days[k] !== d) missing.push(d);
+    }
+    report.missingUserDays += missing.length;
+    const entry: UserSummary = {
+      user: cells.users[i]!,
+      rows: u.rows,
+      days: u.days.length,
+      firstDate: dateOf(u.days[0]!),
+      lastDate: dateOf(u.days[u.days.length - 1]!),
+      missingDays: dayRanges(missing),
+      missingDayCount: missing.length,
+    };
+    if (types.length > 0) {
+      entry.coverage = Object.fromEntries(types.map((t) => [t, round4((u.shareSum.get(t) ?? 0) / span)]));
+      for (const t of types) totalShare.set(t, (totalShare.get(t) ?? 0) + (u.shareSum.get(t) ?? 0));
+    }
+    return entry;
+  });
+  report.perUser.sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+  if (types.length > 0) report.coverage = Object.fromEntries(types.map((t) => [t, round4((totalShare.get(t) ?? 0) / (span * cells.users.length))]));
+  if (!COVERAGE_DATASETS.has(dataset)) report.missingUserDays = 0;
+}
+
+const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
+
+// ------------------------------------------------------------------ reconciliation
+
+/** Intraday minute steps summed per user-day against every daily summary's steps of that user-day. */
+export function reconcile(intraday: DatasetCells | null, summaries: DatasetCells | null): ReconciliationReport {
+  const result: ReconciliationReport = { compared: 0, mismatches: 0, rows: [], intradayOnly: 0, summaryOnly: 0, byDate: [] };
+  const key = (user: string, day: number): string => `${day}\u0000${user}`;
+  const steps = new Map<string, number>();
+  if (intraday) {
+    for (let c = 0; c < intraday.size; c++) {
+      const s = intraday.steps[c]!;
+      if (!Number.isNaN(s)) steps.set(key(intraday.users[intraday.user[c]!]!, intraday.day[c]!), c);
+    }
+  }
+  const matched = new Set<string>();
+  const byDate = new Map<number, { intradaySteps: number; dayTotal: number; mismatches: number }>();
+  const mismatches: Mismatch[] = [];
+  if (summaries) {
+    for (let i = 0; i < summaries.summaryCell.length; i++) {
+      const c = summaries.summaryCell[i]!;
+      const user = summaries.users[summaries.user[c]!]!;
+      const day = summaries.day[c]!;
+      const k = key(user, day);
+      const ic = steps.get(k);
+      if (ic === undefined || !intraday) {
+        result.summaryOnly++;
+        continue;
+      }
+      matched.add(k);
+      result.compared++;
+      const intradaySteps = intraday.steps[ic]!;
+      const dayTotal = summaries.summarySteps[i]!;
+      const d = byDate.get(day) ?? { intradaySteps: 0, dayTotal: 0, mismatches: 0 };
+      d.intradaySteps += intradaySteps;
+      d.dayTotal += dayTotal;
+      // Steps are counts: any difference of a step or more is a mismatch.
+      if (Math.abs(intradaySteps - dayTotal) >= 0.5) {
+        d.mismatches++;
+        result.mismatches++;
+        mismatches.push({ user, date: dateOf(day), source: summaries.summarySource[i]!, intradaySteps, dayTotal, difference: intradaySteps - dayTotal, stepsCoverage: round4(intraday.shareOf('steps', ic)) });
+        if (mismatches.length > 4 * MAX_MISMATCHES_LISTED) keepLargest(mismatches);
+      }
+      byDate.set(day, d);
+    }
+  }
+  result.intradayOnly = steps.size - matched.size;
+  keepLargest(mismatches);
+  result.rows = mismatches;
+  result.byDate = [...byDate].sort((a, b) => a[0] - b[0]).map(([day, d]) => ({ date: dateOf(day), ...d }));
+  return result;
+}
+
+function keepLargest(rows: Mismatch[]): void {
+  rows.sort((a, b) => Math.abs(b.difference) - Math.abs(a.difference) || (a.date < b.date ? -1 : a.date > b.date ? 1 : a.user < b.user ? -1 : 1));
+  rows.length = Math.min(rows.length, MAX_MISMATCHES_LISTED);
+}
+
+// ------------------------------------------------------------------ runs and dead letters
+
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const obj = (v: unknown): Record<string, unknown> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/** The newest MAX_RUNS run summaries (run ids start with their UTC start time, so names sort by time). */
+async function readRuns(outDir: string, maxRuns: number): Promise<RunReport[]> {
+  const dir = path.join(outDir, '_runs');
+  const names = (await listDir(dir)).filter((n) => n.endsWith('.json') && !n.startsWith('.')).slice(-maxRuns);
+  const runs: RunReport[] = [];
+  for (const name of names) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(await fs.readFile(path.join(dir, name), 'utf8'));
+    } catch {
+      continue; // not a run summary this version can read; the data files stay the truth
+    }
+    const r = obj(parsed);
+    const http = obj(r['http']);
+    const pipelines = arr(r['pipelines']).map(obj);
+    runs.push({
+      runId: str(r['runId']) ?? name.replace(/\.json$/, ''),
+      startedAt: str(r['startedAt']),
+      durationMs: num(r['durationMs']),
+      exitCode: num(r['exitCode']),
+      pipelines: pipelines.map((p) => str(p['pipeline']) ?? '?'),
+      errors: pipelines.flatMap((p) => (str(p['error']) ? [`${str(p['pipeline'])}: ${str(p['error'])}`] : [])),
+      failedUsers: pipelines.reduce((n, p) => n + arr(p['failedUsers']).length, 0),
+      requests: num(http['requests']),
+      retries: num(http['retries']),
+      rateLimited: num(http['rateLimited']),
+      rateLimitWaitMs: num(http['rateLimitWaitMs']),
+      tokenRefreshes: num(http['tokenRefreshes']),
+      datasets: arr(r['datasets']).map(obj).map((d) => ({
+        dataset: str(d['dataset']) ?? '?',
+        rowsIn: num(d['rowsIn']) ?? 0,
+        rows: num(d['rows']) ?? 0,
+        files: num(d['files']) ?? 0,
+        deadLetters: num(d['deadLetters']) ?? 0,
+      })),
+    });
+  }
+  return runs;
+}
+
+/** A reason with its specifics (quoted values, numbers) blanked, so that alike reasons count together. */
+export function reasonKind(reason: string): string {
+  return reason.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/\d+(?:\.\d+)?/g, 'N').slice(0, 200);
+}
+
+/** Counts the dead letters of the given runs by reason, reading each file line by line. */
+async function readDeadLetters(outDir: string, dataset: Dataset, runIds: ReadonlySet<string>): Promise<DatasetReport['deadLetters']> {
+  const dir = path.join(outDir, '_dead_letter', dataset);
+  const counts = new Map<string, { count: number; example: string }>();
+  let count = 0;
+  for (const name of await listDir(dir)) {
+    if (!name.endsWith('.jsonl') || !runIds.has(unescapePartitionValue(name.slice(0, -'.jsonl'.length)))) continue;
+    const lines = createInterface({ input: createReadStream(path.join(dir, name), 'utf8'), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line.trim() === '') continue;
+      count++;
+      let reason = 'unreadable dead-letter line';
+      let where = '';
+      try {
+        const letter = obj(JSON.parse(line));
+        reason = str(letter['reason']) ?? reason;
+        const context = obj(letter['context']);
+        where = ['humanId', 'resource', 'date', 'time', 'index']
+          .filter((k) => context[k] !== undefined)
+          .map((k) => `${k}=${String(context[k])}`)
+          .join(' ');
+      } catch {
+        // counted as unreadable
+      }
+      const kind = reasonKind(reason);
+      const entry = counts.get(kind);
+      if (entry) entry.count++;
+      else if (counts.size < MAX_REASONS) counts.set(kind, { count: 1, example: `${reason}${where ? ` (${where})` : ''}`.slice(0, 300) });
+      else {
+        const other = counts.get('other reasons') ?? { count: 0, example: '' };
+        other.count++;
+        counts.set('other reasons', other);
+      }
+    }
+  }
+  const reasons = [...counts].map(([reason, v]) => ({ reason, count: v.count, example: v.example })).sort((a, b) => b.count - a.count);
+  return { count, reasons };
+}
+
+// ------------------------------------------------------------------ the report
+
+export interface ReportOptions {
+  outDir: string;
+  maxRuns?: number;
+  now?: number;
+}
+
+export interface ReportResult {
+  summary: ReportSummary;
+  htmlPath: string;
+  summaryPath: string;
+}
+
+
+export async function collectReport(options: ReportOptions): Promise<ReportData> {
+  const outDir = path.resolve(options.outDir);
+  const stat = await fs.stat(outDir).catch(() => null);
+  if (!stat?.isDirectory()) throw new EtlError('USAGE', `report: ${outDir} is not a folder (give the output root with --out)`);
+  const runs = await readRuns(outDir, options.maxRuns ?? MAX_RUNS);
+  const runIds = new Set(runs.map((r) => r.runId));
+  const datasets: Partial<Record<Dataset, DatasetReport>> = {};
+  const cells: Partial<Record<Dataset, DatasetCells>> = {};
+  for (const dataset of DATASETS) {
+    const scanned = await scanDataset(outDir, dataset);
+    if (scanned === null) continue;
+    scanned.report.deadLetters = await readDeadLetters(outDir, dataset, runIds);
+    datasets[dataset] = scanned.report;
+    cells[dataset] = scanned.cells;
+  }
+  const summary: ReportSummary = {
+    generatedAt: new Date(options.now ?? Date.now()).toISOString(),
+    outDir,
+    datasets,
+    reconciliation: reconcile(cells.intraday ?? null, cells.daily_summaries ?? null),
+    runs,
+    heatmap: { maxUsers: HEATMAP_MAX_USERS, maxDayColumns: HEATMAP_MAX_DAY_COLUMNS },
+  };
+  return { summary, cells };
+}
+
+/** Reads the output root and writes <out>/_report/index.html and summary.json (each atomically). */
+export async function writeReport(options: ReportOptions): Promise<ReportResult> {
+  const data = await collectReport(options);
+  const dir = path.join(data.summary.outDir, REPORT_DIR);
+  const summaryPath = path.join(dir, 'summary.json');
+  const htmlPath = path.join(dir, 'index.html');
+  await writeFileAtomic(summaryPath, JSON.stringify(data.summary, null, 2) + '\n');
+  await writeFileAtomic(htmlPath, await renderReportHtml(data));
+  return { summary: data.summary, htmlPath, summaryPath };
+}
+
+export const REPORT_HELP = `Usage: wearable-etl report [--out DIR]
+
+Reads the output root DIR (default ./out): every partition file (only the columns it needs),
+the datasets' ${MANIFEST_FILE}, _runs/*.json and the dead letters, and writes
+  DIR/_report/index.html     one self-contained page (no network request when opened):
+                             coverage heatmaps per user × local date, rows and day totals,
+                             reconciliation of minute steps with the day totals, recent runs
+  DIR/_report/summary.json   the figures, per dataset and per user`;
+
+/** `wearable-etl report [--out DIR]`: writes the report and prints where it is; returns the exit code. */
+export async function reportCommand(args: string[], io: { stdout: (t: string) => void; cwd: string }, json = false): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new EtlError('USAGE', errorMessage(err).split('\n')[0]!);
+  }
+  if (parsed.values.help) {
+    io.stdout(REPORT_HELP + '\n');
+    return 0;
+  }
+  const result = await writeReport({ outDir: path.resolve(io.cwd, parsed.values.out ?? 'out') });
+  io.stdout(reportLine(result, json) + '\n');
+  return 0;
+}
+
+/** One line saying where the report is and what stands out. */
+export function reportLine(result: ReportResult, json = false): string {
+  const s = result.summary;
+  const missing = Object.values(s.datasets).reduce((n, d) => n + d.missingUserDays, 0);
+  if (json) {
+    return JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: 'report written', html: result.htmlPath, summary: result.summaryPath, missingUserDays: missing, reconciliationMismatches: s.reconciliation.mismatches });
+  }
+  return `report: ${result.htmlPath} (${Object.keys(s.datasets).length} dataset(s), ${missing} user-day(s) missing, ${s.reconciliation.mismatches} day total(s) that differ from the minute sum; figures in ${result.summaryPath})`;
+}
