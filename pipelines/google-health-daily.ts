@@ -36,7 +36,7 @@ export const googleHealthDaily: PipelineDef = {
       return { window: `${first} .. ${until} × ${GH_ROLLUP_TYPES.join(',')} (windows of ${DAILY_WINDOW_DAYS} days)`, requests };
     }),
   run: (ctx) => runGoogleHealthDaily(ctx),
-  demo: { args: ['--since', '2016-03-09', '--until', '2016-11-29', '--concurrency', '8'], help: 'daily roll-ups of steps, distance, total calories, 2016-03-09 .. 2016-11-29' },
+  demo: { args: ['--since', '2016-05-07', '--until', '2016-05-13', '--concurrency', '8'], help: 'daily roll-ups of steps, distance, total calories, 2016-05-07 .. 2016-05-13' },
 };
 
 export async function runGoogleHealthDaily(ctx: RunContext): Promise<PipelineResult> {

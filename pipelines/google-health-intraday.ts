@@ -49,7 +49,7 @@ export const googleHealthIntraday: PipelineDef = {
     });
   },
   run: (ctx) => runGoogleHealthIntraday(ctx),
-  demo: { args: ['--since', '2016-03-09', '--until', '2016-11-29', '--concurrency', '8'], help: 'steps, distance, active energy, 2016-03-09 .. 2016-11-29 (DST days included)' },
+  demo: { args: ['--since', '2016-05-07', '--until', '2016-05-13', '--concurrency', '8'], help: 'steps, distance, active energy, 2016-05-07 .. 2016-05-13: the last week of the legacy run, one row per minute where both have it' },
 };
 
 export async function runGoogleHealthIntraday(ctx: RunContext): Promise<PipelineResult> {
