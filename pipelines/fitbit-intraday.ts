@@ -6,15 +6,15 @@ import { addDays, dateRange, daysInclusive, todayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
 import { INTRADAY_TYPES, type IntradayType } from '../lib/schema.js';
 import type { DeadLetterWriter, PartitionColumns } from '../lib/sink.js';
-import { fetchIntradayDay } from '../sources/fitbit/index.js';
+import { fetchIntradayDay, type FitbitSession } from '../sources/fitbit/index.js';
 import { INTRADAY_DETAILS, type IntradayDetail } from '../sources/fitbit/types.js';
 import type { UserEntry } from '../sources/fitbit/users.js';
 import { normalizeIntradayColumns } from '../transforms/intraday.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { checkFitbitUsers, loadUsers, openSession, planFitbit, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
-import { runUserStreams, usageProblem } from './user-streams.js';
-import { defaultStatePath, loadState, saveState } from './state.js';
+import { runUserStreams, usageProblem, type UserOutcome } from './user-streams.js';
+import { defaultStatePath, loadState, stateSaver } from './state.js';
 
 const PIPELINE = 'fitbit-intraday' as const;
 
@@ -59,47 +59,68 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   const users = await loadUsers(ctx);
   const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
   const state = await loadState(statePath, PIPELINE);
-  // Progress that the sink has not committed yet; copied into the state only after it has.
-  const fetched = new Map<string, Record<string, string>>();
+  const save = stateSaver(statePath, state);
+  // Per user, what the sink has not committed yet; copied into the state at the user's checkpoint.
+  const fetched = new Map<string, { session: FitbitSession; windows: Map<string, { since: string; until: string; done?: string; complete?: string }> }>();
 
   async function* userBatches(user: UserEntry, deadLetters: DeadLetterWriter): AsyncGenerator<PartitionColumns> {
     const saved = userState(state, user.humanId);
     const session = openSession(ctx, users, user, saved, PIPELINE);
-    const progress: Record<string, string> = {};
-    fetched.set(user.humanId, progress);
-    try {
-      const userCtx = await userContext(session, user);
-      const until = untilFor(ctx, userCtx.timeZone);
-      // A day is complete only once it is over in the user's zone.
-      const lastComplete = todayIn(userCtx.timeZone, ctx.seenAt);
-      const since = new Map(resources.map((r) => [r, sinceFor(ctx, saved.streams[r], until)] as const));
-      const first = [...since.values()].reduce((a, b) => (a < b ? a : b));
-      ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: daysInclusive(first, until) });
-      for (const date of dateRange(first, until)) {
-        for (const resource of resources) {
-          if (date < (since.get(resource) as string)) continue;
-          const day = await fetchIntradayDay(session, { resource, date, detail });
-          const result = normalizeIntradayColumns(day, userCtx, ctx.seenAt);
-          for (const letter of result.deadLetters) deadLetters.write(letter);
-          if (result.columns !== null) yield result.columns;
-          if (date < lastComplete) progress[resource] = date;
-        }
-        ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
+    const windows = new Map<string, { since: string; until: string; done?: string; complete?: string }>();
+    fetched.set(user.humanId, { session, windows });
+    const userCtx = await userContext(session, user);
+    const until = untilFor(ctx, userCtx.timeZone);
+    // A day is complete only once it is over in the user's zone.
+    const lastComplete = todayIn(userCtx.timeZone, ctx.seenAt);
+    // Where each resource starts: its window, or after what an unfinished run of that same window committed.
+    const start = new Map<string, string>();
+    for (const r of resources) {
+      const since = sinceFor(ctx, saved.streams[r], until);
+      windows.set(r, { since, until });
+      const pending = saved.pending?.[r];
+      const resumeAt = pending && pending.since === since && pending.until === until ? addDays(pending.done, 1) : since;
+      if (pending && resumeAt !== since) windows.set(r, { since, until, done: pending.done, ...(pending.done < lastComplete ? { complete: pending.done } : {}) });
+      start.set(r, resumeAt);
+    }
+    const first = [...start.values()].reduce((a, b) => (a < b ? a : b));
+    ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: Math.max(0, daysInclusive(first, until)) });
+    for (const date of dateRange(first, until)) {
+      for (const resource of resources) {
+        if (date < (start.get(resource) as string)) continue;
+        const day = await fetchIntradayDay(session, { resource, date, detail });
+        const result = normalizeIntradayColumns(day, userCtx, ctx.seenAt);
+        for (const letter of result.deadLetters) deadLetters.write(letter);
+        // Recorded before the rows go out: the state is saved only once the sink has committed them.
+        const w = windows.get(resource) as { done?: string; complete?: string };
+        w.done = date;
+        if (date < lastComplete) w.complete = date;
+        if (result.columns !== null) yield result.columns;
       }
-    } finally {
-      saved.rateBudget = session.budget.snapshot();
+      ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
     }
   }
 
-  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users.users(), userBatches);
-  // Committed: move the watermarks forward.
-  for (const [humanId, progress] of fetched) {
-    const u = userState(state, humanId);
-    for (const [resource, date] of Object.entries(progress)) {
-      if (!u.streams[resource] || date > u.streams[resource]) u.streams[resource] = date;
+  // A user's checkpoint: its rows are committed, so its watermarks (a finished window) or its
+  // place in an unfinished window, and its rate budget, are saved now.
+  async function committed(user: UserEntry, outcome: UserOutcome): Promise<void> {
+    const f = fetched.get(user.humanId);
+    if (!f) return;
+    const u = userState(state, user.humanId);
+    u.rateBudget = f.session.budget.snapshot();
+    for (const [resource, w] of f.windows) {
+      if (outcome.complete) {
+        if (w.complete && (!u.streams[resource] || w.complete > u.streams[resource])) u.streams[resource] = w.complete;
+        if (u.pending) delete u.pending[resource];
+      } else if (w.done) {
+        (u.pending ??= {})[resource] = { since: w.since, until: w.until, done: w.done };
+      }
     }
+    if (u.pending && Object.keys(u.pending).length === 0) delete u.pending;
+    await save();
   }
-  await saveState(statePath, state);
+
+  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users.users(), userBatches, committed);
+  await save();
   throwIfGone(ctx);
   return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles };
 }

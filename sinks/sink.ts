@@ -475,6 +475,21 @@ class SinkRun {
     if (this.writeError !== null) throw this.writeError;
   }
 
+  /**
+   * A checkpoint: every open partition of `humanId` is written and renamed into place, and the
+   * manifest lists every file of this run so far; then `commit.committed()` runs.
+   */
+  async commitUser(commit: UserCommit): Promise<void> {
+    const mine = [...this.buffers.values()].flatMap((byUser) => {
+      const b = byUser.get(commit.humanId);
+      return b === undefined ? [] : [b];
+    });
+    for (const buffer of mine) await this.flush(buffer);
+    await this.drainWrites();
+    if (this.written.size > 0) await writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, [...this.written.values()], this.cfg.fsync);
+    await commit.committed();
+  }
+
   /** Flushes every open partition, then dead letters, then the manifest. */
   async finish(): Promise<DatasetSummary> {
     const remaining = [...this.buffers.values()].flatMap((byUser) => [...byUser.values()]);
@@ -514,18 +529,36 @@ class SinkRun {
 }
 
 /**
+ * A checkpoint in a sink's input (pipelines/user-streams.ts): when the sink reaches it, the
+ * rows of `humanId` that came before are committed — files in place, listed in the manifest —
+ * and then `committed` is awaited (the pipeline saves that user's state).
+ */
+export class UserCommit {
+  constructor(
+    readonly humanId: string,
+    readonly committed: () => Promise<void>,
+  ) {}
+}
+
+/** A sink that also takes checkpoints. */
+export type CheckpointingSink<D extends Dataset> = (batches: AsyncIterable<SinkBatch<D> | UserCommit>) => Promise<DatasetSummary>;
+
+/**
  * A sink for one dataset. Each call of the returned function is one run: it resolves when
  * every record is in a complete, visible file (or in the dead-letter file).
  */
-export function createSink<D extends Dataset>(dataset: D, options: SinkConfig): Sink<D> {
+export function createSink<D extends Dataset>(dataset: D, options: SinkConfig): CheckpointingSink<D> {
   assertDataset(dataset);
   const cfg = resolveSinkConfig(options);
   runTmpDir(cfg.outDir, cfg.runId); // rejects a run id that cannot name files, now rather than mid-run
-  return async (batches: AsyncIterable<SinkBatch<D>>): Promise<DatasetSummary> => {
+  return async (batches: AsyncIterable<SinkBatch<D> | UserCommit>): Promise<DatasetSummary> => {
     await loadCodec(cfg.compression);
     const run = new SinkRun(dataset, cfg);
     try {
-      for await (const batch of batches) await run.add(batch);
+      for await (const batch of batches) {
+        if (batch instanceof UserCommit) await run.commitUser(batch);
+        else await run.add(batch);
+      }
       return await run.finish();
     } catch (err) {
       await run.abort();
