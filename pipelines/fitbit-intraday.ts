@@ -90,11 +90,21 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
         const day = await fetchIntradayDay(session, { resource, date, detail });
         const result = normalizeIntradayColumns(day, userCtx, ctx.seenAt);
         for (const letter of result.deadLetters) deadLetters.write(letter);
-        // Recorded before the rows go out: the state is saved only once the sink has committed them.
+        // Done once the rows have gone out (the state is saved only after the sink commits them):
+        // an answer that a stop left undelivered is not marked, so the next run asks again.
         const w = windows.get(resource) as { done?: string; complete?: string };
-        w.done = date;
-        if (date < lastComplete) w.complete = date;
-        if (result.columns !== null) yield result.columns;
+        const markDone = (): void => {
+          w.done = date;
+          if (date < lastComplete) w.complete = date;
+        };
+        if (result.columns === null) markDone();
+        else {
+          try {
+            yield result.columns;
+          } finally {
+            markDone(); // also when the stream is closed right after this yield (a stop)
+          }
+        }
       }
       ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
     }
@@ -108,18 +118,21 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
     const u = userState(state, user.humanId);
     u.rateBudget = f.session.budget.snapshot();
     for (const [resource, w] of f.windows) {
-      if (outcome.complete) {
-        if (w.complete && (!u.streams[resource] || w.complete > u.streams[resource])) u.streams[resource] = w.complete;
-        if (u.pending) delete u.pending[resource];
-      } else if (w.done) {
-        (u.pending ??= {})[resource] = { since: w.since, until: w.until, done: w.done };
-      }
+      if (outcome.complete && w.complete && (!u.streams[resource] || w.complete > u.streams[resource])) u.streams[resource] = w.complete;
+      // Kept until the run ends: if it is killed, the next run of this window skips this user's committed days.
+      if (w.done) (u.pending ??= {})[resource] = { since: w.since, until: w.until, done: w.done };
     }
-    if (u.pending && Object.keys(u.pending).length === 0) delete u.pending;
+    if (outcome.complete) finished.add(user.humanId);
     await save();
   }
+  const finished = new Set<string>();
 
   const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users.users(), userBatches, committed);
+  // The run ended (not stopped): the windows it finished need no resuming, so a later run of
+  // the same window (a backfill repeated on purpose) fetches it again.
+  if (!ctx.stop?.aborted) {
+    for (const humanId of finished) delete userState(state, humanId).pending;
+  }
   await save();
   throwIfGone(ctx);
   return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles };

@@ -217,6 +217,9 @@ class SinkRun {
   private readonly dates = new Map<string, string | EtlError>();
   private readonly users = new Map<string, string | EtlError>();
   private readonly written = new Map<string, ManifestFile>();
+  /** Checkpoints (commitUser): the user of each written partition, and the users committed. */
+  private readonly writtenBy = new Map<string, string>();
+  private readonly committedUsers = new Set<string>();
   private readonly deadLetters: DeadLetterWriter;
   private readonly ownDeadLetters: boolean;
   private rowsIn = 0;
@@ -421,6 +424,7 @@ class SinkRun {
     const pending = this.pendingWrites.get(relPath);
     if (pending !== undefined) await pending;
     const chunks = this.takeChunks(buffer);
+    this.writtenBy.set(relPath, buffer.user);
     const tmp = tmpPath(outDir, runId, this.dataset);
     if (this.pool !== null) {
       const pool = this.pool;
@@ -486,7 +490,11 @@ class SinkRun {
     });
     for (const buffer of mine) await this.flush(buffer);
     await this.drainWrites();
-    if (this.written.size > 0) await writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, [...this.written.values()], this.cfg.fsync);
+    this.committedUsers.add(commit.humanId);
+    // Only users at their checkpoint: a file of a user still going (flushed early to bound
+    // memory) is listed once its user is committed, so the manifest never runs ahead of the state.
+    const listed = [...this.written].filter(([rel]) => this.committedUsers.has(this.writtenBy.get(rel) as string)).map(([, f]) => f);
+    if (listed.length > 0) await writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, listed, this.cfg.fsync);
     await commit.committed();
   }
 
