@@ -69,6 +69,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET', 'the Google Cloud OAuth client, for refreshing tokens'],
   ['WEARABLE_ETL_HEAP_MB', 'caps the heap (old generation, MB) of the thread the run works on'],
   ['WEARABLE_ETL_SNAPPY', '"js" uses the JavaScript snappy codec instead of the native one'],
+  ['WEARABLE_ETL_DEBUG', 'set: a failure also prints its stack trace'],
 ];
 
 function usage(message: string): EtlError {
