@@ -12,8 +12,13 @@ import { cliResourceLimits } from '../pipelines/cli-thread.js';
 import { formatSummary, readProfiles, summariseProfile, type ProfileSummary } from './profile-summary.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** Compiled copies live below node_modules, so that packages resolve as from the sources. */
-export const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'wearable-etl-bench');
+/**
+ * Compiled copies live inside the checkout, so that packages resolve as from the sources. Not
+ * below node_modules: that folder can be a link shared by several checkouts (each would
+ * overwrite the others' copies), and a case compares its own path with process.argv[1], which a
+ * link makes differ.
+ */
+export const BUILD_DIR = join(ROOT, 'bench', '.build');
 
 /** True when this module runs from the compiled copy (a case child), not from the sources. */
 export const COMPILED = !import.meta.url.endsWith('.ts');

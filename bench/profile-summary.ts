@@ -40,7 +40,7 @@ export interface ProfileSummary {
 }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BUILT = 'node_modules/.cache/wearable-etl-bench/';
+const BUILT = 'bench/.build/';
 
 /** A short place name: project-relative path, `pkg:<name>` for dependencies, `node:` internals. */
 function placeOf(url: string): string {

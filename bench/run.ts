@@ -44,6 +44,14 @@ export function resultsSection(): string {
     const extra = e2e['memoryHighWater'] as Row[] | undefined;
     if (extra && extra.length > 0) parts.push('\nPeak RSS with a lower highWaterRows for the sink (single runs):\n', markdownTable(extra, ['case', 'highWaterRows', 'input', 'rows/s', 'peak RSS MB']));
     parts.push('\nTargets:\n', markdownTable(e2e['targets'] as Row[], ['target', 'measured', 'met', 'missedBy']));
+    const decision = e2e['writerDecision'] as Row[] | undefined;
+    if (decision) {
+      const lib = e2e['libraryRowsAsDuckdb'] as { partitions: number; mismatches: number } | null;
+      parts.push(
+        `\nParquet writer (issue 14), same run: our encoder against hyparquet-writer as the sink's encoder${lib ? ` (its output: ${lib.mismatches === 0 ? 'same rows as DuckDB' : '**rows differ from DuckDB**'})` : ''}; meets = ≥ 1.3× DuckDB and ≤ 256 MB at 1× and 4×:\n`,
+        markdownTable(decision, ['engine', 'vs duckdb', 'peak RSS MB', 'peak RSS 4× MB', 'output MB', 'meets']),
+      );
+    }
   }
   const api = readResult('api-bound');
   if (api) {

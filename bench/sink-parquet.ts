@@ -44,7 +44,7 @@ const CASES: Record<string, Case> = {
   'fast-none': { kind: 'sink', format: 'parquet', engine: 'fast', compression: 'none' },
   'fast-snappy-fsync': { kind: 'sink', format: 'parquet', engine: 'fast', compression: 'snappy', fsync: true },
   'fast-snappy-rerun': { kind: 'sink', format: 'parquet', engine: 'fast', compression: 'snappy', rerun: true },
-  'parquetjs-columnwise': { kind: 'sink', format: 'parquet', engine: 'parquetjs', compression: 'snappy' },
+  'hyparquet-writer': { kind: 'sink', format: 'parquet', engine: 'hyparquet-writer', compression: 'snappy' },
   arrow: { kind: 'sink', format: 'arrow', engine: 'fast', compression: 'none' },
   'anchor-parquetjs-row-by-row': { kind: 'parquetjs-row-by-row' },
   'anchor-duckdb-copy': { kind: 'duckdb-copy' },

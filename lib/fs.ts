@@ -1,23 +1,87 @@
-// File helpers: whole-or-nothing writes (temporary name in the same folder, fsync, rename).
-import { promises as fs } from 'node:fs';
+// Whole-or-nothing file writes: the data goes to a temporary name on the same filesystem, then
+// is renamed over the file, so a reader (or a killed process) never sees half a file. One
+// function in two flavours: writeFileAtomicSync for the sink's partition files, where blocking
+// calls measured faster (each async call is a round trip to libuv's thread pool: 1,500
+// partition files took 1.5 s of CPU against 2.3 s, bench/intraday-e2e), and writeFileAtomic for
+// everything else (state, users file, manifests, run summaries).
+import { closeSync, fsyncSync, mkdirSync, openSync, promises as fs, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await fs.open(tmp, 'w', mode);
+export interface AtomicWriteOptions {
+  /** Temporary path on the same filesystem as the file; default: a hidden name next to it. */
+  tmp?: string;
+  /** fsync the file before the rename and its folder after it, so a power cut keeps the old or the new file (default true). */
+  durable?: boolean;
+  /** Folders known to exist, filled as they are made, so that each is made once. */
+  madeDirs?: Set<string>;
+}
+
+function tmpNameFor(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+export async function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[], mode = 0o644, options: AtomicWriteOptions = {}): Promise<void> {
+  const tmp = options.tmp ?? tmpNameFor(file);
+  const durable = options.durable ?? true;
+  const made = options.madeDirs;
+  const ensureDir = async (dir: string): Promise<void> => {
+    if (made?.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    made?.add(dir);
+  };
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    await ensureDir(path.dirname(tmp));
+    const handle = await fs.open(tmp, 'w', mode);
+    try {
+      if (typeof data === 'string' || data instanceof Uint8Array) await handle.writeFile(data);
+      else for (const part of data) await handle.write(part);
+      if (durable) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await ensureDir(path.dirname(file));
     await fs.rename(tmp, file);
+    if (durable) {
+      const dir = await fs.open(path.dirname(file), 'r');
+      await dir.sync().finally(() => dir.close());
+    }
   } catch (err) {
     await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export function writeFileAtomicSync(file: string, data: Uint8Array, mode = 0o644, options: AtomicWriteOptions = {}): void {
+  const tmp = options.tmp ?? tmpNameFor(file);
+  const durable = options.durable ?? true;
+  const made = options.madeDirs;
+  const ensureDir = (dir: string): void => {
+    if (made?.has(dir)) return;
+    mkdirSync(dir, { recursive: true });
+    made?.add(dir);
+  };
+  try {
+    ensureDir(path.dirname(tmp));
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
+      if (durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    ensureDir(path.dirname(file));
+    renameSync(tmp, file);
+    if (durable) {
+      const dir = openSync(path.dirname(file), 'r');
+      try {
+        fsyncSync(dir);
+      } finally {
+        closeSync(dir);
+      }
+    }
+  } catch (err) {
+    rmSync(tmp, { force: true });
     throw err;
   }
 }

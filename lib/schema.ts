@@ -184,6 +184,21 @@ export const COLUMNS: { readonly [D in Dataset]: readonly ColumnSpec[] } = {
   ],
 };
 
+/** A column of dataset D, by name (checked against its record type). */
+type ColumnOf<D extends Dataset> = keyof DatasetRecords[D] & string;
+
+/**
+ * How each dataset's files are ordered: rows sorted by `sortBy` (ids are unique within a
+ * partition, so the order is total), and `timeColumn` (the first sort key, numeric, so Parquet's
+ * order and ours agree) declared as the files' sort order; null when the rows have no time.
+ */
+export const DATASET_ORDER: { readonly [D in Dataset]: { readonly timeColumn: ColumnOf<D> | null; readonly sortBy: readonly ColumnOf<D>[] } } = {
+  activities: { timeColumn: 'startTime', sortBy: ['startTime', 'id'] },
+  intraday: { timeColumn: 'timestamp', sortBy: ['timestamp', 'type', 'id'] },
+  daily_summaries: { timeColumn: null, sortBy: ['id'] },
+  readings: { timeColumn: 'timestamp', sortBy: ['timestamp', 'id'] },
+};
+
 /** A record that could not be normalized or placed; written to <out>/_dead_letter/. */
 export interface DeadLetter {
   dataset: Dataset;

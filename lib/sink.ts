@@ -1,6 +1,8 @@
 // The contract between pipelines and sinks.
-import type { PackedTable } from '../sinks/transfer.js';
+import type { PartitionColumns } from './batch.js';
 import type { Dataset, DatasetRecords, DeadLetter } from './schema.js';
+
+export type { PartitionColumns } from './batch.js';
 
 export type OutputFormat = 'parquet' | 'arrow';
 export type Compression = 'snappy' | 'zstd' | 'none';
@@ -29,21 +31,6 @@ export interface DatasetSummary {
   deadLetters: number;
   /** Output files written, relative to outDir. */
   paths: string[];
-}
-
-/**
- * Rows of one partition already laid out in columns, as a normalizer can build them without
- * a row object per point (transforms/intraday.ts: one intraday answer is one partition). The
- * sink checks them as it checks records; rows it cannot write go to the dead letters as the
- * same records would.
- */
-export interface PartitionColumns {
-  readonly kind: 'columns';
-  /** The partition: the rows' local date (YYYY-MM-DD) and humanId. */
-  readonly date: string;
-  readonly humanId: string;
-  /** Aligned with COLUMNS[dataset]. Its buffers become the sink's: do not touch them after. */
-  readonly table: PackedTable;
 }
 
 /** One batch: records of any partitions, or the columns of one partition. */

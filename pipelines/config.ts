@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseOutTarget } from '../sinks/object-store/url.js';
+import { resolveStateTarget } from './state/url.js';
 import { EtlError } from '../lib/errors.js';
 import { isValidDate } from '../lib/dates.js';
 import { UsersFile } from '../lib/users-file.js';
@@ -70,6 +72,13 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['WEARABLE_ETL_HEAP_MB', 'caps the heap (old generation, MB) of the thread the run works on'],
   ['WEARABLE_ETL_SNAPPY', '"js" uses the JavaScript snappy codec instead of the native one'],
   ['WEARABLE_ETL_DEBUG', 'set: a failure also prints its stack trace'],
+  // Issue #17, built but not wired into run yet (README "Object storage, PostgreSQL state, several workers").
+  ['WEARABLE_ETL_STATE_URL', 'state in PostgreSQL (postgres://…), as --state; not wired into run yet'],
+  ['WEARABLE_ETL_TOKEN_KEY', 'PostgreSQL state (not wired into run yet): 32-byte key (hex or base64) encrypting tokens at rest'],
+  ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN', '--out s3:// (not wired into run yet): credentials (else the AWS SDK\'s own chain)'],
+  ['AWS_REGION, AWS_DEFAULT_REGION', '--out s3:// (not wired into run yet): region (default us-east-1)'],
+  ['AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL', '--out s3:// (not wired into run yet): an S3-compatible endpoint (path-style)'],
+  ['WEARABLE_ETL_STAGING_DIR, WEARABLE_ETL_STAGING_MB', '--out s3:// (not wired into run yet): where objects merged by id are staged, and the cap (default 512 MB)'],
 ];
 
 function usage(message: string): EtlError {
@@ -115,19 +124,13 @@ export function readEnv(env: NodeJS.ProcessEnv): ApiEnv {
   return out;
 }
 
+/** Options that take a value, named once: the generic ones and every pipeline flag. */
+function valueOptions<K extends string>(names: readonly K[]): { [P in K]: { type: 'string' } } {
+  return Object.fromEntries(names.map((n) => [n, { type: 'string' }])) as { [P in K]: { type: 'string' } };
+}
+
 export const RUN_OPTIONS = {
-  out: { type: 'string' },
-  format: { type: 'string' },
-  compression: { type: 'string' },
-  since: { type: 'string' },
-  until: { type: 'string' },
-  users: { type: 'string' },
-  resources: { type: 'string' },
-  detail: { type: 'string' },
-  types: { type: 'string' },
-  state: { type: 'string' },
-  lookback: { type: 'string' },
-  concurrency: { type: 'string' },
+  ...valueOptions(['out', 'format', 'compression', 'state', ...PIPELINE_FLAGS]),
   'dry-run': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -155,12 +158,18 @@ export function parseRunOptions(argv: string[], env: NodeJS.ProcessEnv, cwd: str
   }
   if (v.since && v.until && v.since > v.until) throw usage(`--since ${v.since} is after --until ${v.until}`);
   const usersFile = v.users ? path.resolve(cwd, v.users) : null;
+  // s3:// output and PostgreSQL state are built (sinks/object-store, pipelines/state) but not wired
+  // into the run yet: say so, rather than writing a local folder named `s3:` (issue #17).
+  const out = parseOutTarget(v.out ?? 'out', cwd);
+  if (out.kind !== 'folder') throw usage(`--out ${v.out}: s3:// output is not wired into run yet; write to a folder`);
+  const state = resolveStateTarget(v.state, env, cwd);
+  if (state.kind !== 'file') throw usage(`${v.state ? '--state' : 'WEARABLE_ETL_STATE_URL'}: PostgreSQL state is not wired into run yet; use a state file`);
   return {
     positionals,
     config: {
       pipelines: [],
       skipped: [],
-      outDir: path.resolve(cwd, v.out ?? 'out'),
+      outDir: out.dir,
       format,
       compression,
       since: v.since ?? null,
@@ -170,7 +179,7 @@ export function parseRunOptions(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       resources: v.resources === undefined ? null : list(v.resources),
       detail: v.detail ?? null,
       types: v.types === undefined ? null : list(v.types),
-      stateFile: v.state ? path.resolve(cwd, v.state) : null,
+      stateFile: state.path,
       lookbackDays: positiveInt(v.lookback, 2, '--lookback', 0),
       concurrency: positiveInt(v.concurrency, 4, '--concurrency', 1),
       dryRun: Boolean(v['dry-run']),

@@ -7,7 +7,7 @@ import { EtlError, errorMessage } from '../lib/errors.js';
 import type { IntradayType } from '../lib/schema.js';
 import type { Compression, DatasetSummary, OutputFormat, PartitionColumns } from '../lib/sink.js';
 import { createDeadLetterWriter, createSink, prepareOutput } from '../sinks/index.js';
-import type { SinkStats } from '../sinks/index.js';
+import type { ParquetEngine, SinkStats } from '../sinks/index.js';
 import { loadReplayManifest, replayIntradayDays, type ReplayUser } from '../sources/replay/index.js';
 import type { FitbitUserContext } from '../sources/fitbit/types.js';
 import { normalizeIntradayColumns } from '../transforms/intraday.js';
@@ -33,6 +33,8 @@ export interface ReplayIntradayOptions {
   stats?: SinkStats;
   /** The sink's writer threads (default: the sink's default). */
   workers?: number;
+  /** The sink's Parquet engine (default: the sink's default). */
+  parquetEngine?: ParquetEngine;
   /** Clears <outDir>/_tmp first, as a CLI run does (default true). */
   prepare?: boolean;
 }
@@ -107,6 +109,7 @@ export async function runReplayIntraday(o: ReplayIntradayOptions): Promise<Repla
     ...(o.maxOpenPartitions ? { maxOpenPartitions: o.maxOpenPartitions } : {}),
     ...(o.stats ? { stats: o.stats } : {}),
     ...(o.workers !== undefined ? { workers: o.workers } : {}),
+    ...(o.parquetEngine !== undefined ? { parquetEngine: o.parquetEngine } : {}),
   });
   const summary = await sink(batches);
   const deadLetterFile = await deadLetters.close();

@@ -1,30 +1,18 @@
-// Column-wise batches built from records, and the record checks done once on intake.
+// Column-wise batches built from records, and the value checks done once on intake: of records
+// (batchChecker) and of a partition's packed columns (packedValuesFit), the one place for both.
 // Encoders (Parquet, Arrow) take a ColumnTable: typed arrays for numbers, plain arrays
 // for strings, and a validity mask for nullable columns.
+import { assertPlainNames, isInt32Backed } from '../lib/batch.js';
+import type { ColumnData, ColumnTable, PackedTable } from '../lib/batch.js';
 import { EtlError } from '../lib/errors.js';
-import type { ColumnSpec, ColumnType, Dataset } from '../lib/schema.js';
+import type { ColumnSpec, Dataset } from '../lib/schema.js';
+import { DATASET_ORDER } from '../lib/schema.js';
+
+export { fromColumns, isInt32Backed } from '../lib/batch.js';
+export type { ColumnData, ColumnTable, NumberColumn, StringColumn } from '../lib/batch.js';
 
 /** A record as the sink sees it: column values by name (plus `date`, the partition). */
 export type Row = Readonly<Record<string, unknown>>;
-
-export interface StringColumn {
-  readonly type: 'string';
-  readonly values: readonly (string | null)[];
-}
-export interface NumberColumn {
-  readonly type: Exclude<ColumnType, 'string'>;
-  /** double, and int64/timestamp as exact integers (|v| < 2^53); int32 and boolean (0/1) in an Int32Array. */
-  readonly values: Float64Array | Int32Array;
-  /** 1 = value present, 0 = null; null when the column has no nulls. */
-  readonly valid: Uint8Array | null;
-}
-export type ColumnData = StringColumn | NumberColumn;
-
-export interface ColumnTable {
-  readonly rowCount: number;
-  /** Aligned with the ColumnSpec list the table was built for. */
-  readonly columns: readonly ColumnData[];
-}
 
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
@@ -68,9 +56,7 @@ const compiled = new WeakMap<readonly ColumnSpec[], Compiled>();
 function compile(specs: readonly ColumnSpec[]): Compiled {
   const cached = compiled.get(specs);
   if (cached) return cached;
-  for (const spec of specs) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(spec.name)) throw new Error(`column name ${JSON.stringify(spec.name)} is not a plain identifier`);
-  }
+  assertPlainNames(specs.map((s) => s.name));
   const checks = specs
     .map((spec, c) => {
       const v = `v${c}`;
@@ -149,6 +135,34 @@ export function batchChecker(specs: readonly ColumnSpec[]): (batch: readonly unk
   };
 }
 
+/**
+ * True when every value of a well-shaped packed table fits its column as the record checks above would
+ * have it: no nulls where the schema has none, exact integers, booleans as 0/1.
+ */
+export function packedValuesFit(specs: readonly ColumnSpec[], table: PackedTable): boolean {
+  const n = table.rowCount;
+  for (let c = 0; c < specs.length; c++) {
+    const spec = specs[c]!;
+    const col = table.columns[c]!;
+    if (col.type === 'string') {
+      if (spec.nullable) continue;
+      const marks = col.strings.kind === 'dict' ? col.strings.index : col.strings.lengths;
+      for (let i = 0; i < n; i++) if (marks[i]! < 0) return false;
+      continue;
+    }
+    const { values, valid } = col;
+    if (valid !== null && !spec.nullable) {
+      for (let i = 0; i < n; i++) if (valid[i] !== 1) return false;
+    }
+    if (spec.type === 'boolean') {
+      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && values[i] !== 0 && values[i] !== 1) return false;
+    } else if (spec.type === 'int64' || spec.type === 'timestamp') {
+      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && !Number.isSafeInteger(values[i]!)) return false;
+    }
+  }
+  return true;
+}
+
 /** Returns why the record cannot be written (first problem found), or null if it can. */
 export function checkRecord(specs: readonly ColumnSpec[], record: unknown): string | null {
   return batchChecker(specs)([record])?.get(0) ?? null;
@@ -195,48 +209,9 @@ export function compatibleColumns(fileColumns: readonly string[], specs: readonl
   return missing;
 }
 
-/** int32 and boolean columns hold their values in an Int32Array (booleans as 0/1). */
-export function isInt32Backed(type: ColumnType): boolean {
-  return type === 'int32' || type === 'boolean';
-}
-
-const builders = new WeakMap<readonly ColumnSpec[], (columns: readonly ColumnData[], n: number) => Record<string, unknown>[]>();
-
-/** Reads rows back out of a ColumnTable (decoded files become records to merge with). */
-export function fromColumns(specs: readonly ColumnSpec[], table: ColumnTable): Record<string, unknown>[] {
-  let build = builders.get(specs);
-  if (build === undefined) {
-    compile(specs); // checks the names are plain identifiers
-    // One object literal per row: every row gets the same hidden class (fast to read later).
-    const fields = specs
-      .map((spec, c) =>
-        spec.type === 'string'
-          ? `${spec.name}: v${c}[i] ?? null`
-          : `${spec.name}: m${c} === null || m${c}[i] ? ${spec.type === 'boolean' ? `v${c}[i] === 1` : `v${c}[i]`} : null`,
-      )
-      .join(', ');
-    const locals = specs.map((spec, c) => `const v${c} = columns[${c}].values;` + (spec.type === 'string' ? '' : ` const m${c} = columns[${c}].valid;`)).join('\n');
-    build = new Function('columns', 'n', `${locals}\nconst rows = new Array(n);\nfor (let i = 0; i < n; i++) rows[i] = { ${fields} };\nreturn rows;`) as (
-      columns: readonly ColumnData[],
-      n: number,
-    ) => Record<string, unknown>[];
-    builders.set(specs, build);
-  }
-  return build(table.columns, table.rowCount);
-}
-
-const SORT_TIME_COLUMN: { readonly [D in Dataset]: string | null } = {
-  activities: 'startTime',
-  intraday: 'timestamp',
-  daily_summaries: null,
-  readings: 'timestamp',
-};
-
-/** Sort keys per dataset: intraday (timestamp, type, id); others (their time column, id). */
-export function sortKeys(dataset: Dataset): string[] {
-  const time = SORT_TIME_COLUMN[dataset];
-  if (dataset === 'intraday') return ['timestamp', 'type', 'id'];
-  return time === null ? ['id'] : [time, 'id'];
+/** Sort keys per dataset (lib/schema.ts DATASET_ORDER): intraday (timestamp, type, id); others (their time column, id). */
+export function sortKeys(dataset: Dataset): readonly string[] {
+  return DATASET_ORDER[dataset].sortBy;
 }
 
 function compareValues(a: unknown, b: unknown): number {

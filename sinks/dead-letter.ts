@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 import { EtlError, errorMessage } from '../lib/errors.js';
 import type { DeadLetterWriter } from '../lib/sink.js';
 import type { Dataset, DeadLetter } from '../lib/schema.js';
-import { DEAD_LETTER_DIR, moveIntoPlace, runIdComponent, tmpPath, writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../lib/fs.js';
+import { DEAD_LETTER_DIR, moveIntoPlace, runIdComponent, tmpPath } from './files.js';
 import { assertDataset } from './partition.js';
 
 function jsonLine(letter: DeadLetter): string {
@@ -60,7 +61,7 @@ export function createDeadLetterWriter(outDir: string, dataset: Dataset, runId: 
       );
       if (existing) {
         const parts = [await readFile(finalPath), await readFile(tmp)];
-        await writeFileAtomic(tmpPath(outDir, runId, `dead-letter-${dataset}-merged`), finalPath, parts, false);
+        await writeFileAtomic(finalPath, parts, 0o644, { tmp: tmpPath(outDir, runId, `dead-letter-${dataset}-merged`), durable: false });
         await rm(tmp, { force: true });
       } else {
         await moveIntoPlace(tmp, finalPath, false);

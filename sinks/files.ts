@@ -1,5 +1,6 @@
 // Files appear whole: written under <out>/_tmp/<runId>/ (same filesystem as their final
-// place, and never named *.parquet or *.arrow) and renamed into place when complete.
+// place, and never named *.parquet or *.arrow) and renamed into place when complete
+// (lib/fs.ts writeFileAtomic with a `tmp` from tmpPath, or moveIntoPlace).
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -27,53 +28,12 @@ export function tmpPath(outDir: string, runId: string, label: string): string {
   return join(runTmpDir(outDir, runId), `${label}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
-/** mkdir -p, once per folder when the caller keeps a set of the folders it made. */
-async function ensureDir(dir: string, made?: Set<string>): Promise<void> {
-  if (made?.has(dir)) return;
-  await mkdir(dir, { recursive: true });
-  made?.add(dir);
-}
-
 async function fsyncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-/**
- * Writes `data` to `tmp`, then renames it over `finalPath`. With `durable`, the file is
- * fsynced before the rename and its folder after it, so a power cut keeps either the old
- * or the new file; without it, a killed process still never leaves a partial file.
- */
-export async function writeFileAtomic(
-  tmp: string,
-  finalPath: string,
-  data: Uint8Array | readonly Uint8Array[],
-  durable: boolean,
-  madeDirs?: Set<string>,
-): Promise<void> {
-  await ensureDir(dirname(tmp), madeDirs);
-  const handle = await open(tmp, 'w');
-  try {
-    if (data instanceof Uint8Array) await handle.writeFile(data);
-    else for (const part of data) await handle.write(part);
-    if (durable) await handle.sync();
-  } catch (err) {
-    await handle.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw new EtlError('SINK', `could not write ${tmp}: ${errorMessage(err)}`, { path: tmp }, { cause: err });
-  }
-  await handle.close();
-  try {
-    await ensureDir(dirname(finalPath), madeDirs);
-    await rename(tmp, finalPath);
-    if (durable) await fsyncDir(dirname(finalPath));
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw new EtlError('SINK', `could not move ${tmp} to ${finalPath}: ${errorMessage(err)}`, { path: finalPath }, { cause: err });
   }
 }
 

@@ -2,10 +2,12 @@
 // atomically by each run. Entries of partitions a run did not touch are kept.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { EtlError, errorMessage } from '../lib/errors.js';
 import type { OutputFormat } from '../lib/sink.js';
 import type { Dataset } from '../lib/schema.js';
 import { SCHEMA_VERSION } from '../lib/schema.js';
-import { tmpPath, writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../lib/fs.js';
+import { tmpPath } from './files.js';
 
 export const MANIFEST_FILE = '_manifest.json';
 
@@ -66,6 +68,8 @@ export async function writeManifest(outDir: string, dataset: Dataset, runId: str
     files: [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
   };
   const finalPath = join(outDir, dataset, MANIFEST_FILE);
-  await writeFileAtomic(tmpPath(outDir, runId, `manifest-${dataset}`), finalPath, Buffer.from(JSON.stringify(manifest, null, 2) + '\n'), durable);
+  await writeFileAtomic(finalPath, JSON.stringify(manifest, null, 2) + '\n', 0o644, { tmp: tmpPath(outDir, runId, `manifest-${dataset}`), durable }).catch((err: unknown) => {
+    throw new EtlError('SINK', `could not write ${finalPath}: ${errorMessage(err)}`, { path: finalPath }, { cause: err });
+  });
   return finalPath;
 }

@@ -1,15 +1,15 @@
 // A partition's rows as they go into its file: the incoming rows (packed, in arrival order)
 // merged with the partition's existing file if there is one (newest updatedAt per id wins, see
-// merge.ts), and sorted. The same code on the writer thread (write-worker.ts) and on the calling
-// thread (sink.ts), so both write the same bytes. The common case (a new partition without
+// merge.ts), and sorted (a step of write-partition.ts). The common case (a new partition without
 // repeated ids) stays column-wise: no row objects are built.
 import type { ColumnSpec, Dataset } from '../lib/schema.js';
+import { unpackTable } from '../lib/batch.js';
+import type { ColumnData, ColumnTable, PackedStrings, PackedTable } from '../lib/batch.js';
 import { fromColumns, sortKeys, sortRows, toColumns } from './columns.js';
-import type { ColumnData, ColumnTable, Row } from './columns.js';
+import type { Row } from './columns.js';
 import type { FileFormat } from './formats.js';
 import { mergeAligned, mergeById } from './merge.js';
 import type { MergeCounts } from './merge.js';
-import { unpackTable, type PackedStrings, type PackedTable } from './transfer.js';
 
 /** Characters hashed per value, from its end (where ids of one partition differ: time, counter). */
 const HASHED_CHARS = 12;
@@ -182,8 +182,15 @@ export function sortTable(dataset: Dataset, specs: readonly ColumnSpec[], table:
   return { rowCount: n, columns: table.columns.map((col) => permute(col, order)) };
 }
 
+/** A partition's file as it is now, to merge with. */
+export interface ExistingFile {
+  bytes: Uint8Array;
+  /** Names the file in errors. */
+  label: string;
+}
+
 /**
- * The table to encode for a partition. `existingPath`: the partition's file to merge with, or
+ * The table to encode for a partition. `existing`: the partition's file to merge with, or
  * null when it has none. Adds what happened to each incoming row to `counts`.
  */
 export async function partitionTable(
@@ -191,20 +198,20 @@ export async function partitionTable(
   specs: readonly ColumnSpec[],
   format: FileFormat,
   packed: PackedTable,
-  existingPath: string | null,
+  existing: ExistingFile | null,
   counts: MergeCounts,
 ): Promise<ColumnTable> {
   const incoming = unpackTable(packed);
   const ids = packed.columns[specs.findIndex((s) => s.name === 'id')];
-  if (existingPath === null && ids?.type === 'string' && !hasDuplicates(ids.strings, incoming.rowCount)) {
+  if (existing === null && ids?.type === 'string' && !hasDuplicates(ids.strings, incoming.rowCount)) {
     counts.added += incoming.rowCount;
     return sortTable(dataset, specs, incoming);
   }
   // Existing files are sorted; when a re-run brings exactly their ids, versions pair up by
   // position. Otherwise merge by id. Either way the result is sorted (again). sortRows sorts in
   // place, so mergeById sees the incoming rows sorted exactly when the aligned test sorted them.
-  const existing: Row[] = existingPath !== null ? await format.read(existingPath, specs) : [];
+  const stored: Row[] = existing !== null ? await format.read(existing.bytes, specs, existing.label) : [];
   const rows = fromColumns(specs, incoming);
-  const aligned = existing.length === rows.length ? mergeAligned(specs, existing, sortRows(dataset, rows), counts) : null;
-  return toColumns(specs, sortRows(dataset, aligned ?? mergeById(specs, existing, rows, counts)));
+  const aligned = stored.length === rows.length ? mergeAligned(specs, stored, sortRows(dataset, rows), counts) : null;
+  return toColumns(specs, sortRows(dataset, aligned ?? mergeById(specs, stored, rows, counts)));
 }

@@ -1,50 +1,20 @@
 // Worker threads that write partition files while the calling thread goes on reading,
-// normalizing and buffering. The sink turns a partition's buffered rows into a column table
-// (toColumns), packs it (transfer.ts) and hands it to the least busy worker, which merges it
-// with the partition's file, sorts, encodes, writes under _tmp and renames (write-worker.ts).
-// Measured in bench/intraday-e2e.ts: merging, sorting and encoding are about half of the
-// end-to-end time, so one worker next to the main thread puts the second core to use.
+// normalizing and buffering. The sink hands a partition's job (write-partition.ts: its rows
+// packed, transfer.ts) to the least busy worker, which runs writePartition on it
+// (write-worker.ts). Measured in bench/intraday-e2e.ts: merging, sorting and encoding are about
+// half of the end-to-end time, so one worker next to the main thread puts the second core to use.
 import type { Worker } from 'node:worker_threads';
 import { YOUNG_GENERATION_MB, startModuleWorker } from '../lib/worker.js';
 import { EtlError } from '../lib/errors.js';
 import type { ErrorCode } from '../lib/errors.js';
-import type { Dataset } from '../lib/schema.js';
-import type { Compression, OutputFormat } from '../lib/sink.js';
-import type { FileMeta, ParquetEngine } from './formats.js';
-import type { MergeCounts } from './merge.js';
-import type { Packed, PackedTable } from './transfer.js';
+import type { PartitionJob, PartitionWritten } from './write-partition.js';
 
-export interface WriteTask {
-  dataset: Dataset;
-  format: OutputFormat;
-  compression: Compression;
-  engine: ParquetEngine;
-  rowGroupRows: number;
-  meta: FileMeta;
-  /** Temporary path (under <out>/_tmp) and final path of the file. */
-  tmp: string;
-  finalPath: string;
-  /** fsync before the rename and the folder after it. */
-  durable: boolean;
-}
-
-export interface WriteJob extends WriteTask {
+export interface WriteJob extends PartitionJob {
   id: number;
-  /** The partition's incoming rows, in arrival order: one packed table, or chunks of it. */
-  tables: readonly PackedTable[];
 }
 
 export type WriteReply =
-  | {
-      id: number;
-      ok: true;
-      /** Rows in the file written (after merging with the partition's file, if any). */
-      rows: number;
-      bytes: number;
-      /** Whether the partition had a file that was merged. */
-      merged: boolean;
-      counts: MergeCounts;
-    }
+  | ({ id: number; ok: true } & PartitionWritten)
   | { id: number; ok: false; error: { code: ErrorCode; message: string; context: Record<string, string | number> } };
 
 interface Slot {
@@ -55,11 +25,9 @@ interface Slot {
 
 interface Waiting {
   slot: Slot;
-  resolve: (result: WriteResult) => void;
+  resolve: (result: PartitionWritten) => void;
   reject: (err: Error) => void;
 }
-
-export type WriteResult = Omit<Extract<WriteReply, { ok: true }>, 'id' | 'ok'>;
 
 /**
  * The writer thread gets the CLI thread's young generation (lib/worker.ts): it allocates and
@@ -120,25 +88,22 @@ export class WritePool {
   }
 
   /**
-   * Writes a partition on a worker from its incoming rows, packed as chunks in arrival order
-   * (the worker joins them: the calling thread is the busier one). Resolves once the file is
-   * renamed into place. The chunks' buffers are transferred: do not use them after.
-   * Two writes of one partition must not overlap (the sink waits for the first).
+   * Runs writePartition on a worker (the worker joins the job's chunks: the calling thread is
+   * the busier one). Resolves once the file is in place. `transfer` (the buffers of the job's
+   * tables) are transferred: do not use them after.
    */
-  write(task: WriteTask, chunks: readonly Packed[]): Promise<WriteResult> {
-    const tables = chunks.map((c) => c.packed);
-    const transfer = chunks.flatMap((c) => c.transfer);
+  write(job: PartitionJob, transfer: readonly ArrayBuffer[]): Promise<PartitionWritten> {
     if (this.closed) return Promise.reject(new EtlError('SINK', 'write pool used after close'));
     let slot: Slot | null = null;
     for (const s of this.slots) if (s.dead === null && (slot === null || s.inFlight < slot.inFlight)) slot = s;
     if (slot === null) return Promise.reject(new EtlError('SINK', `writer thread failed: ${this.slots[0]?.dead?.message ?? 'no threads'}`));
     const id = this.nextId++;
-    const job: WriteJob = { ...task, id, tables };
+    const message: WriteJob = { ...job, id };
     const chosen = slot;
-    return new Promise<WriteResult>((resolve, reject) => {
+    return new Promise<PartitionWritten>((resolve, reject) => {
       this.waiting.set(id, { slot: chosen, resolve, reject });
       if (chosen.inFlight++ === 0) chosen.worker.ref();
-      chosen.worker.postMessage(job, transfer);
+      chosen.worker.postMessage(message, transfer as ArrayBuffer[]);
     });
   }
 

@@ -4,28 +4,29 @@
 // and a number of open partitions, and flushes the least recently used partition by
 // merging it with the partition's file (if any), sorting, encoding and renaming the new
 // file over the old one. A record that cannot be placed goes to the dead-letter file.
-// Past the first 50,000 rows of a run, partitions are merged, sorted, encoded and written on a
-// writer thread (pool.ts); the files are the same as the calling thread would write.
-import { rmdir, stat } from 'node:fs/promises';
+// A partition is written by one function, writePartition (write-partition.ts): on the calling
+// thread, or past the first 50,000 rows of a run on a writer thread (pool.ts).
+import { rmdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { EtlError, errorMessage } from '../lib/errors.js';
 import type { Compression, DatasetSummary, DeadLetterWriter, OutputFormat, PartitionColumns, Sink, SinkBatch, SinkOptions } from '../lib/sink.js';
 import type { ColumnSpec, Dataset } from '../lib/schema.js';
-import { COLUMNS, SCHEMA_VERSION } from '../lib/schema.js';
-import { batchChecker, sortKeys, toColumns } from './columns.js';
+import { COLUMNS, DATASET_ORDER, SCHEMA_VERSION } from '../lib/schema.js';
+import { batchChecker, packedValuesFit, toColumns } from './columns.js';
 import type { Row } from './columns.js';
 import { loadCodec } from './compression.js';
 import { createDeadLetterWriter } from './dead-letter.js';
-import { TMP_DIR, runTmpDir, tmpPath, writeFileAtomic } from './files.js';
-import { fileFormat } from './formats.js';
+import { TMP_DIR, runTmpDir } from './files.js';
+import { PARQUET_ENGINES, fileFormat } from './formats.js';
 import type { FileFormat, ParquetEngine } from './formats.js';
 import { writeManifest } from './manifest.js';
 import type { ManifestFile } from './manifest.js';
-import { partitionTable } from './partition-table.js';
 import { WritePool } from './pool.js';
-import { joinPacked, packTable, packedAllEqual, packedRows, packedShapeProblem, packedValuesFit, transferList } from './transfer.js';
+import { packTable, packedAllEqual, packedRows, packedShapeProblem, transferList } from './transfer.js';
 import type { Packed, PackedColumn } from './transfer.js';
+import { writePartition } from './write-partition.js';
+import type { PartitionJob, PartitionWritten } from './write-partition.js';
 import type { MergeCounts } from './merge.js';
 import { assertDataset, escapePartitionValue, validateDate } from './partition.js';
 
@@ -61,7 +62,7 @@ export function createSinkStats(): SinkStats {
 
 /** Options beyond the shared SinkOptions contract. */
 export interface SinkExtras {
-  /** 'fast' (default): our column encoder; 'parquetjs': parquetjs-lite driven column-wise. */
+  /** 'fast' (default): our column encoder; 'hyparquet-writer': the library (a devDependency), for comparison. */
   parquetEngine?: ParquetEngine;
   /** fsync each file before its rename and its folder after (default false; see the bench). */
   fsync?: boolean;
@@ -141,7 +142,7 @@ export function resolveSinkConfig(options: SinkConfig): ResolvedConfig {
     compression: oneOf('compression', options.compression, ['snappy', 'zstd', 'none'] as const, 'snappy'),
     highWaterRows: positiveInt('highWaterRows', options.highWaterRows, DEFAULT_HIGH_WATER_ROWS),
     maxOpenPartitions: positiveInt('maxOpenPartitions', options.maxOpenPartitions, DEFAULT_MAX_OPEN_PARTITIONS),
-    parquetEngine: oneOf('parquetEngine', options.parquetEngine, ['fast', 'parquetjs'] as const, 'fast'),
+    parquetEngine: oneOf('parquetEngine', options.parquetEngine, PARQUET_ENGINES, 'fast'),
     fsync: options.fsync ?? false,
     rowGroupRows: positiveInt('rowGroupRows', options.rowGroupRows, DEFAULT_ROW_GROUP_ROWS),
     deadLetters: options.deadLetters ?? null,
@@ -174,10 +175,10 @@ interface PartitionBuffer {
  */
 const CHUNK_ROWS = 256;
 
-/** Time column declared as the files' sort order (numeric, so Parquet's order and ours agree). */
+/** Time column declared as the files' sort order (lib/schema.ts DATASET_ORDER). */
 function declaredSortOrder(dataset: Dataset): string[] {
-  const first = sortKeys(dataset)[0]!;
-  return first === 'id' ? [] : [first];
+  const time = DATASET_ORDER[dataset].timeColumn;
+  return time === null ? [] : [time];
 }
 
 function fileMetadata(dataset: Dataset, specs: readonly ColumnSpec[], runId: string): [string, string][] {
@@ -191,15 +192,6 @@ function fileMetadata(dataset: Dataset, specs: readonly ColumnSpec[], runId: str
   ];
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 class SinkRun {
   private readonly specs: readonly ColumnSpec[];
   private readonly format: FileFormat;
@@ -211,8 +203,6 @@ class SinkRun {
   private readonly check: (batch: readonly unknown[]) => Map<number, string> | null;
   private readonly pendingWrites = new Map<string, Promise<void>>();
   private writeError: unknown = null;
-  /** Folders this run created (or found), so each is made once. */
-  private readonly madeDirs = new Set<string>();
   private tick = 0;
   private readonly dates = new Map<string, string | EtlError>();
   private readonly users = new Map<string, string | EtlError>();
@@ -417,39 +407,35 @@ class SinkRun {
   }
 
   private async writePartition(buffer: PartitionBuffer): Promise<void> {
-    const { outDir, runId } = this.cfg;
+    const cfg = this.cfg;
     const relPath = `${buffer.dir}/${this.format.fileName}`;
-    const finalPath = join(outDir, relPath);
     // A partition flushed again while its previous file is still being written waits for it.
     const pending = this.pendingWrites.get(relPath);
     if (pending !== undefined) await pending;
     const chunks = this.takeChunks(buffer);
     this.writtenBy.set(relPath, buffer.user);
-    const tmp = tmpPath(outDir, runId, this.dataset);
-    if (this.pool !== null) {
-      const pool = this.pool;
-      const meta = { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy };
-      const task = { dataset: this.dataset, format: this.format.format, compression: this.cfg.compression, engine: this.cfg.parquetEngine, rowGroupRows: this.cfg.rowGroupRows, meta, tmp, finalPath, durable: this.cfg.fsync };
-      // The writer thread merges with the partition's file, sorts, encodes and renames.
-      return this.startWrite(relPath, async () => {
-        const result = await pool.write(task, chunks);
-        const stats = this.cfg.stats;
-        stats.threadWrites++;
-        if (result.merged) stats.mergedWithExisting++;
-        stats.merge.added += result.counts.added;
-        stats.merge.replaced += result.counts.replaced;
-        stats.merge.unchanged += result.counts.unchanged;
-        return result;
-      });
-    }
-    const merged = this.written.has(relPath) || (await exists(finalPath));
-    if (merged) this.cfg.stats.mergedWithExisting++;
-    const table = await partitionTable(this.dataset, this.specs, this.format, joinPacked(chunks.map((c) => c.packed)), merged ? finalPath : null, this.cfg.stats.merge);
-    const bytes = await this.format.encode(this.specs, table, { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy });
-    // The write overlaps with encoding the next partitions.
+    const job: PartitionJob = {
+      dataset: this.dataset,
+      format: cfg.format,
+      compression: cfg.compression,
+      engine: cfg.parquetEngine,
+      rowGroupRows: cfg.rowGroupRows,
+      meta: { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy },
+      storage: { outDir: cfg.outDir, runId: cfg.runId, durable: cfg.fsync },
+      relPath,
+      tables: chunks.map((c) => c.packed),
+    };
+    const pool = this.pool;
+    // On the writer thread, or here; the write overlaps with buffering the next partitions.
     return this.startWrite(relPath, async () => {
-      await writeFileAtomic(tmp, finalPath, bytes, this.cfg.fsync, this.madeDirs);
-      return { rows: table.rowCount, bytes: bytes.length };
+      const written = pool === null ? await writePartition(job) : await pool.write(job, chunks.flatMap((c) => c.transfer));
+      const stats = cfg.stats;
+      if (pool !== null) stats.threadWrites++;
+      if (written.merged) stats.mergedWithExisting++;
+      stats.merge.added += written.counts.added;
+      stats.merge.replaced += written.counts.replaced;
+      stats.merge.unchanged += written.counts.unchanged;
+      return written;
     });
   }
 
@@ -457,7 +443,7 @@ class SinkRun {
    * Starts a partition file's write, a few at a time to bound the memory; once the file is in
    * place it gets its manifest entry. The first failure is kept and fails the run.
    */
-  private async startWrite(relPath: string, write: () => Promise<{ rows: number; bytes: number }>): Promise<void> {
+  private async startWrite(relPath: string, write: () => Promise<PartitionWritten>): Promise<void> {
     while (this.pendingWrites.size >= MAX_PENDING_WRITES) await Promise.race(this.pendingWrites.values());
     const tracked = write().then(
       ({ rows, bytes }) => {

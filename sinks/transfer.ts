@@ -1,24 +1,15 @@
-// A ColumnTable as a message for a worker thread, and back. Structured cloning an array of
-// strings costs one serialisation per value (8 string columns × every row), so strings are
-// packed first: near-constant columns (humanId, type, tzOffset, …) as a small dictionary and
-// an Int32Array of indices, mostly-unique ones (id, sourceData) as one joined string and the
-// lengths. Number columns move as they are: their buffers are transferred, not copied.
+// A ColumnTable as a message for a worker thread (lib/batch.ts PackedTable), and the checks
+// of a packed table that a stage hands in. Structured cloning an array of strings costs one
+// serialisation per value (8 string columns × every row), so strings are packed first.
+// Number columns move as they are: their buffers are transferred, not copied.
 // unpackTable(packTable(t)) holds the same values in the same places, so the encoders write
 // the same bytes from either.
+import { isInt32Backed } from '../lib/batch.js';
+import type { ColumnData, ColumnTable, NumberColumn, PackedColumn, PackedStrings, PackedTable } from '../lib/batch.js';
 import type { ColumnSpec } from '../lib/schema.js';
-import { fromColumns, isInt32Backed } from './columns.js';
-import type { ColumnData, ColumnTable, NumberColumn } from './columns.js';
 
-export type PackedStrings =
-  | { readonly kind: 'dict'; readonly dict: readonly string[]; /** -1 = null */ readonly index: Int32Array }
-  | { readonly kind: 'joined'; readonly text: string; /** UTF-16 length of each value; -1 = null */ readonly lengths: Int32Array };
-
-export type PackedColumn = { readonly type: 'string'; readonly strings: PackedStrings } | NumberColumn;
-
-export interface PackedTable {
-  readonly rowCount: number;
-  readonly columns: readonly PackedColumn[];
-}
+export { packedRows, unpackTable } from '../lib/batch.js';
+export type { PackedColumn, PackedStrings, PackedTable } from '../lib/batch.js';
 
 /** A packed table and the buffers to transfer with it (all of them its own). */
 export interface Packed {
@@ -70,29 +61,6 @@ function packStrings(values: readonly (string | null)[], n: number): PackedStrin
   return { kind: 'joined', text: values.join(''), lengths };
 }
 
-function unpackStrings(p: PackedStrings, n: number): (string | null)[] {
-  const out = new Array<string | null>(n);
-  if (p.kind === 'dict') {
-    const { dict, index } = p;
-    for (let i = 0; i < n; i++) {
-      const k = index[i]!;
-      out[i] = k < 0 ? null : dict[k]!;
-    }
-    return out;
-  }
-  const { text, lengths } = p;
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    const len = lengths[i]!;
-    if (len < 0) out[i] = null;
-    else {
-      out[i] = text.slice(at, at + len);
-      at += len;
-    }
-  }
-  return out;
-}
-
 /** The buffer of a typed array to transfer, or a copy when the array shares its buffer. */
 function ownBuffer<T extends Float64Array | Int32Array | Uint8Array>(array: T, seen: Set<ArrayBufferLike>): T {
   const whole = array.byteOffset === 0 && array.byteLength === array.buffer.byteLength && !seen.has(array.buffer);
@@ -113,12 +81,6 @@ export function packTable(table: ColumnTable): Packed {
   });
   const packed = { rowCount: table.rowCount, columns };
   return { packed, transfer: transferList(packed) };
-}
-
-export function unpackTable(packed: PackedTable): ColumnTable {
-  const n = packed.rowCount;
-  const columns = packed.columns.map((col): ColumnData => (col.type === 'string' ? { type: 'string', values: unpackStrings(col.strings, n) } : col));
-  return { rowCount: n, columns };
 }
 
 /** Packed strings as 'joined' (a dictionary column among joined chunks of the same column). */
@@ -256,39 +218,6 @@ export function packedShapeProblem(specs: readonly ColumnSpec[], table: PackedTa
     if (col.values.length < n || (col.valid !== null && col.valid.length < n)) return `column ${spec.name} is shorter than ${n} rows`;
   }
   return null;
-}
-
-/**
- * True when every value of a well-shaped packed table fits its column as batchChecker would
- * have it: no nulls where the schema has none, exact integers, booleans as 0/1.
- */
-export function packedValuesFit(specs: readonly ColumnSpec[], table: PackedTable): boolean {
-  const n = table.rowCount;
-  for (let c = 0; c < specs.length; c++) {
-    const spec = specs[c]!;
-    const col = table.columns[c]!;
-    if (col.type === 'string') {
-      if (spec.nullable) continue;
-      const marks = col.strings.kind === 'dict' ? col.strings.index : col.strings.lengths;
-      for (let i = 0; i < n; i++) if (marks[i]! < 0) return false;
-      continue;
-    }
-    const { values, valid } = col;
-    if (valid !== null && !spec.nullable) {
-      for (let i = 0; i < n; i++) if (valid[i] !== 1) return false;
-    }
-    if (spec.type === 'boolean') {
-      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && values[i] !== 0 && values[i] !== 1) return false;
-    } else if (spec.type === 'int64' || spec.type === 'timestamp') {
-      for (let i = 0; i < n; i++) if ((valid === null || valid[i] === 1) && !Number.isSafeInteger(values[i]!)) return false;
-    }
-  }
-  return true;
-}
-
-/** The rows of a well-shaped packed table as records of partition `date`. */
-export function packedRows(specs: readonly ColumnSpec[], date: string, table: PackedTable): Record<string, unknown>[] {
-  return fromColumns(specs, unpackTable(table)).map((row) => ({ date, ...row }));
 }
 
 /** True when each of the first n values of a packed string column is `value`. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import { parquetMetadata, parquetRead, parquetReadObjects } from 'hyparquet';
 import type { ColumnSpec } from '../lib/schema.js';
 import type { Row } from '../sinks/columns.js';
 import { toColumns } from '../sinks/columns.js';
@@ -171,4 +171,97 @@ test('partition values: percent-encoding outside [A-Za-z0-9._-], rejects what ca
     t.throws(() => validateDate(bad), { message: /calendar date/ }, bad);
   }
   t.throws(() => partitionPath('nope' as never, '2024-01-01', 'u'), { message: /unknown dataset/ });
+});
+
+test('numbers written value by value (what a big-endian machine does) give the same file', (t) => {
+  const table = toColumns(SPECS, makeRows(3001, 11));
+  const options = { compression: 'none' as const, keyValueMetadata: [], createdBy: 'test', pageRows: 700 };
+  const portable = encodeParquet(SPECS, table, { ...options, portableNumbers: true });
+  t.true(portable.equals(encodeParquet(SPECS, table, options)));
+});
+
+test('long strings keep statistics: truncated to bounds, marked inexact, and readers still find every value', async (t) => {
+  const specs: ColumnSpec[] = [
+    { name: 'id', type: 'string', nullable: false },
+    { name: 'few', type: 'string', nullable: true },
+    { name: 'long', type: 'string', nullable: true },
+  ];
+  // 'few' has a dictionary (few distinct values), 'long' is PLAIN; both hold values past 64 bytes.
+  const head = 'wearable-etl '.repeat(6); // 78 bytes
+  const few = [`${head}a`, `${head}b`, `${head}é${'z'.repeat(20)}`, 'short'];
+  const rows: Row[] = Array.from({ length: 400 }, (_, i) => ({
+    id: `id-${String(i).padStart(4, '0')}`,
+    few: i % 10 === 0 ? null : few[i % few.length]!,
+    long: i % 13 === 0 ? null : `${String((i * 7919) % 400).padStart(4, '0')}-${'ü'.repeat(40)}-${i}`,
+  }));
+  const bytes = encodeParquet(specs, toColumns(specs, rows), { compression: 'snappy', keyValueMetadata: [], createdBy: 'test' });
+  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const meta = parquetMetadata(file);
+  const utf8 = (v: unknown): Buffer => (v instanceof Uint8Array ? Buffer.from(v) : Buffer.from(String(v), 'utf8'));
+  for (const chunk of meta.row_groups[0]!.columns) {
+    const name = chunk.meta_data!.path_in_schema[0]!;
+    const stats = chunk.meta_data!.statistics!;
+    t.truthy(stats.min_value, `${name} has a min`);
+    t.truthy(stats.max_value, `${name} has a max`);
+    const min = utf8(stats.min_value);
+    const max = utf8(stats.max_value);
+    t.true(min.length <= 64 && max.length <= 64, `${name} bounds are at most 64 bytes`);
+    t.is(min.toString('utf8').includes('\uFFFD'), false, `${name} min is whole characters`);
+    const values = rows.map((r) => r[name]).filter((v): v is string => typeof v === 'string');
+    for (const v of values) {
+      t.true(Buffer.compare(min, Buffer.from(v, 'utf8')) <= 0 && Buffer.compare(Buffer.from(v, 'utf8'), max) <= 0, `${name}: ${v} within its bounds`);
+    }
+    const longest = Math.max(...values.map((v) => Buffer.byteLength(v)));
+    if (name === 'id') t.falsy(stats.is_max_value_exact === false || stats.is_min_value_exact === false, 'short values: exact');
+    if (longest > 64 && name === 'long') t.is(stats.is_max_value_exact, false, `${name}: max is a bound`);
+  }
+  // DuckDB prunes with these statistics: filters on the largest and smallest values find them.
+  const dir = await mkdtemp(join(tmpdir(), 'sinks-encoder-stats-'));
+  const path = join(dir, 'f.parquet');
+  await writeFile(path, bytes);
+  const db = await DuckDBInstance.create(':memory:');
+  const con = await db.connect();
+  for (const name of ['few', 'long']) {
+    const values = rows.map((r) => r[name]).filter((v): v is string => typeof v === 'string');
+    const sorted = [...values].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (const v of [sorted[0]!, sorted.at(-1)!]) {
+      const got = await con.runAndReadAll(`SELECT count(*) AS n FROM read_parquet('${path}') WHERE "${name}" = '${v.replace(/'/g, "''")}'`);
+      t.is(Number(got.getRowObjectsJson()[0]!['n']), values.filter((x) => x === v).length, `${name} = ${v}`);
+    }
+  }
+});
+
+test('data pages are cut by size: long strings take several pages, each under the page size', async (t) => {
+  const specs: ColumnSpec[] = [
+    { name: 'id', type: 'string', nullable: false },
+    { name: 'doc', type: 'string', nullable: false },
+    { name: 'x', type: 'double', nullable: false },
+  ];
+  const rows: Row[] = Array.from({ length: 3000 }, (_, i) => ({ id: `id-${i}`, doc: `${i}:${'d'.repeat(1000)}`, x: i / 3 }));
+  const pageBytes = 256 * 1024;
+  const bytes = encodeParquet(specs, toColumns(specs, rows), { compression: 'none', keyValueMetadata: [], createdBy: 'test', pageBytes });
+  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const pages = new Map<string, number[]>();
+  let back: Record<string, unknown>[] = [];
+  await parquetRead({
+    file,
+    rowFormat: 'object',
+    onPage: (page) => {
+      const name = page.pathInSchema.join('.');
+      const list = pages.get(name) ?? [];
+      list.push(page.rowEnd - page.rowStart);
+      pages.set(name, list);
+    },
+    onComplete: (rows) => {
+      back = rows as Record<string, unknown>[];
+    },
+  });
+  t.is(back.length, rows.length);
+  t.true(back.every((r, i) => r['doc'] === rows[i]!['doc']));
+  // 3,000 values of ~1 KB: 3 MB, so about 12 pages of 256 KB (one per 250 rows or so).
+  const docPages = pages.get('doc')!;
+  t.true(docPages.length >= 11, `doc in ${docPages.length} pages`);
+  t.true(docPages.every((n) => n * 1005 <= pageBytes + 1005), 'no page holds more than its size of values');
+  t.is(pages.get('id')!.length, 1, 'short strings: one page');
+  t.is(pages.get('x')!.length, 1, '3,000 doubles: one page');
 });

@@ -37,7 +37,7 @@ const DUCKDB_TYPE: Record<ColumnType, string> = {
   boolean: 'BOOLEAN',
 };
 
-const ENGINES: ParquetEngine[] = ['fast', 'parquetjs'];
+const ENGINES: ParquetEngine[] = ['fast', 'hyparquet-writer'];
 const COMPRESSIONS: Compression[] = ['snappy', 'zstd', 'none'];
 
 for (const engine of ENGINES) {

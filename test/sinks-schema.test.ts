@@ -41,7 +41,7 @@ function calories(minute: number, estimated: boolean | null, type: IntradayRecor
 
 const input = [calories(0, true), calories(1, false), calories(2, null, 'steps'), calories(3, true)];
 
-for (const engine of ['fast', 'parquetjs'] as ParquetEngine[]) {
+for (const engine of ['fast', 'hyparquet-writer'] as ParquetEngine[]) {
   test(`estimated is a BOOLEAN column with nulls kept (${engine})`, async (t) => {
     const out = await mkdtemp(join(tmpdir(), 'sinks-bool-'));
     await prepareOutput(out);

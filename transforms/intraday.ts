@@ -16,9 +16,8 @@
 //   unique and a re-fetch maps the same instant to the same id.
 import type { DeadLetter, IntradayRecord, IntradayType } from '../lib/schema.js';
 import { COLUMNS, INTRADAY_TYPES } from '../lib/schema.js';
-import type { PartitionColumns } from '../lib/sink.js';
-import { packedRows } from '../sinks/transfer.js';
-import type { PackedColumn, PackedTable } from '../sinks/transfer.js';
+import { packedRows } from '../lib/batch.js';
+import type { PackedColumn, PackedTable, PartitionColumns } from '../lib/batch.js';
 import type { FitbitUserContext, IntradayDay, IntradayDetail, UnitSystem } from '../sources/fitbit/types.js';
 import { FEET_TO_METRES, MILES_TO_METRES, isFlatBmrCalories } from './formulas.js';
 import { buildDayHourTable, formatOffset, resolveInDay, type DayHourTable } from './time.js';

@@ -1,13 +1,12 @@
 // Reads an Arrow IPC partition file back (to merge a re-run with it) through apache-arrow.
-import { readFile } from 'node:fs/promises';
 import { tableFromIPC } from 'apache-arrow';
 import type { ColumnSpec } from '../../lib/schema.js';
 import { loadCodec } from '../compression.js';
 import { compatibleColumns, type Row } from '../columns.js';
 import { registerArrowZstd } from './encoder.js';
 
-export async function readArrowRows(path: string, specs: readonly ColumnSpec[]): Promise<Row[]> {
-  const bytes = await readFile(path);
+/** Reads every row of an Arrow partition file (`path` names it in errors). */
+export async function readArrowRows(bytes: Uint8Array, specs: readonly ColumnSpec[], path: string): Promise<Row[]> {
   // A compressed file needs the codec registered before it is decoded.
   await loadCodec('zstd');
   registerArrowZstd();

@@ -2,19 +2,23 @@
 // No per-row objects: numbers go from typed arrays to PLAIN pages, near-constant strings
 // (humanId, userId, source, type, tzOffset, timeZone, unit) to RLE_DICTIONARY, unique strings
 // (id, sourceData) to PLAIN; definition levels as RLE/bit-packed hybrid; DATA_PAGE v1.
-// Page headers and the footer use parquetjs-lite's Thrift types. Synchronous and free of
-// I/O, so it can move to a worker thread as is.
+// Pages are cut by size (PAGE_BYTES of values); string statistics are truncated, not dropped.
+// Page headers and the footer are the structures of parquet.thrift (thrift.ts). Synchronous
+// and free of I/O, so it can move to a worker thread as is.
 import { endianness } from 'node:os';
 import type { Compression } from '../../lib/sink.js';
 import type { ColumnSpec } from '../../lib/schema.js';
 import { compressBlock } from '../compression.js';
 import type { ColumnData, ColumnTable, NumberColumn, StringColumn } from '../columns.js';
-import { PARQUET_MAGIC, encodeFooter, physicalType, serializeThrift, thrift } from './footer.js';
+import { PARQUET_MAGIC, encodeFooter, physicalType } from './footer.js';
+import { CompressionCodec, Encoding, PageType, serializePageHeader } from './thrift.js';
+import type { ColumnChunk, PageHeader, RowGroup, SortingColumn, Statistics } from './thrift.js';
 
-if (endianness() !== 'LE') {
-  // Typed arrays are copied into PLAIN pages byte for byte; Parquet is little-endian.
-  throw new Error('the fast Parquet encoder needs a little-endian machine; use parquetEngine: "parquetjs"');
-}
+/**
+ * Typed arrays are copied into PLAIN pages byte for byte where the machine is little-endian, as
+ * Parquet is; elsewhere numbers are written value by value.
+ */
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 export interface ParquetEncodeOptions {
   compression: Compression;
@@ -22,20 +26,25 @@ export interface ParquetEncodeOptions {
   createdBy: string;
   /** Rows per row group (default 1,000,000). */
   rowGroupRows?: number;
-  /** Rows per data page (default 65,536). */
+  /** Rows per data page at most (default 65,536); pages are cut sooner by size (pageBytes). */
   pageRows?: number;
+  /** Bytes of values per data page, before compression (default 1 MiB). */
+  pageBytes?: number;
+  /** Write numbers value by value, as on a big-endian machine (for tests). */
+  portableNumbers?: boolean;
   /** Column names the rows are sorted by, in order (recorded as the row groups' sorting columns). */
   sortedBy?: readonly string[];
 }
 
-const CODEC: Record<Compression, number> = {
-  none: thrift.CompressionCodec.UNCOMPRESSED,
-  snappy: thrift.CompressionCodec.SNAPPY,
-  zstd: thrift.CompressionCodec.ZSTD,
-};
+const CODEC = {
+  none: CompressionCodec.UNCOMPRESSED,
+  snappy: CompressionCodec.SNAPPY,
+  zstd: CompressionCodec.ZSTD,
+} as const;
 
-/** Strings longer than this (UTF-8 bytes) get no min/max statistics (they would not prune anything). */
-const MAX_STAT_BYTES = 64;
+/** String min/max longer than this (UTF-8 bytes) are truncated to bounds of this length. */
+export const MAX_STAT_BYTES = 64;
+const PAGE_BYTES = 1 << 20;
 const MAX_DICTIONARY_ENTRIES = 1 << 16;
 const MAX_DICTIONARY_BYTES = 1 << 20;
 
@@ -252,20 +261,53 @@ interface ColumnStats {
   nullCount: number;
   min: Buffer | null;
   max: Buffer | null;
+  /** False when min or max is a truncated bound rather than a value of the column. */
+  minExact: boolean;
+  maxExact: boolean;
 }
 
-function statsStruct(stats: ColumnStats, signedLegacy: boolean): InstanceType<typeof thrift.Statistics> {
-  const args: Record<string, unknown> = { null_count: stats.nullCount };
-  if (stats.min !== null && stats.max !== null) {
-    args['min_value'] = stats.min;
-    args['max_value'] = stats.max;
-    // The legacy fields are read with signed comparison; right for numbers, not for strings.
-    if (signedLegacy) {
-      args['min'] = stats.min;
-      args['max'] = stats.max;
+function statsStruct(stats: ColumnStats, signedLegacy: boolean): Statistics {
+  const out: Statistics = { null_count: stats.nullCount };
+  if (stats.min !== null) {
+    out.min_value = stats.min;
+    if (!stats.minExact) out.is_min_value_exact = false;
+  }
+  if (stats.max !== null) {
+    out.max_value = stats.max;
+    if (!stats.maxExact) out.is_max_value_exact = false;
+  }
+  // The legacy fields are read with signed comparison; right for numbers, not for strings.
+  if (signedLegacy && stats.min !== null && stats.max !== null) {
+    out.min = stats.min;
+    out.max = stats.max;
+  }
+  return out;
+}
+
+const noStats = (nullCount: number): ColumnStats => ({ nullCount, min: null, max: null, minExact: true, maxExact: true });
+
+/** The UTF-8 of `s`, cut to at most `limit` bytes at a character boundary. */
+function utf8Prefix(bytes: Buffer, limit: number): Buffer {
+  let end = limit;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // not inside a character
+  return bytes.subarray(0, end);
+}
+
+/**
+ * An upper bound of every string that starts like `bytes` within `limit` bytes: the prefix with
+ * its last ASCII byte below 0x7f incremented (what follows dropped), so it stays valid UTF-8.
+ * Null when there is no such byte (no bound that short).
+ */
+function utf8UpperBound(bytes: Buffer, limit: number): Buffer | null {
+  const prefix = utf8Prefix(bytes, limit);
+  for (let k = prefix.length - 1; k >= 0; k--) {
+    if (prefix[k]! < 0x7f) {
+      const bound = Buffer.from(prefix.subarray(0, k + 1));
+      bound[k]!++;
+      return bound;
     }
   }
-  return new thrift.Statistics(args);
+  return null;
 }
 
 function numberBytes(type: NumberColumn['type'], value: number): Buffer {
@@ -295,34 +337,41 @@ function numberStats(col: NumberColumn, start: number, end: number): ColumnStats
     if (v < min) min = v;
     if (v > max) max = v;
   }
-  if (min > max) return { nullCount, min: null, max: null }; // all null (or all NaN)
+  if (min > max) return noStats(nullCount); // all null (or all NaN)
   // Parquet asks for -0 as a min of zero and +0 as a max of zero.
   if (col.type === 'double') {
     if (min === 0) min = -0;
     if (max === 0) max = 0;
   }
-  return { nullCount, min: numberBytes(col.type, min), max: numberBytes(col.type, max) };
+  return { nullCount, min: numberBytes(col.type, min), max: numberBytes(col.type, max), minExact: true, maxExact: true };
 }
 
-function stringStats(candidates: readonly string[], ascii: boolean, nullCount: number): ColumnStats {
-  if (candidates.length === 0) return { nullCount, min: null, max: null };
-  let min = candidates[0]!;
-  let max = min;
-  if (ascii) {
-    for (const s of candidates) {
-      if (s < min) min = s;
-      else if (s > max) max = s;
-    }
-  } else {
-    for (const s of candidates) {
-      if (compareUtf8(s, min) < 0) min = s;
-      else if (compareUtf8(s, max) > 0) max = s;
-    }
+/**
+ * Min and max of `candidates[start, end)` (nulls skipped) in UTF-8 byte order; a value longer
+ * than MAX_STAT_BYTES becomes a bound of that length (is_*_value_exact false).
+ */
+function stringStats(candidates: readonly (string | null)[], start: number, end: number, ascii: boolean, nullCount: number): ColumnStats {
+  let min: string | null = null;
+  let max: string | null = null;
+  for (let i = start; i < end; i++) {
+    const s = candidates[i];
+    if (s === null || s === undefined) continue;
+    if (min === null || max === null) min = max = s;
+    else if (ascii ? s < min : compareUtf8(s, min) < 0) min = s;
+    else if (ascii ? s > max : compareUtf8(s, max) > 0) max = s;
   }
+  if (min === null || max === null) return noStats(nullCount);
   const minBytes = Buffer.from(min, 'utf8');
   const maxBytes = Buffer.from(max, 'utf8');
-  if (minBytes.length > MAX_STAT_BYTES || maxBytes.length > MAX_STAT_BYTES) return { nullCount, min: null, max: null };
-  return { nullCount, min: minBytes, max: maxBytes };
+  const minExact = minBytes.length <= MAX_STAT_BYTES;
+  const maxExact = maxBytes.length <= MAX_STAT_BYTES;
+  return {
+    nullCount,
+    min: minExact ? minBytes : utf8Prefix(minBytes, MAX_STAT_BYTES),
+    max: maxExact ? maxBytes : utf8UpperBound(maxBytes, MAX_STAT_BYTES),
+    minExact,
+    maxExact,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,7 +383,7 @@ interface ChunkResult {
   uncompressed: number;
   dictionaryPageOffset: number | null;
   dataPageOffset: number;
-  encodings: number[];
+  encodings: (typeof Encoding)[keyof typeof Encoding][];
   stats: ColumnStats;
 }
 
@@ -351,8 +400,8 @@ class ChunkBuilder {
     return this.baseOffset + this.bytes;
   }
 
-  private push(header: InstanceType<typeof thrift.PageHeader>, body: Uint8Array, rawLength: number): void {
-    const headerBytes = serializeThrift(header);
+  private push(header: PageHeader, body: Uint8Array, rawLength: number): void {
+    const headerBytes = serializePageHeader(header);
     this.parts.push(headerBytes, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
     this.bytes += headerBytes.length + body.byteLength;
     this.uncompressed += headerBytes.length + rawLength;
@@ -361,31 +410,31 @@ class ChunkBuilder {
   dictionaryPage(raw: Buffer, entries: number): void {
     const body = compressBlock(this.compression, raw);
     this.push(
-      new thrift.PageHeader({
-        type: thrift.PageType.DICTIONARY_PAGE,
+      {
+        type: PageType.DICTIONARY_PAGE,
         uncompressed_page_size: raw.length,
         compressed_page_size: body.byteLength,
-        dictionary_page_header: new thrift.DictionaryPageHeader({ num_values: entries, encoding: thrift.Encoding.PLAIN }),
-      }),
+        dictionary_page_header: { num_values: entries, encoding: Encoding.PLAIN },
+      },
       body,
       raw.length,
     );
   }
 
-  dataPage(raw: Buffer, numValues: number, encoding: number): void {
+  dataPage(raw: Buffer, numValues: number, encoding: typeof Encoding.PLAIN | typeof Encoding.RLE_DICTIONARY): void {
     const body = compressBlock(this.compression, raw);
     this.push(
-      new thrift.PageHeader({
-        type: thrift.PageType.DATA_PAGE,
+      {
+        type: PageType.DATA_PAGE,
         uncompressed_page_size: raw.length,
         compressed_page_size: body.byteLength,
-        data_page_header: new thrift.DataPageHeader({
+        data_page_header: {
           num_values: numValues,
           encoding,
-          definition_level_encoding: thrift.Encoding.RLE,
-          repetition_level_encoding: thrift.Encoding.RLE,
-        }),
-      }),
+          definition_level_encoding: Encoding.RLE,
+          repetition_level_encoding: Encoding.RLE,
+        },
+      },
       body,
       raw.length,
     );
@@ -405,11 +454,51 @@ function writeDefinitionLevels(valid: Uint8Array | null, start: number, end: num
   w.buf.writeUInt32LE(w.pos - lengthAt - 4, lengthAt);
 }
 
-function pageRanges(start: number, end: number, pageRows: number): [number, number][] {
+/** How data pages are cut: at most `rows` rows and about `bytes` bytes of values each. */
+interface Paging {
+  rows: number;
+  bytes: number;
+  /** Numbers value by value (big-endian machines), not as a copy of their typed array. */
+  portable: boolean;
+}
+
+/** Pages of rows [start, end) of a column whose values take `width` bytes each. */
+function pageRanges(start: number, end: number, paging: Paging, width: number): [number, number][] {
+  const rows = Math.max(1, Math.min(paging.rows, Math.floor(paging.bytes / width)));
   const ranges: [number, number][] = [];
-  for (let s = start; s < end; s += pageRows) ranges.push([s, Math.min(end, s + pageRows)]);
+  for (let s = start; s < end; s += rows) ranges.push([s, Math.min(end, s + rows)]);
   if (ranges.length === 0) ranges.push([start, start]);
   return ranges;
+}
+
+/** Pages of PLAIN strings: cut once their values (UTF-16 length + 4 each) reach paging.bytes. */
+function stringPageRanges(values: readonly (string | null)[], start: number, end: number, paging: Paging): [number, number][] {
+  const ranges: [number, number][] = [];
+  let from = start;
+  let size = 0;
+  for (let i = start; i < end; i++) {
+    size += 4 + (values[i]?.length ?? 0);
+    if (size >= paging.bytes || i + 1 - from >= paging.rows) {
+      ranges.push([from, i + 1]);
+      from = i + 1;
+      size = 0;
+    }
+  }
+  if (from < end || ranges.length === 0) ranges.push([from, end]);
+  return ranges;
+}
+
+/** Present values of rows [ps, pe) as little-endian bytes at w.buf[at…], one value at a time. */
+function writeNumbersPortable(col: NumberColumn, ps: number, pe: number, w: ByteWriter, at: number): void {
+  const { values, valid } = col;
+  let pos = at;
+  for (let i = ps; i < pe; i++) {
+    if (valid !== null && valid[i] === 0) continue;
+    const v = values[i]!;
+    if (col.type === 'double') pos = w.buf.writeDoubleLE(v, pos);
+    else if (col.type === 'int32') pos = w.buf.writeInt32LE(v, pos);
+    else pos = w.buf.writeBigInt64LE(BigInt(v), pos);
+  }
 }
 
 /** The chunk of a PLAIN-encoded column (numbers, booleans, unique strings): its pages and statistics. */
@@ -420,15 +509,15 @@ function plainChunkResult(cb: ChunkBuilder, dataPageOffset: number, stats: Colum
     uncompressed: cb.uncompressed,
     dictionaryPageOffset: null,
     dataPageOffset,
-    encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE],
+    encodings: [Encoding.PLAIN, Encoding.RLE],
     stats,
   };
 }
 
 /** BOOLEAN, PLAIN: one bit per present value, least significant bit first. */
-function encodeBooleanChunk(spec: ColumnSpec, col: NumberColumn, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
+function encodeBooleanChunk(spec: ColumnSpec, col: NumberColumn, start: number, end: number, paging: Paging, cb: ChunkBuilder): ChunkResult {
   const dataPageOffset = cb.offset;
-  for (const [ps, pe] of pageRanges(start, end, pageRows)) {
+  for (const [ps, pe] of pageRanges(start, end, paging, 1 / 8)) {
     const w = new ByteWriter(16 + (pe - ps) / 4 + 16);
     if (spec.nullable) writeDefinitionLevels(col.valid, ps, pe, w);
     const valid = col.valid;
@@ -446,16 +535,16 @@ function encodeBooleanChunk(spec: ColumnSpec, col: NumberColumn, start: number, 
       k++;
     }
     w.pos = at + bytes;
-    cb.dataPage(w.result(), pe - ps, thrift.Encoding.PLAIN);
+    cb.dataPage(w.result(), pe - ps, Encoding.PLAIN);
   }
   return plainChunkResult(cb, dataPageOffset, numberStats(col, start, end));
 }
 
-function encodeNumberChunk(spec: ColumnSpec, col: NumberColumn, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
-  if (col.type === 'boolean') return encodeBooleanChunk(spec, col, start, end, pageRows, cb);
+function encodeNumberChunk(spec: ColumnSpec, col: NumberColumn, start: number, end: number, paging: Paging, cb: ChunkBuilder): ChunkResult {
+  if (col.type === 'boolean') return encodeBooleanChunk(spec, col, start, end, paging, cb);
   const dataPageOffset = cb.offset;
   const width = col.type === 'int32' ? 4 : 8;
-  for (const [ps, pe] of pageRanges(start, end, pageRows)) {
+  for (const [ps, pe] of pageRanges(start, end, paging, width)) {
     const w = new ByteWriter(16 + (pe - ps) * width + (spec.nullable ? (pe - ps) / 8 + 16 : 0));
     if (spec.nullable) writeDefinitionLevels(col.valid, ps, pe, w);
     const valid = col.valid;
@@ -466,7 +555,8 @@ function encodeNumberChunk(spec: ColumnSpec, col: NumberColumn, start: number, e
     }
     w.ensure(count * width);
     const at = w.pos;
-    if (col.type === 'double' || col.type === 'int32') {
+    if (paging.portable) writeNumbersPortable(col, ps, pe, w, at);
+    else if (col.type === 'double' || col.type === 'int32') {
       const src = col.values as Float64Array | Int32Array;
       if (valid === null) {
         const view = new Uint8Array(src.buffer, src.byteOffset + ps * width, count * width);
@@ -492,7 +582,7 @@ function encodeNumberChunk(spec: ColumnSpec, col: NumberColumn, start: number, e
       w.buf.set(new Uint8Array(dst.buffer), at);
     }
     w.pos = at + count * width;
-    cb.dataPage(w.result(), pe - ps, thrift.Encoding.PLAIN);
+    cb.dataPage(w.result(), pe - ps, Encoding.PLAIN);
   }
   return plainChunkResult(cb, dataPageOffset, numberStats(col, start, end));
 }
@@ -541,7 +631,7 @@ function buildDictionary(values: readonly (string | null)[], start: number, end:
   return { entries, indices: indices.subarray(0, k) };
 }
 
-function encodeStringChunk(spec: ColumnSpec, col: StringColumn, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
+function encodeStringChunk(spec: ColumnSpec, col: StringColumn, start: number, end: number, paging: Paging, cb: ChunkBuilder): ChunkResult {
   const values = col.values;
   let nullCount = 0;
   for (let i = start; i < end; i++) if (values[i] === null || values[i] === undefined) nullCount++;
@@ -552,7 +642,6 @@ function encodeStringChunk(spec: ColumnSpec, col: StringColumn, start: number, e
     return valid;
   };
   const valid = validOf();
-  const pages = pageRanges(start, end, pageRows);
   const dict = buildDictionary(values, start, end);
 
   if (dict !== null) {
@@ -565,7 +654,8 @@ function encodeStringChunk(spec: ColumnSpec, col: StringColumn, start: number, e
     // Width 0 is legal for a one-entry dictionary, but not every reader takes it.
     const bitWidth = Math.max(1, bitWidthOf(dict.entries.length - 1));
     let k = 0;
-    for (const [ps, pe] of pages) {
+    // Indices take at most 3 bytes each (bit width ≤ 17).
+    for (const [ps, pe] of pageRanges(start, end, paging, 3)) {
       const w = new ByteWriter(64 + (pe - ps) / 4);
       if (spec.nullable) writeDefinitionLevels(valid, ps, pe, w);
       let count = pe - ps;
@@ -576,7 +666,7 @@ function encodeStringChunk(spec: ColumnSpec, col: StringColumn, start: number, e
       w.u8(bitWidth);
       encodeHybrid(dict.indices, k, k + count, bitWidth, w);
       k += count;
-      cb.dataPage(w.result(), pe - ps, thrift.Encoding.RLE_DICTIONARY);
+      cb.dataPage(w.result(), pe - ps, Encoding.RLE_DICTIONARY);
     }
     return {
       parts: cb.parts,
@@ -584,34 +674,35 @@ function encodeStringChunk(spec: ColumnSpec, col: StringColumn, start: number, e
       uncompressed: cb.uncompressed,
       dictionaryPageOffset,
       dataPageOffset,
-      encodings: [thrift.Encoding.PLAIN, thrift.Encoding.RLE, thrift.Encoding.RLE_DICTIONARY],
-      stats: stringStats(dict.entries, enc.ascii, nullCount),
+      encodings: [Encoding.PLAIN, Encoding.RLE, Encoding.RLE_DICTIONARY],
+      stats: stringStats(dict.entries, 0, dict.entries.length, enc.ascii, nullCount),
     };
   }
 
-  // Mostly unique values (id, sourceData): no min/max, which would cost a comparison of every
-  // value and prune next to nothing.
+  // Mostly unique values (id, sourceData).
   const dataPageOffset = cb.offset;
-  for (const [ps, pe] of pages) {
+  let ascii = true;
+  for (const [ps, pe] of stringPageRanges(values, start, end, paging)) {
     const strings: string[] = [];
     for (let i = ps; i < pe; i++) {
       const v = values[i];
       if (v !== null && v !== undefined) strings.push(v);
     }
-    const ascii = plainAsciiStrings(strings);
-    const enc = ascii === null ? encodeStrings(strings) : null;
-    const w = new ByteWriter((ascii?.length ?? enc!.bytes.length + 4 * strings.length) + (pe - ps) / 8 + 32);
+    const plain = plainAsciiStrings(strings);
+    const enc = plain === null ? encodeStrings(strings) : null;
+    if (plain === null) ascii = false;
+    const w = new ByteWriter((plain?.length ?? enc!.bytes.length + 4 * strings.length) + (pe - ps) / 8 + 32);
     if (spec.nullable) writeDefinitionLevels(valid, ps, pe, w);
-    if (ascii !== null) w.bytes(ascii);
+    if (plain !== null) w.bytes(plain);
     else writePlainStrings(enc!, w);
-    cb.dataPage(w.result(), pe - ps, thrift.Encoding.PLAIN);
+    cb.dataPage(w.result(), pe - ps, Encoding.PLAIN);
   }
-  return plainChunkResult(cb, dataPageOffset, { nullCount, min: null, max: null });
+  return plainChunkResult(cb, dataPageOffset, stringStats(values, start, end, ascii, nullCount));
 }
 
-function encodeChunk(spec: ColumnSpec, col: ColumnData, start: number, end: number, pageRows: number, cb: ChunkBuilder): ChunkResult {
+function encodeChunk(spec: ColumnSpec, col: ColumnData, start: number, end: number, paging: Paging, cb: ChunkBuilder): ChunkResult {
   if (col.type !== spec.type) throw new Error(`column ${spec.name}: buffer of type ${col.type} for a ${spec.type} column`);
-  return col.type === 'string' ? encodeStringChunk(spec, col, start, end, pageRows, cb) : encodeNumberChunk(spec, col, start, end, pageRows, cb);
+  return col.type === 'string' ? encodeStringChunk(spec, col, start, end, paging, cb) : encodeNumberChunk(spec, col, start, end, paging, cb);
 }
 
 /** Encodes a whole Parquet file. `specs` and `table.columns` are aligned. */
@@ -620,24 +711,28 @@ export function encodeParquet(specs: readonly ColumnSpec[], table: ColumnTable, 
     throw new Error(`encodeParquet: ${table.columns.length} column buffers for ${specs.length} columns`);
   }
   const rowGroupRows = Math.max(1, options.rowGroupRows ?? 1_000_000);
-  const pageRows = Math.max(1, options.pageRows ?? 65_536);
+  const paging: Paging = {
+    rows: Math.max(1, options.pageRows ?? 65_536),
+    bytes: Math.max(1, options.pageBytes ?? PAGE_BYTES),
+    portable: options.portableNumbers === true || !LITTLE_ENDIAN,
+  };
   const codec = CODEC[options.compression];
   const parts: Buffer[] = [PARQUET_MAGIC];
   let offset = PARQUET_MAGIC.length;
-  const rowGroups: unknown[] = [];
+  const rowGroups: RowGroup[] = [];
   const sortingColumns = (options.sortedBy ?? [])
     .map((name) => specs.findIndex((s) => s.name === name))
     .filter((index) => index >= 0)
-    .map((index) => new thrift.SortingColumn({ column_idx: index, descending: false, nulls_first: true }));
+    .map((index): SortingColumn => ({ column_idx: index, descending: false, nulls_first: true }));
 
   for (let start = 0; start < table.rowCount || (start === 0 && rowGroups.length === 0); start += rowGroupRows) {
     const end = Math.min(table.rowCount, start + rowGroupRows);
-    const columns: unknown[] = [];
+    const columns: ColumnChunk[] = [];
     let groupUncompressed = 0;
     specs.forEach((spec, c) => {
       const cb = new ChunkBuilder(offset, options.compression);
-      const chunk = encodeChunk(spec, table.columns[c]!, start, end, pageRows, cb);
-      const meta = new thrift.ColumnMetaData({
+      const chunk = encodeChunk(spec, table.columns[c]!, start, end, paging, cb);
+      const meta = {
         type: physicalType(spec.type),
         encodings: chunk.encodings,
         path_in_schema: [spec.name],
@@ -648,20 +743,18 @@ export function encodeParquet(specs: readonly ColumnSpec[], table: ColumnTable, 
         data_page_offset: chunk.dataPageOffset,
         statistics: statsStruct(chunk.stats, spec.type !== 'string'),
         ...(chunk.dictionaryPageOffset === null ? {} : { dictionary_page_offset: chunk.dictionaryPageOffset }),
-      });
-      columns.push(new thrift.ColumnChunk({ file_offset: chunk.dictionaryPageOffset ?? chunk.dataPageOffset, meta_data: meta }));
+      };
+      columns.push({ file_offset: chunk.dictionaryPageOffset ?? chunk.dataPageOffset, meta_data: meta });
       for (const p of chunk.parts) parts.push(p);
       offset += chunk.bytes;
       groupUncompressed += chunk.uncompressed;
     });
-    rowGroups.push(
-      new thrift.RowGroup({
-        columns,
-        total_byte_size: groupUncompressed,
-        num_rows: end - start,
-        ...(sortingColumns.length > 0 ? { sorting_columns: sortingColumns } : {}),
-      }),
-    );
+    rowGroups.push({
+      columns,
+      total_byte_size: groupUncompressed,
+      num_rows: end - start,
+      ...(sortingColumns.length > 0 ? { sorting_columns: sortingColumns } : {}),
+    });
     if (table.rowCount === 0) break;
   }
 

@@ -1,4 +1,3 @@
 export { encodeParquet, encodeHybrid, compareUtf8 } from './encoder.js';
 export type { ParquetEncodeOptions } from './encoder.js';
-export { encodeParquetWithParquetjs } from './parquetjs.js';
 export { readParquetRows } from './reader.js';

@@ -1,6 +1,5 @@
 // Reads a partition file back (to merge a re-run with it) through hyparquet, an independent
 // reader. Timestamps come back as ms numbers, int64 as exact numbers, nulls as null.
-import { readFile } from 'node:fs/promises';
 import { parquetMetadata, parquetRead } from 'hyparquet';
 import type { AsyncBuffer } from 'hyparquet';
 import { EtlError } from '../../lib/errors.js';
@@ -26,9 +25,8 @@ function toNumber(value: unknown, column: string, path: string): number {
   throw new EtlError('SINK', `${path}: column ${column} holds a ${typeof value} where a number was expected`, { path });
 }
 
-/** Reads every row of a Parquet partition file; throws EtlError('SINK') if its columns are not `specs`. */
-export async function readParquetRows(path: string, specs: readonly ColumnSpec[]): Promise<Row[]> {
-  const bytes = await readFile(path);
+/** Reads every row of a Parquet partition file (`path` names it in errors); throws EtlError('SINK') if its columns are not `specs`. */
+export async function readParquetRows(bytes: Uint8Array, specs: readonly ColumnSpec[], path: string): Promise<Row[]> {
   const file = asyncBufferOf(bytes);
   const metadata = parquetMetadata(file.slice(0, file.byteLength) as ArrayBuffer);
   const missing = compatibleColumns(metadata.schema.slice(1).map((el) => el.name), specs, path);

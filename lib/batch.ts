@@ -1,0 +1,121 @@
+// The batch a stage hands to the sink when it already has its rows in columns: one partition's
+// rows as column buffers, packed so that a worker thread can take them without one
+// serialisation per value. Strings are packed as a small dictionary and an Int32Array of
+// indices (near-constant columns: humanId, type, tzOffset, …) or as one joined text and the
+// lengths (mostly-unique columns: id, sourceData); numbers as typed arrays. A transform
+// builds one without importing the sink (transforms/intraday.ts); the sink checks and encodes
+// it (sinks/).
+import type { ColumnSpec, ColumnType } from './schema.js';
+
+export interface StringColumn {
+  readonly type: 'string';
+  readonly values: readonly (string | null)[];
+}
+export interface NumberColumn {
+  readonly type: Exclude<ColumnType, 'string'>;
+  /** double, and int64/timestamp as exact integers (|v| < 2^53); int32 and boolean (0/1) in an Int32Array. */
+  readonly values: Float64Array | Int32Array;
+  /** 1 = value present, 0 = null; null when the column has no nulls. */
+  readonly valid: Uint8Array | null;
+}
+export type ColumnData = StringColumn | NumberColumn;
+
+/** Rows as columns, aligned with the ColumnSpec list the table was built for. */
+export interface ColumnTable {
+  readonly rowCount: number;
+  readonly columns: readonly ColumnData[];
+}
+
+export type PackedStrings =
+  | { readonly kind: 'dict'; readonly dict: readonly string[]; /** -1 = null */ readonly index: Int32Array }
+  | { readonly kind: 'joined'; readonly text: string; /** UTF-16 length of each value; -1 = null */ readonly lengths: Int32Array };
+
+export type PackedColumn = { readonly type: 'string'; readonly strings: PackedStrings } | NumberColumn;
+
+export interface PackedTable {
+  readonly rowCount: number;
+  /** Aligned with COLUMNS[dataset]. */
+  readonly columns: readonly PackedColumn[];
+}
+
+/**
+ * Rows of one partition already laid out in columns, as a normalizer can build them without
+ * a row object per point (transforms/intraday.ts: one intraday answer is one partition). The
+ * sink checks them as it checks records; rows it cannot write go to the dead letters as the
+ * same records would.
+ */
+export interface PartitionColumns {
+  readonly kind: 'columns';
+  /** The partition: the rows' local date (YYYY-MM-DD) and humanId. */
+  readonly date: string;
+  readonly humanId: string;
+  /** Aligned with COLUMNS[dataset]. Its buffers become the sink's: do not touch them after. */
+  readonly table: PackedTable;
+}
+
+/** int32 and boolean columns hold their values in an Int32Array (booleans as 0/1). */
+export function isInt32Backed(type: ColumnType): boolean {
+  return type === 'int32' || type === 'boolean';
+}
+
+/** Column names become property names in compiled row code: only plain identifiers. */
+export function assertPlainNames(names: readonly string[]): void {
+  for (const name of names) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`column name ${JSON.stringify(name)} is not a plain identifier`);
+}
+
+type RowBuilder = (columns: readonly ColumnData[], n: number) => Record<string, unknown>[];
+const builders = new WeakMap<readonly ColumnSpec[], RowBuilder>();
+
+/** Reads rows back out of a ColumnTable (decoded files become records to merge with). */
+export function fromColumns(specs: readonly ColumnSpec[], table: ColumnTable): Record<string, unknown>[] {
+  let build = builders.get(specs);
+  if (build === undefined) {
+    assertPlainNames(specs.map((s) => s.name));
+    // One object literal per row: every row gets the same hidden class (fast to read later).
+    const fields = specs
+      .map((spec, c) =>
+        spec.type === 'string'
+          ? `${spec.name}: v${c}[i] ?? null`
+          : `${spec.name}: m${c} === null || m${c}[i] ? ${spec.type === 'boolean' ? `v${c}[i] === 1` : `v${c}[i]`} : null`,
+      )
+      .join(', ');
+    const locals = specs.map((spec, c) => `const v${c} = columns[${c}].values;` + (spec.type === 'string' ? '' : ` const m${c} = columns[${c}].valid;`)).join('\n');
+    build = new Function('columns', 'n', `${locals}\nconst rows = new Array(n);\nfor (let i = 0; i < n; i++) rows[i] = { ${fields} };\nreturn rows;`) as RowBuilder;
+    builders.set(specs, build);
+  }
+  return build(table.columns, table.rowCount);
+}
+
+function unpackStrings(p: PackedStrings, n: number): (string | null)[] {
+  const out = new Array<string | null>(n);
+  if (p.kind === 'dict') {
+    const { dict, index } = p;
+    for (let i = 0; i < n; i++) {
+      const k = index[i]!;
+      out[i] = k < 0 ? null : dict[k]!;
+    }
+    return out;
+  }
+  const { text, lengths } = p;
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const len = lengths[i]!;
+    if (len < 0) out[i] = null;
+    else {
+      out[i] = text.slice(at, at + len);
+      at += len;
+    }
+  }
+  return out;
+}
+
+export function unpackTable(packed: PackedTable): ColumnTable {
+  const n = packed.rowCount;
+  const columns = packed.columns.map((col): ColumnData => (col.type === 'string' ? { type: 'string', values: unpackStrings(col.strings, n) } : col));
+  return { rowCount: n, columns };
+}
+
+/** The rows of a well-shaped packed table as records of partition `date`. */
+export function packedRows(specs: readonly ColumnSpec[], date: string, table: PackedTable): Record<string, unknown>[] {
+  return fromColumns(specs, unpackTable(table)).map((row) => ({ date, ...row }));
+}
