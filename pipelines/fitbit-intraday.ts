@@ -118,7 +118,9 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
     const u = userState(state, user.humanId);
     u.rateBudget = f.session.budget.snapshot();
     for (const [resource, w] of f.windows) {
-      if (outcome.complete && w.complete && (!u.streams[resource] || w.complete > u.streams[resource])) u.streams[resource] = w.complete;
+      // Days before `complete` were fetched in order and are committed: the watermark moves
+      // even for a user that failed or was stopped later (the next scheduled run starts after it).
+      if (w.complete && (!u.streams[resource] || w.complete > u.streams[resource])) u.streams[resource] = w.complete;
       // Kept until the run ends: if it is killed, the next run of this window skips this user's committed days.
       if (w.done) (u.pending ??= {})[resource] = { since: w.since, until: w.until, done: w.done };
     }
