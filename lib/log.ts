@@ -1,5 +1,7 @@
-// Logging: JSON lines when stdout is not a terminal (CI, schedulers), short readable lines
+// Logging: JSON lines when the output is not a terminal (CI, schedulers), short readable lines
 // on a terminal. Fields must never hold secrets; URLs go through redactUrl before they get here.
+// Text that came from outside (ids, API messages) may hold control characters: they are
+// escaped, so one log line stays one line and cannot move a terminal's cursor.
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
@@ -12,6 +14,25 @@ export interface Logger {
 }
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export const LOG_LEVELS = Object.keys(ORDER) as LogLevel[];
+
+export function isLogLevel(value: string): value is LogLevel {
+  return Object.hasOwn(ORDER, value);
+}
+
+// C0 and C1 controls, DEL, and the two JSON-legal line separators.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** `text` with every control character written as an escape (`\n`, `\t`, `\u0000`): one printable line. */
+export function printable(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+  });
+}
 
 export interface LoggerOptions {
   json?: boolean;
@@ -26,14 +47,15 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const emit = (level: LogLevel, msg: string, fields: LogFields = {}): void => {
     if (ORDER[level] < min) return;
     if (json) {
-      write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
+      // JSON.stringify escapes C0 controls; C1 controls and U+2028/9 are escaped here.
+      write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')));
     } else {
       const extra = Object.entries(fields)
         .filter(([, v]) => v !== undefined)
-        .map(([k, v]) => `${k}=${v}`)
+        .map(([k, v]) => `${k}=${printable(String(v))}`)
         .join(' ');
       const tag = level === 'info' ? '' : `${level.toUpperCase()} `;
-      write(`${tag}${msg}${extra ? '  ' + extra : ''}`);
+      write(`${tag}${printable(msg)}${extra ? '  ' + extra : ''}`);
     }
   };
   return {

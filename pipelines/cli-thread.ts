@@ -38,11 +38,41 @@ export function cliThreadData(): CliThreadData['wearableEtlCli'] | null {
   return data?.wearableEtlCli ?? null;
 }
 
-/** Starts cli.ts on a worker thread; the process exits with the CLI's exit code. */
+/** Exit codes of a run stopped by a signal (pipelines/run.ts STOP_EXIT; not imported: this file stays light). */
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
+
+/** How often the parent process is checked for (the command must not outlive an `npx` that was killed). */
+const PARENT_CHECK_MS = 500;
+
+/**
+ * Starts cli.ts on a worker thread; the process exits with the CLI's exit code.
+ *
+ * Signals reach this thread only, so SIGINT/SIGTERM are passed to the CLI thread, which stops
+ * gracefully (commits, saves the state, releases the lock, exits 130/143). A second signal
+ * exits at once: what is committed stays whole, as after kill -9. When the parent process
+ * goes away (an `npx` wrapper killed: this process is handed to init, its ppid changes), the
+ * run stops as on SIGTERM rather than running on as an orphan.
+ */
 export function startCliThread(argv: string[]): void {
   const workerData: CliThreadData = { wearableEtlCli: { argv, terminal: processTerminal() } };
   const resourceLimits = cliResourceLimits();
   const worker = startModuleWorker(new URL('./cli.js', import.meta.url), import.meta.url, { workerData, resourceLimits });
+  let stopping: keyof typeof SIGNAL_EXIT | null = null;
+  const stop = (signal: keyof typeof SIGNAL_EXIT): void => {
+    if (stopping !== null) {
+      process.stderr.write(`wearable-etl: ${signal} again — stopped at once; committed files are whole, the next run clears the rest\n`);
+      process.exit(SIGNAL_EXIT[signal]);
+    }
+    stopping = signal;
+    worker.postMessage({ wearableEtlStop: signal });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid !== parent && stopping === null) stop('SIGTERM');
+  }, PARENT_CHECK_MS);
+  watch.unref();
   worker.on('error', (err: Error & { code?: string }) => {
     const why =
       err.code === 'ERR_WORKER_OUT_OF_MEMORY'
@@ -52,6 +82,7 @@ export function startCliThread(argv: string[]): void {
     process.exitCode = 1;
   });
   worker.on('exit', (code) => {
+    clearInterval(watch);
     process.exitCode ??= code;
   });
 }

@@ -5,24 +5,38 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { EtlError } from '../lib/errors.js';
-import { createLogger, type Logger } from '../lib/log.js';
-import type { RunConfig } from './config.js';
+import { parentPort } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+import { createLogger, isLogLevel, LOG_LEVELS, printable, type Logger, type LogLevel } from '../lib/log.js';
+import { ENV_HELP, type RunConfig } from './config.js';
+import type { ProgressEvent } from './context.js';
 import { runDemo, demoHelp } from './demo.js';
 import { parseRunArgs, planRun, PIPELINES, runHelp } from './registry.js';
 import { cliThreadData, processTerminal, type CliTerminal } from './cli-thread.js';
 import { createProgressBar, type ProgressBar } from './progress.js';
 import { reportCommand, reportLine, writeReport } from './report.js';
-import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
+import { checkOutDir, EXIT, failureLine, RUNS_DIR, runPipelines, STOP_EXIT, type RunSummary } from './run.js';
 
 export const MAIN_HELP = `wearable-etl — wearable activity data from paginated APIs and export archives to partitioned Parquet/Arrow files
 
 Usage:
-  wearable-etl demo [--out DIR]          bundled real fixtures served by a local API, all pipelines, output ./out
+  wearable-etl demo [--out DIR] [--format parquet|arrow]   bundled real fixtures served by a local API, all pipelines
   wearable-etl run <pipeline> [options]  ${PIPELINES.map((p) => p.name).join(', ')}, or all
   wearable-etl report [--out DIR]        coverage, reconciliation and run health: DIR/_report/index.html
-  wearable-etl <command> --help          options of a command
+  wearable-etl <command> --help          options of a command (run --help: every option and environment variable)
+  wearable-etl --version                 the version
 
-Exit codes: 0 all done; 1 failed; 2 usage error; 3 partial (some users failed; they are named).`;
+Global options (before or after the command):
+  --log-level debug|info|warn|error      least severe log line shown (default info); logs go to stderr
+
+Output: results (the run summary, the demo's report, help) on stdout, logs on stderr; when a
+stream is not a terminal every line on it is one JSON object.
+Stop: Ctrl-C (SIGINT) or SIGTERM commits what is complete, saves the state and exits 130 / 143;
+run the same command again to resume. A second signal stops at once (committed data stays whole).
+
+Environment: ${ENV_HELP.map(([name]) => name).join(', ')} (wearable-etl run --help says what each does).
+
+Exit codes: 0 all done; 1 failed; 2 usage error; 3 partial (some users failed; they are named); 130/143 stopped by SIGINT/SIGTERM.`;
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -32,6 +46,10 @@ export interface CliIo {
   log?: Logger;
   /** The terminal, when stdout/stderr are not this thread's own (the CLI thread); default: process. */
   terminal?: CliTerminal;
+  /** Aborted with 'SIGINT' or 'SIGTERM' as its reason: the run stops gracefully. */
+  stop?: AbortSignal;
+  /** How often a line is logged while a rate-limit wait goes on off a terminal (default 25 s). */
+  heartbeatMs?: number;
 }
 
 const defaultIo = (): CliIo => ({
@@ -41,32 +59,111 @@ const defaultIo = (): CliIo => ({
   cwd: process.cwd(),
 });
 
+/** The package's version, from the package.json above this file (source or dist). */
+export function packageVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'wearable-etl' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not here: look further up
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return 'unknown';
+    dir = parent;
+  }
+}
+
+const plural = (n: number, one: string, many = one + 's'): string => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+
+/** The run summary: one JSON line off a terminal, one sentence on a terminal. */
 export function printSummary(summary: RunSummary, io: CliIo, json: boolean): void {
   if (json) {
     io.stdout(JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: 'run summary', ...summary }) + '\n');
     return;
   }
-  const lines = [`run ${summary.runId} finished in ${(summary.durationMs / 1000).toFixed(1)} s`];
-  for (const d of summary.datasets) {
-    lines.push(`  ${d.dataset.padEnd(16)} ${String(d.rowsIn).padStart(9)} rows in, ${String(d.rows).padStart(9)} rows in ${d.files} file(s)${d.deadLetters ? `, ${d.deadLetters} dead letter(s)` : ''}`);
-  }
+  const data = summary.datasets.map((d) => `${plural(d.rowsIn, `${d.dataset} row`)} into ${plural(d.files, 'file')}${d.deadLetters ? ` (${plural(d.deadLetters, 'dead letter')})` : ''}`);
   const h = summary.http;
-  lines.push(`  http: ${h.requests} requests, ${h.retries} retries, ${h.rateLimited} rate-limited, ${h.tokenRefreshes} token refreshes`);
-  lines.push(`  summary: ${path.join(summary.outDir, '_runs', summary.runId + '.json')}`);
-  io.stdout(lines.join('\n') + '\n');
+  const extra = [h.retries ? plural(h.retries, 'retry', 'retries') : '', h.rateLimited ? `${h.rateLimited} rate-limited` : '', h.tokenRefreshes ? plural(h.tokenRefreshes, 'token refresh', 'token refreshes') : ''].filter(Boolean);
+  const verb = summary.status === 'stopped' ? 'stopped after' : summary.status === 'complete' ? 'finished in' : `ended ${summary.status} after`;
+  io.stdout(
+    `run ${summary.runId} ${verb} ${(summary.durationMs / 1000).toFixed(1)} s: ${data.length > 0 ? data.join(', ') : 'no rows'} from ${plural(h.requests, 'request')}` +
+      `${extra.length > 0 ? ` (${extra.join(', ')})` : ''}; details in ${path.relative(io.cwd, path.join(summary.outDir, RUNS_DIR, summary.runId + '.json')) || '.'}.\n`,
+  );
+}
+
+/** Takes the global options out of argv: --version and --log-level LEVEL (anywhere). */
+function globalOptions(argv: string[]): { rest: string[]; version: boolean; level: LogLevel } {
+  const rest: string[] = [];
+  let version = false;
+  let level: LogLevel = 'info';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--version' || a === '-V') {
+      version = true;
+    } else if (a === '--log-level' || a.startsWith('--log-level=')) {
+      const value = a === '--log-level' ? argv[++i] : a.slice('--log-level='.length);
+      if (value === undefined || !isLogLevel(value)) throw new EtlError('USAGE', `--log-level takes ${LOG_LEVELS.join(', ')}${value === undefined ? '' : `, not "${value}"`}`);
+      level = value;
+    } else {
+      rest.push(a);
+    }
+  }
+  return { rest, version, level };
+}
+
+/**
+ * Off a terminal nothing else moves during a long rate-limit wait, so a line is logged when it
+ * starts and every `everyMs` while one goes on: a scheduler watching the output sees the run alive.
+ */
+export function createHeartbeat(log: Logger, everyMs: number): { progress: (e: ProgressEvent) => void; stop: () => void } {
+  const waits = new Map<string, number>(); // user → when the wait ends
+  let timer: NodeJS.Timeout | null = null;
+  const tick = (): void => {
+    const now = Date.now();
+    for (const [user, end] of waits) if (end <= now) waits.delete(user);
+    if (waits.size === 0) {
+      if (timer) clearInterval(timer);
+      timer = null;
+      return;
+    }
+    const longest = Math.max(...waits.values()) - now;
+    log.info('still waiting for rate limits', { users: waits.size, secondsLeft: Math.ceil(longest / 1000) });
+  };
+  return {
+    progress(e) {
+      if (e.kind !== 'waiting') return;
+      const user = e.user ?? 'a user';
+      waits.set(user, Date.now() + (e.waitMs ?? 0));
+      log.info('waiting for the rate limit', { pipeline: e.pipeline, user, seconds: Math.ceil((e.waitMs ?? 0) / 1000) });
+      timer ??= setInterval(tick, everyMs);
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      waits.clear();
+    },
+  };
 }
 
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
   const terminal = io.terminal ?? processTerminal();
   const json = !terminal.stdoutIsTTY;
-  // On a terminal the progress bar shares the screen: log lines go above it.
-  const bar = json ? null : createProgressBar({ isTTY: terminal.stderrIsTTY, columns: terminal.columns, write: (text) => process.stderr.write(text) });
-  const log =
-    io.log ??
-    createLogger({ json, write: (line) => (bar ? bar.print(() => io.stdout(line + '\n')) : io.stdout(line + '\n')) });
-  const ioWithBar: CliIo & { bar?: ProgressBar } = bar ? { ...io, bar } : io;
-  const [command, ...rest] = argv;
+  let bar: ProgressBar | null = null;
   try {
+    const { rest: args, version, level } = globalOptions(argv);
+    if (version) {
+      io.stdout(packageVersion() + '\n');
+      return EXIT.OK;
+    }
+    // Logs go to stderr: JSON lines unless stderr is a terminal; on a terminal above the progress bar.
+    bar = terminal.stderrIsTTY ? createProgressBar({ isTTY: true, columns: terminal.columns, write: (text) => io.stderr(text) }) : null;
+    const barRef = bar;
+    const log =
+      io.log ?? createLogger({ json: !terminal.stderrIsTTY, level, write: (line) => (barRef ? barRef.print(() => io.stderr(line + '\n')) : io.stderr(line + '\n')) });
+    const ioWithBar: CliIo & { bar?: ProgressBar } = bar ? { ...io, bar } : io;
+    const [command, ...rest] = args;
     if (command === undefined) {
       io.stderr(MAIN_HELP + '\n');
       return EXIT.USAGE;
@@ -100,26 +197,47 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       }
       const format = parsed.values.format ?? 'parquet';
       if (format !== 'parquet' && format !== 'arrow') throw new EtlError('USAGE', `--format must be parquet or arrow, not "${format}"`);
-      return await runDemo({ outDir: path.resolve(io.cwd, parsed.values.out ?? 'out'), format, io: ioWithBar, log, json });
+      const outDir = path.resolve(io.cwd, parsed.values.out ?? 'out');
+      await checkOutDir(outDir);
+      const heartbeat = bar ? null : createHeartbeat(log, io.heartbeatMs ?? HEARTBEAT_MS);
+      try {
+        return await runDemo({ outDir, format, io: ioWithBar, log, json, ...(heartbeat ? { progress: heartbeat.progress } : {}) });
+      } finally {
+        heartbeat?.stop();
+      }
     }
     if (command === 'report') return await reportCommand(rest, io, json);
     throw new EtlError('USAGE', `unknown command "${command}"; try wearable-etl --help`);
   } catch (err) {
+    bar?.stop();
     if (err instanceof EtlError && (err.code === 'USAGE' || err.code === 'CONFIG' || err.code === 'STATE')) {
-      io.stderr(`wearable-etl: ${err.message}\n`);
+      io.stderr(printable(`wearable-etl: ${err.message}`) + '\n');
       return EXIT.USAGE;
     }
     const message = err instanceof Error ? err.message : String(err);
-    io.stderr(`wearable-etl: failed — ${message.replace(/\s+/g, ' ')}\n`);
+    io.stderr(printable(`wearable-etl: failed — ${message.replace(/\s+/g, ' ')}`) + '\n');
     if (io.env.WEARABLE_ETL_DEBUG && err instanceof Error && err.stack) io.stderr(err.stack + '\n');
     return EXIT.FAILED;
   }
 }
 
+/** A rate-limit wait logs a line at least this often off a terminal. */
+export const HEARTBEAT_MS = 25_000;
+
 export async function execute(config: RunConfig, io: CliIo & { bar?: ProgressBar }, log: Logger, json: boolean): Promise<number> {
   const bar = io.bar;
-  const summary = await runPipelines(config, { log, ...(bar ? { progress: (e) => bar.update(e) } : {}) });
-  bar?.stop();
+  const heartbeat = bar ? null : createHeartbeat(log, io.heartbeatMs ?? HEARTBEAT_MS);
+  let summary: RunSummary;
+  try {
+    summary = await runPipelines(config, {
+      log,
+      ...(bar ? { progress: (e) => bar.update(e) } : heartbeat ? { progress: heartbeat.progress } : {}),
+      ...(io.stop ? { stop: io.stop } : {}),
+    });
+  } finally {
+    heartbeat?.stop();
+    bar?.stop();
+  }
   printSummary(summary, io, json);
   const line = failureLine(summary);
   if (line) io.stderr(line + '\n');
@@ -137,13 +255,41 @@ function invokedDirectly(): boolean {
     return false;
   }
 }
+/**
+ * Signals reach the main thread only: on the CLI thread bin.ts forwards them as a message
+ * (cli-thread.ts); run directly, this thread listens itself. The first SIGINT/SIGTERM stops
+ * the run gracefully, a second one exits at once.
+ */
+function stopController(): AbortController {
+  const controller = new AbortController();
+  const port = parentPort;
+  if (onCliThread !== null && port !== null) {
+    port.on('message', (m: unknown) => {
+      const signal = (m as { wearableEtlStop?: unknown } | null)?.wearableEtlStop;
+      if ((signal === 'SIGINT' || signal === 'SIGTERM') && !controller.signal.aborted) controller.abort(signal);
+    });
+    port.unref();
+  } else {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(signal, () => {
+        if (controller.signal.aborted) process.exit(STOP_EXIT[signal]);
+        controller.abort(signal);
+      });
+    }
+  }
+  return controller;
+}
+
 function runAsProgram(argv: string[], io: CliIo): void {
-  main(argv, io).then(
+  const controller = stopController();
+  main(argv, { ...io, stop: controller.signal }).then(
     (code) => {
       process.exitCode = code;
+      // A stopped run may leave a dropped request or a rate-limit sleep pending: do not wait for it.
+      if (controller.signal.aborted) process.exit(code);
     },
     (err: unknown) => {
-      process.stderr.write(`wearable-etl: failed — ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(printable(`wearable-etl: failed — ${err instanceof Error ? err.message : String(err)}`) + '\n');
       process.exitCode = EXIT.FAILED;
     },
   );

@@ -75,6 +75,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET', 'the Google Cloud OAuth client, for refreshing tokens'],
   ['WEARABLE_ETL_HEAP_MB', 'caps the heap (old generation, MB) of the thread the run works on'],
   ['WEARABLE_ETL_SNAPPY', '"js" uses the JavaScript snappy codec instead of the native one'],
+  ['WEARABLE_ETL_DEBUG', 'set: a failure also prints its stack trace'],
   // Issue #17, built but not wired into run yet (README "Object storage, PostgreSQL state, several workers").
   ['WEARABLE_ETL_STATE_URL', 'state in PostgreSQL (postgres://…), as --state; not wired into run yet'],
   ['WEARABLE_ETL_TOKEN_KEY', 'PostgreSQL state (not wired into run yet): 32-byte key (hex or base64) encrypting tokens at rest'],

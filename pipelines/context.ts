@@ -23,6 +23,11 @@ export interface RunContext {
     highWaterRows?: number;
     maxOpenPartitions?: number;
   };
+  /**
+   * Aborted on SIGINT/SIGTERM: pipelines stop fetching, commit what they have and save their
+   * state (runUserStreams does this for per-user pipelines).
+   */
+  stop?: AbortSignal;
   /** Progress callback: units of work done (user-days, pages), for the progress bar. */
   progress?: (event: ProgressEvent) => void;
 }

@@ -11,6 +11,7 @@ import type { CliIo } from './cli.js';
 import type { RunConfig } from './config.js';
 import { demoRuns, findPipeline, parseRunArgs } from './registry.js';
 import type { ProgressBar } from './progress.js';
+import type { ProgressEvent } from './context.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
 
 export function demoHelp(): string {
@@ -25,7 +26,15 @@ export function demoHelp(): string {
   ].join('\n');
 }
 
-export async function runDemo(options: { outDir: string; format: 'parquet' | 'arrow'; io: CliIo & { bar?: ProgressBar }; log: Logger; json: boolean }): Promise<number> {
+export async function runDemo(options: {
+  outDir: string;
+  format: 'parquet' | 'arrow';
+  io: CliIo & { bar?: ProgressBar };
+  log: Logger;
+  json: boolean;
+  /** Where progress goes off a terminal (the heartbeat during rate-limit waits). */
+  progress?: (e: ProgressEvent) => void;
+}): Promise<number> {
   const { io, log } = options;
   const api = await startFixtureApi();
   const secretsDir = await fs.mkdtemp(path.join(os.tmpdir(), 'wearable-etl-demo-'));
@@ -49,6 +58,7 @@ export async function runDemo(options: { outDir: string; format: 'parquet' | 'ar
     const env = { ...fixtureEnv(api), ...googleHealthEnv(api) };
     log.info('fixture API started', { url: api.url });
     for (const run of demoRuns()) {
+      if (io.stop?.aborted) break;
       const config = parseRunArgs(
         // --users only for the pipelines that read it (an option a pipeline does not read is a usage error).
         [run.pipeline, '--out', options.outDir, '--format', options.format, ...(findPipeline(run.pipeline)?.flags.includes('users') ? ['--users', usersFile] : []), ...run.args],
@@ -56,7 +66,8 @@ export async function runDemo(options: { outDir: string; format: 'parquet' | 'ar
         io.cwd,
       ) as RunConfig;
       const bar = io.bar;
-      const summary = await runPipelines(config, { log, ...(bar ? { progress: (e) => bar.update(e) } : {}) });
+      const progress = bar ? (e: ProgressEvent) => bar.update(e) : options.progress;
+      const summary = await runPipelines(config, { log, ...(progress ? { progress } : {}), ...(io.stop ? { stop: io.stop } : {}) });
       bar?.stop();
       summaries.push(summary);
       const line = failureLine(summary);
@@ -67,6 +78,8 @@ export async function runDemo(options: { outDir: string; format: 'parquet' | 'ar
     await fs.rm(secretsDir, { recursive: true, force: true });
   }
   printDemoReport(summaries, options);
+  const stopped = summaries.find((s) => s.stoppedBy);
+  if (stopped) return stopped.exitCode;
   return summaries.reduce((code, s) => (s.exitCode !== EXIT.OK && code === EXIT.OK ? s.exitCode : code), EXIT.OK as number);
 }
 
@@ -81,9 +94,14 @@ function printDemoReport(summaries: RunSummary[], options: { outDir: string; for
       datasets.set(d.dataset, t);
     }
   }
-  const rel = path.relative(process.cwd(), options.outDir) || '.';
+  const rel = path.relative(options.io.cwd, options.outDir) || '.';
+  // The first query, runnable with what `npm ci` installed (no duckdb command needed).
+  const firstQuery = `node scripts/first-query.mjs ${rel}`;
+  const sql = firstQuerySql(rel);
   if (options.json) {
-    options.io.stdout(JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: 'demo finished', outDir: options.outDir, datasets: Object.fromEntries(datasets) }) + '\n');
+    options.io.stdout(
+      JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: 'demo finished', outDir: options.outDir, datasets: Object.fromEntries(datasets), query: sql, firstQuery }) + '\n',
+    );
     return;
   }
   const lines = ['', `demo output in ${options.outDir}`];
@@ -91,10 +109,12 @@ function printDemoReport(summaries: RunSummary[], options: { outDir: string; for
     lines.push(`  ${name.padEnd(16)} ${String(t.rows).padStart(9)} rows in ${String(t.files).padStart(5)} file(s)   ${path.join(rel, name, 'date=*', 'user=*', `data.${ext}`)}`);
   }
   if (ext === 'parquet') {
-    lines.push('', 'Query it, e.g. daily steps per user with DuckDB:');
-    lines.push(
-      `  duckdb -c "SELECT user, date, sum(value) AS steps FROM read_parquet('${rel}/intraday/**/*.parquet', hive_partitioning=true) WHERE type='steps' GROUP BY ALL ORDER BY ALL LIMIT 10"`,
-    );
+    lines.push('', 'Daily steps per user, with the DuckDB that npm ci installed:', `  ${firstQuery}`, '', 'The same query in any DuckDB:', `  ${sql}`);
   }
   options.io.stdout(lines.join('\n') + '\n');
+}
+
+/** The demo's first query (scripts/first-query.mjs runs the same one). */
+export function firstQuerySql(outRel: string): string {
+  return `SELECT user, date, sum(value) AS steps FROM read_parquet('${outRel}/intraday/**/*.parquet', hive_partitioning=true) WHERE type='steps' GROUP BY ALL ORDER BY ALL LIMIT 10`;
 }

@@ -5,13 +5,13 @@
 import { addDays } from '../lib/dates.js';
 import type { ActivityRecord } from '../lib/schema.js';
 import type { DeadLetterWriter } from '../lib/sink.js';
-import { activitiesSince } from '../sources/fitbit/index.js';
+import { activitiesSince, type FitbitSession } from '../sources/fitbit/index.js';
 import type { UserEntry } from '../sources/fitbit/users.js';
 import { normalizeActivity } from '../transforms/activities.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { checkFitbitUsers, loadUsers, openSession, planFitbit, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { runUserStreams } from './user-streams.js';
-import { defaultStatePath, loadState, saveState } from './state.js';
+import { defaultStatePath, loadState, stateSaver } from './state.js';
 
 const PIPELINE = 'fitbit-activities' as const;
 const STREAM = 'activities';
@@ -38,11 +38,14 @@ export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResu
   const users = await loadUsers(ctx);
   const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
   const state = await loadState(statePath, PIPELINE);
+  const save = stateSaver(statePath, state);
   const watermarks = new Map<string, string>();
+  const sessions = new Map<string, FitbitSession>();
 
   async function* userBatches(user: UserEntry, deadLetters: DeadLetterWriter): AsyncGenerator<ActivityRecord[]> {
     const saved = userState(state, user.humanId);
     const session = openSession(ctx, users, user, saved, PIPELINE);
+    sessions.set(user.humanId, session);
     try {
       const userCtx = await userContext(session, user);
       const until = untilFor(ctx, userCtx.timeZone);
@@ -78,9 +81,18 @@ export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResu
     }
   }
 
-  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'activities', users.users(), userBatches);
-  for (const [humanId, mark] of watermarks) userState(state, humanId).streams[STREAM] = mark;
-  await saveState(statePath, state);
+  // A user's checkpoint: its rows are committed, so its watermark and rate budget are saved now.
+  async function committed(user: UserEntry): Promise<void> {
+    const u = userState(state, user.humanId);
+    const mark = watermarks.get(user.humanId);
+    if (mark) u.streams[STREAM] = mark;
+    const session = sessions.get(user.humanId);
+    if (session) u.rateBudget = session.budget.snapshot();
+    await save();
+  }
+
+  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'activities', users.users(), userBatches, committed);
+  await save();
   throwIfGone(ctx);
   return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles };
 }

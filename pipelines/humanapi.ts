@@ -186,6 +186,7 @@ export async function runHumanApi(ctx: RunContext, options: HumanApiRunOptions =
       // One sink per dataset; each call of it commits one window.
       const sink = createSink(plan.dataset, { ...sinkOptions, deadLetters: run.deadLetters });
       for (const w of plan.windows) {
+        if (ctx.stop?.aborted) break; // stopped: the windows committed so far are kept, the rest wait for the next run
         const fetched = { pages: 0, records: 0 };
         const summary = await sink(windowBatches(ctx, client, plan.type, w, run.deadLetters, fetched, options, pageSize));
         run.rowsIn += summary.rowsIn;

@@ -26,13 +26,17 @@ export function createProgressBar(stream: BarStream = process.stderr): ProgressB
   let note = '';
   let last = 0;
   let shown = false;
+  // Users plan their days as they start, so the total grows during a run; the bar's fill never
+  // moves backwards for that (it stays until done catches up).
+  let filledMax = 0;
   const draw = (force = false): void => {
     const now = Date.now();
     if (!force && now - last < 100) return;
     last = now;
     const width = 30;
     const ratio = planned > 0 ? Math.min(1, done / planned) : 0;
-    const filled = Math.round(ratio * width);
+    const filled = Math.max(filledMax, Math.round(ratio * width));
+    filledMax = filled;
     const line = `${pipeline} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${planned}${note ? '  ' + note : ''}`;
     const columns = stream.columns && stream.columns > 20 ? stream.columns : 100;
     stream.write('\r' + line.slice(0, columns - 1) + '\x1b[K');
@@ -46,6 +50,7 @@ export function createProgressBar(stream: BarStream = process.stderr): ProgressB
         pipeline = event.pipeline;
         planned = 0;
         done = 0;
+        filledMax = 0;
       }
       if (event.kind === 'planned') planned += event.units ?? 0;
       if (event.kind === 'done') done += event.units ?? 0;
@@ -69,6 +74,7 @@ export function createProgressBar(stream: BarStream = process.stderr): ProgressB
       }
       pipeline = '';
       shown = false;
+      filledMax = 0;
     },
   };
 }

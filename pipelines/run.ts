@@ -1,24 +1,39 @@
 // Runs the configured pipelines one after another (two pipelines may write the same
 // dataset, e.g. `activities`), then writes the run summary and picks the exit code.
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EtlError } from '../lib/errors.js';
 import { writeFileAtomic } from '../lib/fs.js';
 import { acquireLock } from '../lib/lock.js';
 import { HttpStats } from '../lib/http.js';
-import type { Logger } from '../lib/log.js';
+import { printable, type Logger } from '../lib/log.js';
+import type { Dataset } from '../lib/schema.js';
 import type { DatasetSummary } from '../lib/sink.js';
-import { prepareOutput } from '../sinks/index.js';
+import { prepareOutput, readManifest } from '../sinks/index.js';
+import { runTmpDir, TMP_DIR } from '../sinks/files.js';
 import type { PipelineName, RunConfig } from './config.js';
-import type { PipelineResult, RunContext } from './context.js';
+import type { PipelineDef, PipelineResult, RunContext } from './context.js';
+import { defaultStatePath, loadState } from './state.js';
 import { describeError } from './user-streams.js';
 import { findPipeline } from './registry.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
 
+/** Exit codes after a graceful stop: 128 + the signal's number, as shells report it. */
+export const STOP_EXIT: Readonly<Record<StopSignal, number>> = { SIGINT: 130, SIGTERM: 143 };
+export type StopSignal = 'SIGINT' | 'SIGTERM';
+
+/**
+ * What a run record (`_runs/<runId>.json`) says. Written as `running` before the first
+ * request and replaced at the end; a record still `running` with no run holding the lock was
+ * killed, and the next run marks it `interrupted` and lists its committed files as its own.
+ */
+export type RunStatus = 'running' | 'complete' | 'partial' | 'failed' | 'stopped' | 'interrupted';
+
 export interface RunSummary {
   runId: string;
+  status: RunStatus;
   startedAt: string;
   finishedAt: string;
   durationMs: number;
@@ -26,12 +41,65 @@ export interface RunSummary {
   format: string;
   pipelines: Array<{ pipeline: PipelineName; error?: string; failedUsers: PipelineResult['failedUsers']; deadLetterFiles: string[]; checks?: PipelineResult['checks'] }>;
   datasets: DatasetSummary[];
+  /**
+   * Per dataset, the files (relative to the dataset folder) committed by this run, and by the
+   * killed runs it took over (`adopted`): a batch loader loads these (README "Loading in batches").
+   */
+  files: Record<string, string[]>;
+  /** Killed runs whose committed files this run lists. */
+  adopted: string[];
+  /** Set when a signal stopped the run. */
+  stoppedBy?: StopSignal;
   http: { requests: number; retries: number; rateLimited: number; tokenRefreshes: number; bytes: number; rateLimitWaitMs: number };
   exitCode: number;
 }
 
+export const RUNS_DIR = '_runs';
+
 export function newRunId(now = new Date()): string {
   return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z') + '-' + randomBytes(3).toString('hex');
+}
+
+// Filesystems where a folder cannot hold output (Node's recursive mkdir never returns on procfs).
+const PSEUDO_FS: Readonly<Record<number, string>> = {
+  0x9fa0: 'proc',
+  0x62656572: 'sysfs',
+  0x1cd1: 'devpts',
+  0x27e0eb: 'cgroup',
+  0x63677270: 'cgroup2',
+  0x64626720: 'debugfs',
+  0x74726163: 'tracefs',
+  0x73636673: 'securityfs',
+};
+
+/**
+ * Checks, without creating anything, that the output root can be a folder we write in: its
+ * nearest existing ancestor is a folder, writable, on a real filesystem. A usage error otherwise.
+ */
+export async function checkOutDir(outDir: string): Promise<void> {
+  let dir = outDir;
+  let stat: Awaited<ReturnType<typeof fs.stat>> | null = null;
+  for (;;) {
+    try {
+      stat = await fs.stat(dir);
+      break;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new EtlError('USAGE', `--out ${outDir} cannot be used: ${dir}: ${code ?? (err as Error).message}`);
+      const parent = path.dirname(dir);
+      if (parent === dir) break;
+      dir = parent;
+    }
+  }
+  if (stat === null) throw new EtlError('USAGE', `--out ${outDir} cannot be used: no folder on its path exists`);
+  if (!stat.isDirectory()) throw new EtlError('USAGE', `--out ${outDir} cannot be used: ${dir} is a file, not a folder`);
+  const fsType = PSEUDO_FS[(await fs.statfs(dir)).type];
+  if (fsType !== undefined) throw new EtlError('USAGE', `--out ${outDir} cannot be used: ${dir} is on ${fsType}, not a filesystem for files; choose another folder`);
+  try {
+    await fs.access(dir, fsConstants.W_OK | fsConstants.X_OK);
+  } catch (err) {
+    throw new EtlError('USAGE', `--out ${outDir} cannot be used: no permission to write in ${dir} (${(err as NodeJS.ErrnoException).code ?? 'denied'})`);
+  }
 }
 
 /** One run at a time per output root: a second one would race the first on the same partitions. */
@@ -44,23 +112,101 @@ async function lockOutput(outDir: string): Promise<() => Promise<void>> {
   });
 }
 
-export async function runPipelines(
-  config: RunConfig,
-  options: { log: Logger; tuning?: RunContext['tuning']; progress?: RunContext['progress']; now?: () => number },
-): Promise<RunSummary> {
+function runRecordPath(outDir: string, runId: string): string {
+  return path.join(outDir, RUNS_DIR, `${runId}.json`);
+}
+
+async function writeRunRecord(record: RunSummary): Promise<void> {
+  await writeFileAtomic(runRecordPath(record.outDir, record.runId), JSON.stringify(record, null, 2) + '\n');
+}
+
+/** Run records in `<out>/_runs`, oldest first; unreadable ones are skipped. */
+export async function readRunRecords(outDir: string): Promise<RunSummary[]> {
+  const names = await fs.readdir(path.join(outDir, RUNS_DIR)).catch(() => [] as string[]);
+  const records: RunSummary[] = [];
+  for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+    try {
+      const r = JSON.parse(await fs.readFile(path.join(outDir, RUNS_DIR, name), 'utf8')) as RunSummary;
+      if (typeof r.runId === 'string' && typeof r.status === 'string') records.push(r);
+    } catch {
+      // a record being replaced, or not ours: not a finished run
+    }
+  }
+  return records;
+}
+
+/**
+ * The files this run commits, per dataset, and the killed runs it takes over: runs whose
+ * record still says `running` while this run holds the lock. Their files stay in the
+ * manifests (committed at their checkpoints) and are listed by this run from now on.
+ */
+async function committedFiles(outDir: string, runId: string, datasets: readonly string[]): Promise<{ files: Record<string, string[]>; adopted: RunSummary[] }> {
+  const dead = (await readRunRecords(outDir)).filter((r) => r.status === 'running' && r.runId !== runId);
+  const owners = new Set([runId, ...dead.map((r) => r.runId)]);
+  const files: Record<string, string[]> = {};
+  for (const dataset of datasets) {
+    const manifest = await readManifest(outDir, dataset as Dataset);
+    const mine = (manifest?.files ?? []).filter((f) => owners.has(f.runId)).map((f) => f.path);
+    if (mine.length > 0) files[dataset] = mine;
+  }
+  return { files, adopted: dead };
+}
+
+export interface RunOptions {
+  log: Logger;
+  tuning?: RunContext['tuning'];
+  progress?: RunContext['progress'];
+  now?: () => number;
+  /** Aborted with the signal's name (reason) to stop gracefully. */
+  stop?: AbortSignal;
+}
+
+export async function runPipelines(config: RunConfig, options: RunOptions): Promise<RunSummary> {
+  // Everything that can be a usage error is found before anything is printed or created.
+  await checkOutDir(config.outDir);
+  for (const pipeline of config.pipelines) {
+    if (!findPipeline(pipeline)) throw new EtlError('USAGE', `unknown pipeline "${pipeline}"`);
+    await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+  }
   const started = (options.now ?? Date.now)();
   const runId = newRunId(new Date(started));
   const stats = new HttpStats();
   await fs.mkdir(config.outDir, { recursive: true });
   const unlock = await lockOutput(config.outDir);
   const results: PipelineResult[] = [];
+  const record = (status: RunStatus, finished: number, exitCode: number): RunSummary => ({
+    runId,
+    status,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: status === 'running' ? '' : new Date(finished).toISOString(),
+    durationMs: finished - started,
+    outDir: config.outDir,
+    format: config.format,
+    pipelines: results.map((r) => ({ pipeline: r.pipeline, ...(r.error ? { error: r.error } : {}), failedUsers: r.failedUsers, deadLetterFiles: r.deadLetterFiles, ...(r.checks ? { checks: r.checks } : {}) })),
+    datasets: results.flatMap((r) => r.datasets),
+    files: {},
+    adopted: [],
+    http: { requests: stats.requests, retries: stats.retries, rateLimited: stats.rateLimited, tokenRefreshes: stats.refreshes, bytes: stats.bytes, rateLimitWaitMs: Math.round(stats.rateLimitWaitMs) },
+    exitCode,
+  });
+  let summary: RunSummary;
   try {
     await prepareOutput(config.outDir);
+    await writeRunRecord(record('running', started, -1));
     for (const s of config.skipped) options.log.info('pipeline skipped', { pipeline: s.pipeline, reason: s.reason });
     for (const pipeline of config.pipelines) {
-      const def = findPipeline(pipeline);
-      if (!def) throw new EtlError('USAGE', `unknown pipeline "${pipeline}"`);
-      const ctx: RunContext = { config, runId, seenAt: started, log: options.log, stats, ...(options.tuning ? { tuning: options.tuning } : {}), ...(options.progress ? { progress: options.progress } : {}) };
+      if (options.stop?.aborted) break;
+      const def = findPipeline(pipeline) as PipelineDef;
+      const ctx: RunContext = {
+        config,
+        runId,
+        seenAt: started,
+        log: options.log,
+        stats,
+        ...(options.tuning ? { tuning: options.tuning } : {}),
+        ...(options.progress ? { progress: options.progress } : {}),
+        ...(options.stop ? { stop: options.stop } : {}),
+      };
       options.log.info('pipeline started', { pipeline, runId });
       try {
         const result = await def.run(ctx);
@@ -74,38 +220,81 @@ export async function runPipelines(
         results.push({ pipeline, datasets: [], users: 0, failedUsers: [], deadLetterFiles: [], error: describeError(err) });
       }
     }
+    const stoppedBy = options.stop?.aborted ? stopSignalOf(options.stop) : undefined;
+    const exitCode = stoppedBy ? STOP_EXIT[stoppedBy] : exitCodeOf(results);
+    const status: RunStatus = stoppedBy ? 'stopped' : exitCode === EXIT.OK ? 'complete' : exitCode === EXIT.PARTIAL ? 'partial' : 'failed';
+    summary = record(status, (options.now ?? Date.now)(), exitCode);
+    if (stoppedBy) summary.stoppedBy = stoppedBy;
+    const datasets = [...new Set(config.pipelines.flatMap((p) => findPipeline(p)?.datasets ?? []))];
+    const { files, adopted } = await committedFiles(config.outDir, runId, datasets);
+    summary.files = files;
+    summary.adopted = adopted.map((r) => r.runId);
+    for (const dead of adopted) await writeRunRecord({ ...dead, status: 'interrupted', adoptedBy: runId } as RunSummary);
+    await writeRunRecord(summary);
   } finally {
+    // A stopped run leaves no temporary files; a killed one's are cleared by the next run.
+    await fs.rm(runTmpDir(config.outDir, runId), { recursive: true, force: true }).catch(() => undefined);
+    await fs.rmdir(path.join(config.outDir, TMP_DIR)).catch(() => undefined);
     await unlock();
   }
-  const finished = (options.now ?? Date.now)();
-  const summary: RunSummary = {
-    runId,
-    startedAt: new Date(started).toISOString(),
-    finishedAt: new Date(finished).toISOString(),
-    durationMs: finished - started,
-    outDir: config.outDir,
-    format: config.format,
-    pipelines: results.map((r) => ({ pipeline: r.pipeline, ...(r.error ? { error: r.error } : {}), failedUsers: r.failedUsers, deadLetterFiles: r.deadLetterFiles, ...(r.checks ? { checks: r.checks } : {}) })),
-    datasets: results.flatMap((r) => r.datasets),
-    http: { requests: stats.requests, retries: stats.retries, rateLimited: stats.rateLimited, tokenRefreshes: stats.refreshes, bytes: stats.bytes, rateLimitWaitMs: Math.round(stats.rateLimitWaitMs) },
-    exitCode: exitCodeOf(results),
-  };
-  await writeFileAtomic(path.join(config.outDir, '_runs', `${runId}.json`), JSON.stringify(summary, null, 2) + '\n');
   return summary;
+}
+
+function stopSignalOf(stop: AbortSignal): StopSignal {
+  return stop.reason === 'SIGINT' ? 'SIGINT' : 'SIGTERM';
 }
 
 function exitCodeOf(results: PipelineResult[]): number {
   if (results.some((r) => r.error)) return EXIT.FAILED;
-  if (results.some((r) => r.users > 0 && r.failedUsers.length >= r.users)) return EXIT.FAILED;
+  if (results.some((r) => r.users > 0 && new Set(r.failedUsers.map((u) => u.user)).size >= r.users)) return EXIT.FAILED;
   return results.some((r) => r.failedUsers.length > 0) ? EXIT.PARTIAL : EXIT.OK;
 }
 
-/** One line for stderr saying why the run did not fully succeed. */
+/** `reason` without a leading "user <id>: " that names the user again. */
+function withoutUserPrefix(reason: string, user: string): string {
+  const prefix = `user ${user}: `;
+  let r = reason;
+  while (r.startsWith(prefix)) r = r.slice(prefix.length);
+  return r;
+}
+
+/**
+ * One line for stderr saying why the run did not fully succeed, or what a stop kept; null
+ * when it did. The first word agrees with the exit code: `failed:` (1), `partial:` (3),
+ * `stopped:` (130/143). Each failed user is named once, with the reason per pipeline; ids and
+ * reasons have their control characters escaped.
+ */
 export function failureLine(summary: RunSummary): string | null {
   const errors = summary.pipelines.filter((p) => p.error).map((p) => `${p.pipeline}: ${p.error}`);
-  const users = summary.pipelines.flatMap((p) => p.failedUsers.map((u) => `${p.pipeline} user ${u.user}: ${u.reason}`));
-  if (errors.length === 0 && users.length === 0) return null;
-  const named = summary.pipelines.flatMap((p) => p.failedUsers.map((u) => u.user));
-  const head = errors.length > 0 ? 'failed' : `partial: ${named.length} user(s) failed (${[...new Set(named)].join(', ')})`;
-  return `wearable-etl: ${head} — ${[...errors, ...users].join('; ')}`.replace(/\s+/g, ' ');
+  const byUser = new Map<string, string[]>();
+  for (const p of summary.pipelines) {
+    for (const u of p.failedUsers) {
+      const reasons = byUser.get(u.user) ?? [];
+      const reason = `${p.pipeline}: ${withoutUserPrefix(u.reason, u.user)}`;
+      if (!reasons.includes(reason)) reasons.push(reason);
+      byUser.set(u.user, reasons);
+    }
+  }
+  const users = [...byUser].map(([user, reasons]) => `user ${user} (${reasons.join('; ')})`);
+  let head: string;
+  let details: string[];
+  if (summary.stoppedBy) {
+    const rows = summary.datasets.reduce((n, d) => n + d.rowsIn, 0);
+    const files = Object.values(summary.files).reduce((n, f) => n + f.length, 0);
+    head = `stopped by ${summary.stoppedBy}: kept ${rows} row(s) in ${files} committed file(s) and every user's state (run record ${path.join(summary.outDir, RUNS_DIR, summary.runId + '.json')}); run the same command again to resume where it stopped`;
+    details = [...errors, ...users];
+  } else if (errors.length === 0 && users.length === 0) {
+    return null;
+  } else if (summary.exitCode === EXIT.PARTIAL) {
+    head = `partial: ${byUser.size} user(s) failed, the others are done`;
+    details = users;
+  } else if (errors.length > 0) {
+    head = `failed: ${errors.join('; ')}`;
+    details = users;
+  } else {
+    head = `failed: every user failed`;
+    details = users;
+  }
+  const line = details.length > 0 ? `wearable-etl: ${head} — ${details.join(', ')}` : `wearable-etl: ${head}`;
+  return printable(line.replace(/[ \t]+/g, ' '));
 }

@@ -10,8 +10,14 @@ import type { PipelineName } from './config.js';
 export interface UserState {
   /** Per stream (an intraday resource, `activities`, a Human API type): the watermark. */
   streams: Record<string, string>;
-  /** The user's rate budget at the end of the last run, so the next run does not open with 429s. */
+  /** The user's rate budget when its last rows were committed, so the next run does not open with 429s. */
   rateBudget?: RateBudgetState;
+  /**
+   * A window a run did not finish (stopped, killed after a checkpoint, or the user failed), per
+   * stream: its first and last date and the last date committed. A run asking for the same
+   * window starts after `done`; the watermark moves only when a window is finished.
+   */
+  pending?: Record<string, { since: string; until: string; done: string }>;
 }
 
 export interface PipelineState {
@@ -46,4 +52,16 @@ export async function loadState(file: string, pipeline: PipelineName): Promise<P
 export async function saveState(file: string, state: PipelineState): Promise<void> {
   state.updatedAt = new Date().toISOString();
   await writeFileAtomic(file, JSON.stringify(state, null, 2) + '\n');
+}
+
+/**
+ * Saves a state file after each checkpoint, one write at a time (writeFileAtomic renames a
+ * fresh temporary file, so the last call's content is what stays).
+ */
+export function stateSaver(file: string, state: PipelineState): () => Promise<void> {
+  let chain: Promise<void> = Promise.resolve();
+  return () => {
+    chain = chain.then(() => saveState(file, state));
+    return chain;
+  };
 }

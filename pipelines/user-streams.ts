@@ -1,10 +1,11 @@
 // Users side by side into one sink, for every pipeline that works per user: one stream of
 // batches per user, `userStreams(--concurrency)` users at a time, one dataset per call.
+import path from 'node:path';
 import { mergeConcurrent } from '../lib/async.js';
 import { EtlError } from '../lib/errors.js';
 import type { Dataset } from '../lib/schema.js';
 import type { DatasetSummary, DeadLetterWriter, SinkBatch } from '../lib/sink.js';
-import { createDeadLetterWriter, createSink } from '../sinks/index.js';
+import { createDeadLetterWriter, createSink, deadLetterPath, UserCommit } from '../sinks/index.js';
 import type { PipelineName } from './config.js';
 import type { FailedUser, RunContext } from './context.js';
 
@@ -40,10 +41,22 @@ export function userStreams(concurrency: number): number {
   return concurrency * 2;
 }
 
+/** How a user's stream ended, when the sink has committed everything it brought. */
+export interface UserOutcome {
+  /** Every batch of the user's window was fetched (not stopped, not failed). */
+  complete: boolean;
+}
+
 /**
  * Streams every user's batches (userStreams(config.concurrency) users at a time, one request at
  * a time per user, config.concurrency requests in flight) into one sink. When it returns, the sink has committed: only then may watermarks move.
  * A user that fails is named and the others go on; a 410 is kept for the pipeline to report once.
+ *
+ * Checkpoints: when a user's stream ends (done, failed or stopped), the sink commits that
+ * user's partitions and the manifest, then `onUserCommitted` runs (the pipeline saves the user's
+ * watermark and rate budget), so a run killed later resumes after what is committed.
+ * Stop (ctx.stop aborted): no user starts, and each running user stops before its next
+ * batch — at once, even while its request waits for a rate limit (that request is dropped).
  */
 export async function runUserStreams<D extends Dataset, U extends { readonly humanId: string }>(
   ctx: RunContext,
@@ -51,12 +64,62 @@ export async function runUserStreams<D extends Dataset, U extends { readonly hum
   dataset: D,
   users: readonly U[],
   userBatches: (user: U, deadLetters: DeadLetterWriter) => AsyncIterable<SinkBatch<D>>,
+  onUserCommitted?: (user: U, outcome: UserOutcome) => Promise<void>,
 ): Promise<{ summary: DatasetSummary; failedUsers: FailedUser[]; deadLetterFiles: string[] }> {
   const { config } = ctx;
   // One writer per dataset: the normalizer's dead letters and the sink's placement failures.
   const deadLetters = createDeadLetterWriter(config.outDir, dataset, ctx.runId);
   const failedUsers: FailedUser[] = [];
-  const batches = mergeConcurrent(users, (user: U) => userBatches(user, deadLetters), {
+  const stop = ctx.stop;
+  const stopped = new Promise<'stopped'>((resolve) => {
+    if (stop?.aborted) resolve('stopped');
+    else stop?.addEventListener('abort', () => resolve('stopped'), { once: true });
+  });
+
+  async function* guarded(user: U): AsyncGenerator<SinkBatch<D> | UserCommit> {
+    if (stop?.aborted) return;
+    // Counts per user, so a user whose every record went to the dead letters is named.
+    let rows = 0;
+    let letters = 0;
+    const userLetters: DeadLetterWriter = {
+      write: (letter) => {
+        letters++;
+        deadLetters.write(letter);
+      },
+      get count() {
+        return deadLetters.count;
+      },
+      close: () => deadLetters.close(),
+    };
+    const inner = userBatches(user, userLetters)[Symbol.asyncIterator]();
+    let failure: unknown = null;
+    let complete = false;
+    try {
+      for (;;) {
+        const next = stop ? await Promise.race([inner.next(), stopped]) : await inner.next();
+        if (next === 'stopped') break; // the pending request is dropped, not awaited
+        if (next.done) {
+          complete = !stop?.aborted;
+          break;
+        }
+        rows += 'table' in next.value ? next.value.table.rowCount : next.value.length;
+        yield next.value;
+        if (stop?.aborted) {
+          await inner.return?.(undefined);
+          break;
+        }
+      }
+    } catch (err) {
+      failure = err;
+    }
+    if (failure === null && complete && rows === 0 && letters > 0) {
+      failure = new EtlError('BAD_RESPONSE', `all ${letters} record(s) went to the dead letters (${path.relative(config.outDir, deadLetterPath(config.outDir, dataset, ctx.runId))})`);
+    }
+    if (onUserCommitted) yield new UserCommit(user.humanId, () => onUserCommitted(user, { complete: complete && failure === null }));
+    if (failure !== null) throw failure;
+  }
+
+  const batches = mergeConcurrent(users, guarded, {
     concurrency: userStreams(config.concurrency),
     onError: (user, err) => {
       if (isPipelineFatal(err)) return; // reported once for the pipeline
@@ -78,4 +141,3 @@ export async function runUserStreams<D extends Dataset, U extends { readonly hum
   summary.deadLetters = deadLetters.count;
   return { summary, failedUsers, deadLetterFiles: deadLetterFile ? [deadLetterFile] : [] };
 }
-

@@ -207,6 +207,9 @@ class SinkRun {
   private readonly dates = new Map<string, string | EtlError>();
   private readonly users = new Map<string, string | EtlError>();
   private readonly written = new Map<string, ManifestFile>();
+  /** Checkpoints (commitUser): the user of each written partition, and the users committed. */
+  private readonly writtenBy = new Map<string, string>();
+  private readonly committedUsers = new Set<string>();
   private readonly deadLetters: DeadLetterWriter;
   private readonly ownDeadLetters: boolean;
   private rowsIn = 0;
@@ -410,6 +413,7 @@ class SinkRun {
     const pending = this.pendingWrites.get(relPath);
     if (pending !== undefined) await pending;
     const chunks = this.takeChunks(buffer);
+    this.writtenBy.set(relPath, buffer.user);
     const job: PartitionJob = {
       dataset: this.dataset,
       format: cfg.format,
@@ -461,6 +465,25 @@ class SinkRun {
     if (this.writeError !== null) throw this.writeError;
   }
 
+  /**
+   * A checkpoint: every open partition of `humanId` is written and renamed into place, and the
+   * manifest lists every file of this run so far; then `commit.committed()` runs.
+   */
+  async commitUser(commit: UserCommit): Promise<void> {
+    const mine = [...this.buffers.values()].flatMap((byUser) => {
+      const b = byUser.get(commit.humanId);
+      return b === undefined ? [] : [b];
+    });
+    for (const buffer of mine) await this.flush(buffer);
+    await this.drainWrites();
+    this.committedUsers.add(commit.humanId);
+    // Only users at their checkpoint: a file of a user still going (flushed early to bound
+    // memory) is listed once its user is committed, so the manifest never runs ahead of the state.
+    const listed = [...this.written].filter(([rel]) => this.committedUsers.has(this.writtenBy.get(rel) as string)).map(([, f]) => f);
+    if (listed.length > 0) await writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, listed, this.cfg.fsync);
+    await commit.committed();
+  }
+
   /** Flushes every open partition, then dead letters, then the manifest. */
   async finish(): Promise<DatasetSummary> {
     const remaining = [...this.buffers.values()].flatMap((byUser) => [...byUser.values()]);
@@ -500,18 +523,36 @@ class SinkRun {
 }
 
 /**
+ * A checkpoint in a sink's input (pipelines/user-streams.ts): when the sink reaches it, the
+ * rows of `humanId` that came before are committed — files in place, listed in the manifest —
+ * and then `committed` is awaited (the pipeline saves that user's state).
+ */
+export class UserCommit {
+  constructor(
+    readonly humanId: string,
+    readonly committed: () => Promise<void>,
+  ) {}
+}
+
+/** A sink that also takes checkpoints. */
+export type CheckpointingSink<D extends Dataset> = (batches: AsyncIterable<SinkBatch<D> | UserCommit>) => Promise<DatasetSummary>;
+
+/**
  * A sink for one dataset. Each call of the returned function is one run: it resolves when
  * every record is in a complete, visible file (or in the dead-letter file).
  */
-export function createSink<D extends Dataset>(dataset: D, options: SinkConfig): Sink<D> {
+export function createSink<D extends Dataset>(dataset: D, options: SinkConfig): CheckpointingSink<D> {
   assertDataset(dataset);
   const cfg = resolveSinkConfig(options);
   runTmpDir(cfg.outDir, cfg.runId); // rejects a run id that cannot name files, now rather than mid-run
-  return async (batches: AsyncIterable<SinkBatch<D>>): Promise<DatasetSummary> => {
+  return async (batches: AsyncIterable<SinkBatch<D> | UserCommit>): Promise<DatasetSummary> => {
     await loadCodec(cfg.compression);
     const run = new SinkRun(dataset, cfg);
     try {
-      for await (const batch of batches) await run.add(batch);
+      for await (const batch of batches) {
+        if (batch instanceof UserCommit) await run.commitUser(batch);
+        else await run.add(batch);
+      }
       return await run.finish();
     } catch (err) {
       await run.abort();

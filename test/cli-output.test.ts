@@ -59,9 +59,11 @@ test('in CI every line parses as JSON; in a terminal a progress bar shows; secre
 
   const ci = await cliRun([...args, '--out', path.join(dir, 'ci')], env);
   t.is(ci.code, 0, ci.stderr);
+  // Results on stdout, logs on stderr: every line of both is one JSON object.
   const lines = ci.stdout.split('\n').filter((l) => l.length > 0);
-  t.true(lines.length >= 3);
-  for (const line of lines) t.notThrows(() => JSON.parse(line), line);
+  const logs = ci.stderr.split('\n').filter((l) => l.length > 0);
+  t.true(lines.length >= 1 && logs.length >= 2);
+  for (const line of [...lines, ...logs]) t.notThrows(() => JSON.parse(line), line);
   const summary = lines.map((l) => JSON.parse(l) as { msg: string; datasets?: Array<{ rowsIn: number }> }).find((l) => l.msg === 'run summary');
   t.truthy(summary);
   t.true((summary?.datasets?.[0]?.rowsIn ?? 0) > 0);

@@ -169,7 +169,7 @@ test('the CLI prints no secret while tokens expire and rotate, requests fail, an
   const codes = [await main(['run', 'fitbit-intraday', ...common, '--resources', 'steps'], io), await main(['run', 'fitbit-activities', ...common], io)];
   t.deepEqual(codes, [3, 3], stderr.join(''));
   const err = stderr.join('');
-  t.regex(err, /partial: 1 user\(s\) failed \(fitabase-2022484408\)/);
+  t.regex(err, /partial: 1 user\(s\) failed, the others are done — user fitabase-2022484408 \(fitbit-intraday: /);
   t.regex(err, /re-authorise/);
   t.true(r.api.log.some((e) => e.fault !== undefined) && r.api.log.some((e) => e.service === 'oauth' && e.status === 200));
   const secrets = [...fixtureSecrets(r.api), unknownToken];
