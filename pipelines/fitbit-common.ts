@@ -9,7 +9,7 @@ import type { FitbitUserContext } from '../sources/fitbit/types.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { RunContext } from './context.js';
 import { defaultStatePath, loadState, type PipelineState, type UserState } from './state.js';
-import { userStreams } from './user-streams.js';
+import { perRun, userStreams } from './user-streams.js';
 
 export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
   const file = ctx.config.usersFile;
@@ -24,12 +24,7 @@ export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
 const sharedByRun = new WeakMap<RunContext['stats'], FitbitShared>();
 
 export function fitbitShared(ctx: RunContext): FitbitShared {
-  let shared = sharedByRun.get(ctx.stats);
-  if (!shared) {
-    shared = new FitbitShared(ctx.config.concurrency);
-    sharedByRun.set(ctx.stats, shared);
-  }
-  return shared;
+  return perRun(sharedByRun, ctx, () => new FitbitShared(ctx.config.concurrency));
 }
 
 export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, saved: UserState | undefined, pipeline: PipelineName): FitbitSession {

@@ -8,7 +8,7 @@ import { EXERCISE_WINDOW_DAYS, dateWindows, exercisePages, windowCount } from '.
 import { invalidToDeadLetters, normalizeExercise } from '../transforms/google-health.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { userState } from './fitbit-common.js';
-import { GhRunUser, checkGhConfig, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, saveBudget } from './google-health-common.js';
+import { GhRunUser, checkGhConfig, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, saveBudget, loadGhState } from './google-health-common.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
 import { runUserStreams } from './user-streams.js';
 
@@ -35,7 +35,7 @@ export async function runGoogleHealthActivities(ctx: RunContext): Promise<Pipeli
   const { config } = ctx;
   const { file, users } = await loadGhUsers(ctx);
   const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
+  const state = await loadGhState(config, PIPELINE, Date.now());
   const marks = new Map<GhRunUser, string>();
   const budgets = new Map<GhRunUser, () => void>();
 

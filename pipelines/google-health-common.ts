@@ -1,7 +1,7 @@
 // What the Google Health pipelines share: the users file's google-health entries, one session
 // per user (budget and queue shared by every pipeline of a run), identity and time zone, the
 // option checks and the dry run.
-import { addDays, daysInclusive, todayIn, yesterdayIn } from '../lib/dates.js';
+import { addDays, daysInclusive, isValidZone, todayIn, yesterdayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
 import { UsersFile } from '../lib/users-file.js';
 import {
@@ -19,7 +19,7 @@ import type { PipelineName, RunConfig } from './config.js';
 import type { RunContext } from './context.js';
 import { sinceFor, untilFor, userState } from './fitbit-common.js';
 import { defaultStatePath, loadState, type PipelineState } from './state.js';
-import { userStreams } from './user-streams.js';
+import { perRun, userStreams } from './user-streams.js';
 
 export { GOOGLE_HEALTH_PROVIDER };
 
@@ -63,12 +63,7 @@ export function tokenStore(file: UsersFile, index: number): TokenStore {
 const sharedByRun = new WeakMap<RunContext['stats'], GoogleHealthShared>();
 
 export function ghShared(ctx: RunContext): GoogleHealthShared {
-  let shared = sharedByRun.get(ctx.stats);
-  if (!shared) {
-    shared = new GoogleHealthShared(ctx.config.concurrency);
-    sharedByRun.set(ctx.stats, shared);
-  }
-  return shared;
+  return perRun(sharedByRun, ctx, () => new GoogleHealthShared(ctx.config.concurrency));
 }
 
 export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser, state: PipelineState, pipeline: PipelineName): GoogleHealthSession {
@@ -96,14 +91,6 @@ export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser,
   );
 }
 
-const isZone = (zone: string): boolean => {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Identity (humanId) and time zone of a user: once per run, whichever pipeline asks first. */
 export async function ghUserContext(session: GoogleHealthSession, user: GhRunUser): Promise<{ ctx: GhUserContext; zone: ZoneDays }> {
@@ -114,7 +101,7 @@ export async function ghUserContext(session: GoogleHealthSession, user: GhRunUse
   if (timeZone === undefined) {
     const settings = await fetchSettings(session);
     timeZone = settings.timeZone;
-    if (timeZone === undefined || !isZone(timeZone)) {
+    if (timeZone === undefined || !isValidZone(timeZone)) {
       throw new EtlError('BAD_RESPONSE', `user ${user.humanId}: the settings' time zone ${JSON.stringify(timeZone ?? null)} is not an IANA zone; set "timezone" for this user in the users file`, { user: user.humanId });
     }
   }
@@ -185,3 +172,36 @@ function preIdentityName(user: GhRunUser): string {
 }
 
 export { daysInclusive, userState };
+
+const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'google-health-daily'] as const;
+
+/**
+ * A Google Health pipeline's state, with each user's rate budget joined with what the other
+ * Google Health pipelines saved: the 300 requests a minute are the user's, not a pipeline's,
+ * and the API sends no headers to learn the rest from. Run back to back as separate commands,
+ * the second pipeline would otherwise open with a full budget while the first one's requests
+ * are still in the window. (Within one `run all` the pipelines share one budget per user.)
+ */
+export async function loadGhState(config: RunConfig, pipeline: PipelineName, now: number): Promise<PipelineState> {
+  const own = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+  if (config.stateFile) return own; // one explicit file per pipeline: the others are not known
+  for (const other of GH_PIPELINES) {
+    if (other === pipeline) continue;
+    const theirs = await loadState(defaultStatePath(config.outDir, other), other);
+    for (const [name, u] of Object.entries(theirs.users)) {
+      if (!u.rateBudget) continue;
+      const mine = userState(own, name);
+      mine.rateBudget = mine.rateBudget ? joinBudgets(mine.rateBudget, u.rateBudget, now) : u.rateBudget;
+    }
+  }
+  return own;
+}
+
+/** Two savings of one user's budget as one: what both used, counted in the later window. */
+function joinBudgets(a: GhRateBudgetState, b: GhRateBudgetState, now: number): GhRateBudgetState {
+  const live = [a, b].filter((x) => x.resetAt > now);
+  if (live.length < 2) return live[0] ?? a;
+  const limit = Math.max(a.limit, b.limit);
+  const used = Math.min(limit, live.reduce((n, x) => n + Math.max(0, x.limit - x.remaining), 0));
+  return { limit, remaining: limit - used, resetAt: Math.max(a.resetAt, b.resetAt) };
+}

@@ -9,7 +9,7 @@ import { GH_ROLLUP_TYPES, ROLLUP_MAX_DAYS, dailyRollUp, dateWindows, windowCount
 import { invalidToDeadLetters, normalizeDailyRollups, type GhDayRollups } from '../transforms/google-health.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { userState } from './fitbit-common.js';
-import { GhRunUser, checkGhConfig, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, saveBudget } from './google-health-common.js';
+import { GhRunUser, checkGhConfig, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, saveBudget, loadGhState } from './google-health-common.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
 import { runUserStreams } from './user-streams.js';
 
@@ -43,7 +43,7 @@ export async function runGoogleHealthDaily(ctx: RunContext): Promise<PipelineRes
   const { config } = ctx;
   const { file, users } = await loadGhUsers(ctx);
   const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
+  const state = await loadGhState(config, PIPELINE, Date.now());
   const fetched = new Map<GhRunUser, Record<string, string>>();
   const budgets = new Map<GhRunUser, () => void>();
 

@@ -9,7 +9,7 @@ import { GH_INTRADAY_TYPES, WINDOW_DAYS, dataPointPages, dateWindows, windowCoun
 import { invalidToDeadLetters, normalizeGhPoints } from '../transforms/google-health.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
-import { GhRunUser, checkGhConfig, saveBudget, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince } from './google-health-common.js';
+import { GhRunUser, checkGhConfig, saveBudget, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, loadGhState } from './google-health-common.js';
 import { userState } from './fitbit-common.js';
 import { defaultStatePath, loadState, saveState } from './state.js';
 import { runUserStreams, usageProblem } from './user-streams.js';
@@ -57,7 +57,7 @@ export async function runGoogleHealthIntraday(ctx: RunContext): Promise<Pipeline
   const resources = ghIntradayResources(config);
   const { file, users } = await loadGhUsers(ctx);
   const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
+  const state = await loadGhState(config, PIPELINE, Date.now());
   const fetched = new Map<GhRunUser, Record<string, string>>();
   const budgets = new Map<GhRunUser, () => void>();
 

@@ -25,6 +25,19 @@ export function usageProblem(check: () => unknown): string | null {
   }
 }
 
+/**
+ * One object per run for what a source's pipelines share (rate budgets, request queues,
+ * profiles): keyed by the run's HttpStats, which every pipeline of a run is given.
+ */
+export function perRun<T>(cache: WeakMap<RunContext['stats'], T>, ctx: RunContext, make: () => T): T {
+  let shared = cache.get(ctx.stats);
+  if (shared === undefined) {
+    shared = make();
+    cache.set(ctx.stats, shared);
+  }
+  return shared;
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof EtlError) return err.message;
   if (err instanceof Error) return `${err.name}: ${err.message}`;

@@ -47,7 +47,10 @@ test('fitbit-intraday through the CLI lands every Fitabase user-day exactly, wit
     { env: fixtureEnv(api), cwd: dir, stdout: (s) => stdout.push(s), stderr: (s) => stderr.push(s) },
   );
   t.is(code, 0, stderr.join(''));
-  t.deepEqual(stderr, []);
+  // Logs go to stderr, one JSON object a line off a terminal: nothing above info on a clean run.
+  const logLines = stderr.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string });
+  t.deepEqual(logLines.filter((l) => l.level !== 'info' && l.level !== 'debug'), []);
+  t.true(logLines.some((l) => l.msg === 'dataset committed'));
 
   // Expected: the minute CSV summed per user and local date, read without any project code.
   const expected = new Map<string, number>();

@@ -127,6 +127,7 @@ test('users file validation: unknown keys, missing tokens and bad zones are usag
     const err = await t.throwsAsync(UsersFile.load(file));
     t.is((err as EtlError).code, 'CONFIG');
     t.regex(err!.message, pattern);
-    t.false(err!.message.includes('"x"') || err!.message.includes('y2'), 'no token in the message');
+    const message = err!.message.replaceAll(file, '<file>'); // the temp folder's random name may hold anything
+    t.false(message.includes('"x"') || message.includes('y2'), 'no token in the message');
   }
 });

@@ -57,7 +57,7 @@ test('a user whose consent was withdrawn fails alone: exit 3 names them, the oth
   const codes = [await main(['run', 'google-health-intraday', ...common], io), await main(['run', 'google-health-daily', ...common], io)];
   const err = stderr.join('');
   t.deepEqual(codes, [3, 3], err);
-  t.regex(err, /partial: 1 user\(s\) failed \(google-health entry 1\)/);
+  t.regex(err, /partial: 1 user\(s\) failed, the others are done — user google-health entry 1 \(/);
   t.regex(err, /invalid_grant.*re-consent/);
   // Per run, the revoked user was asked once for its identity and its refresh token refused: no more.
   const revoked = api.log.filter((e) => e.userId === '1644430081');

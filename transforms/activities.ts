@@ -16,7 +16,7 @@
 import type { ActivityRecord, DeadLetter } from '../lib/schema.js';
 import type { Checked } from '../lib/validate.js';
 import type { DistanceUnit, FitbitUserContext, RawActivity, UnitSystem } from '../sources/fitbit/types.js';
-import { FEET_TO_METRES, MILES_TO_METRES, cleanFloat, strideMetres, type StrideKind } from './formulas.js';
+import { FEET_TO_METRES, MILES_TO_METRES, cleanFloat, paceAndSpeed, strideMetres, type StrideKind } from './formulas.js';
 import { parseIsoInstant, parseIsoWithOffset } from './time.js';
 
 export const ACTIVITY_SOURCE = 'fitbit';
@@ -204,16 +204,9 @@ export function normalizeActivity(checked: Checked<RawActivity>, user: FitbitUse
     }
   }
 
-  // Fitbit's formulas over active time (§C.1). Fitbit reports speed 0 (and no pace) for a
-  // distance of 0 with active time > 0 (the real sample: a 1 s Run of 0 km); so do we.
+  // Fitbit's formulas over active time (§C.1).
   const activeSeconds = activeMs / 1000;
-  let pace: number | null = null;
-  let speed: number | null = null;
-  if (distance !== null && activeSeconds > 0) {
-    const km = distance / 1000;
-    speed = km / (activeSeconds / 3600);
-    pace = km > 0 ? activeSeconds / km : null;
-  }
+  const { pace, speed } = paceAndSpeed(distance, activeSeconds);
 
   const sourceData: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) {

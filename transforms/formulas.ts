@@ -14,6 +14,17 @@ export const STONE_TO_KG = 14 * POUNDS_TO_KG; // 6.35029318
  * Drops binary float noise (75.10000000000001 → 75.1, 3.386578 × 1000 → 3386.578) by keeping
  * 12 significant digits: far below any sensor's precision, far above the noise.
  */
+/**
+ * Pace (seconds per kilometre) and speed (km/h) over active (moving) time (API-REFERENCE §C.1).
+ * Fitbit reports speed 0 and no pace for a distance of 0 with active time > 0 (the real sample:
+ * a 1 s Run of 0 km); so do we. No distance or no active time: neither.
+ */
+export function paceAndSpeed(distanceMetres: number | null, activeSeconds: number): { pace: number | null; speed: number | null } {
+  if (distanceMetres === null || !(activeSeconds > 0)) return { pace: null, speed: null };
+  const km = distanceMetres / 1000;
+  return { speed: km / (activeSeconds / 3600), pace: km > 0 ? activeSeconds / km : null };
+}
+
 export function cleanFloat(x: number): number {
   if (!Number.isFinite(x) || x === 0) return x;
   return Number(x.toPrecision(12));

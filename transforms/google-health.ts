@@ -14,7 +14,7 @@
 import type { ActivityRecord, DailySummaryRecord, DeadLetter, IntradayRecord, IntradayRowType } from '../lib/schema.js';
 import type { GhDailyRollup, GhExercise, GhIntradayType, GhPoint, InvalidRecord } from '../sources/google-health/types.js';
 import { activityType, exactLogId, stableStringify, type ActivityType } from './activities.js';
-import { cleanFloat } from './formulas.js';
+import { cleanFloat, paceAndSpeed } from './formulas.js';
 import { intradayId } from './intraday.js';
 import { buildDayHourTable, formatOffset, resolveInDay, utcDateString, zoneOffsetMinutes, type DayHourTable } from './time.js';
 
@@ -224,13 +224,7 @@ export function normalizeExercise(e: GhExercise, user: GhUserContext, zone: Zone
   if (id === null) return fail(`exercise id ${e.id} is beyond 64 bits`);
   const m = e.metricsSummary;
   const distance = m.distanceMillimeters === undefined ? null : cleanFloat(m.distanceMillimeters / 1000);
-  let pace: number | null = null;
-  let speed: number | null = null;
-  if (distance !== null && activeSeconds > 0) {
-    const km = distance / 1000;
-    speed = km / (activeSeconds / 3600);
-    pace = km > 0 ? activeSeconds / km : null;
-  }
+  const { pace, speed } = paceAndSpeed(distance, activeSeconds);
   const steps = m.steps === undefined ? null : Number(m.steps);
   let updatedAt = seenAt;
   if (e.updateTime !== undefined) updatedAt = Date.parse(e.updateTime);

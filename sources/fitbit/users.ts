@@ -1,6 +1,7 @@
 // The Fitbit entries of the users file (CONTRACTS.md): who to fetch, with which tokens.
 // The file itself — other providers' entries, the lock, atomic write-back of rotated
 // refresh tokens — is lib/users-file.ts.
+import { isValidZone } from '../../lib/dates.js';
 import { EtlError } from '../../lib/errors.js';
 import { UsersFile as SharedUsersFile, acquireUsersFileLock, type TokenPair } from '../../lib/users-file.js';
 
@@ -46,14 +47,7 @@ export function parseUser(o: Readonly<Record<string, unknown>>, where: string, f
   return entry;
 }
 
-export function isValidZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isValidZone };
 
 /** The Fitbit users of a users file (entries without `provider`, or `"provider": "fitbit"`). */
 export class UsersFile {

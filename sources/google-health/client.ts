@@ -165,6 +165,12 @@ export class GoogleHealthSession {
   private async send<T>(spec: RequestSpec, parse: (text: string) => T): Promise<T> {
     const budget = this.budget;
     const state = { rotations: 0, rateWaits: 0 };
+    // This attempt's place in the user's budget, from the check until its answer (or failure).
+    let ticket: { settle(): void } | null = null;
+    const settle = (): void => {
+      ticket?.settle();
+      ticket = null;
+    };
     try {
       // An entry without an access token gets one before its first request.
       if (this.tokens.current().accessToken === '') await this.rotate('');
@@ -177,13 +183,15 @@ export class GoogleHealthSession {
           maxAgain: 50,
           secrets: () => this.secrets(),
           before: async (s: RequestSpec) => {
-            const wait = budget.delay();
-            if (wait > 0) {
+            settle(); // a retry: the attempt before it has ended
+            // Checked again after every wait: other sessions of this user may have taken the room.
+            for (let wait = budget.delay(); wait > 0; wait = budget.delay()) {
               this.config.log.info('rate budget spent, waiting', { user: this.label, waitMs: wait });
               this.config.onWait?.(this.label, wait);
               budget.waitedMs += wait;
               await sleep(wait);
             }
+            ticket = budget.reserve();
             const { accessToken } = this.tokens.current();
             this.seen.add(accessToken);
             return {
@@ -196,13 +204,12 @@ export class GoogleHealthSession {
               },
             };
           },
-          beforeSend: () => budget.sending(),
           observe: (result) => {
-            budget.settle();
+            settle();
             if (result.status !== 429) budget.succeeded();
           },
           onRetry: (reason, failures, delayMs) => {
-            budget.settle();
+            settle();
             this.config.log.warn('request failed, retrying', { user: this.label, reason: this.redact(reason), attempt: failures, delayMs });
           },
           onStatus: (result, s) => this.onStatus(result, s, state),
@@ -213,7 +220,7 @@ export class GoogleHealthSession {
       if (err instanceof EtlError && err.code === 'AUTH_INVALID') this.shared.failed = err;
       throw err;
     } finally {
-      budget.settle();
+      settle();
     }
   }
 

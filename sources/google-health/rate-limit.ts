@@ -29,12 +29,15 @@ export interface GhRateBudgetState {
 
 /** Extra ms between the edge of a window and the next request (timer and clock granularity). */
 const MARGIN_MS = 5;
+/** How soon to look again when the window is full of requests still on their way. */
+const IN_FLIGHT_POLL_MS = 20;
 
 export class GhRateBudget {
   private readonly options: GhRateLimitOptions;
   /** Times the user's requests counted from, ascending; only the last `limit` matter. */
   private sent: number[] = [];
-  private pending = false;
+  /** Requests of the user on their way (several sessions share one budget): each counts as sent. */
+  private inFlight = 0;
   private pausedUntil = 0;
   private rateLimitedInARow = 0;
   /** Total ms this budget made its user wait. */
@@ -54,31 +57,38 @@ export class GhRateBudget {
     return (this.options.now ?? Date.now)();
   }
 
-  /** How long the next request must wait (0 = now). Call `sending()` once it goes. */
+  /**
+   * How long the next request must wait (0 = now). When it is 0, `reserve()` at once (no await
+   * in between): the check and the reservation are one step, so requests of several sessions
+   * of one user cannot all pass the same check.
+   */
   delay(): number {
     const now = this.now();
     const { limit, windowMs } = this.options;
     this.sent = this.sent.filter((t) => t > now - windowMs).slice(-limit);
     let at = Math.max(now, this.pausedUntil);
-    const inFlight = this.pending ? 1 : 0;
-    if (this.sent.length + inFlight >= limit) {
-      // The request `limit` places back must have left the window.
-      const oldest = this.sent[this.sent.length + inFlight - limit];
-      if (oldest !== undefined) at = Math.max(at, oldest + windowMs + MARGIN_MS);
+    if (this.sent.length + this.inFlight >= limit) {
+      // The request `limit` places back must have left the window; while it is still on its
+      // way its time is not known yet, so look again shortly.
+      const index = this.sent.length + this.inFlight - limit;
+      const oldest = this.sent[index];
+      at = Math.max(at, oldest !== undefined ? oldest + windowMs + MARGIN_MS : now + IN_FLIGHT_POLL_MS);
     }
     return at - now;
   }
 
-  /** The request goes now: it counts as pending until `settle()`. */
-  sending(): void {
-    this.pending = true;
-  }
-
-  /** The pending request ended (answered, failed or cut): it counts from now. */
-  settle(): void {
-    if (!this.pending) return;
-    this.pending = false;
-    this.sent.push(this.now());
+  /** The request goes now. It counts as sent until its ticket is settled, then from that moment. */
+  reserve(): { settle(): void } {
+    this.inFlight++;
+    let open = true;
+    return {
+      settle: () => {
+        if (!open) return;
+        open = false;
+        this.inFlight--;
+        this.sent.push(this.now());
+      },
+    };
   }
 
   /** An answer other than 429 came: the next 429 starts the backoff afresh. */

@@ -2,6 +2,7 @@
 // "humanId"?, "refreshToken", "accessToken"?, "timezone"?}`. Validated once at start-up; an
 // unknown key is a CONFIG error naming the entry.
 import * as v from 'valibot';
+import { isValidZone } from '../../lib/dates.js';
 import { EtlError } from '../../lib/errors.js';
 
 export const GOOGLE_HEALTH_PROVIDER = 'google-health';
@@ -16,14 +17,6 @@ export interface GoogleHealthUserEntry {
   timezone?: string;
 }
 
-const isZone = (zone: string): boolean => {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const NonEmpty = v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'));
 
@@ -33,7 +26,7 @@ const Entry = v.strictObject(
     humanId: v.optional(NonEmpty),
     refreshToken: NonEmpty,
     accessToken: v.optional(NonEmpty),
-    timezone: v.optional(v.pipe(NonEmpty, v.check(isZone, 'is not an IANA time zone'))),
+    timezone: v.optional(v.pipe(NonEmpty, v.check(isValidZone, 'is not an IANA time zone'))),
   },
   'unknown key'
 );
