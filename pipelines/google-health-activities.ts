@@ -9,7 +9,7 @@ import { invalidToDeadLetters, normalizeExercise } from '../transforms/google-he
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { userState } from './fitbit-common.js';
 import { GhRunUser, checkGhConfig, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, saveBudget, loadGhState } from './google-health-common.js';
-import { defaultStatePath, loadState, saveState } from './state.js';
+import { defaultStatePath, saveState } from './state.js';
 import { runUserStreams } from './user-streams.js';
 
 const PIPELINE = 'google-health-activities' as const;

@@ -11,7 +11,7 @@ import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { GhRunUser, checkGhConfig, saveBudget, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, loadGhState } from './google-health-common.js';
 import { userState } from './fitbit-common.js';
-import { defaultStatePath, loadState, saveState } from './state.js';
+import { defaultStatePath, saveState } from './state.js';
 import { runUserStreams, usageProblem } from './user-streams.js';
 import { addDays, minDate } from '../lib/dates.js';
 
