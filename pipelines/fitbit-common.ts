@@ -9,7 +9,7 @@ import type { FitbitUserContext } from '../sources/fitbit/types.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { RunContext } from './context.js';
 import { defaultStatePath, loadState, type PipelineState, type UserState } from './state.js';
-import { perRun, userStreams } from './user-streams.js';
+import { perRun, planLines } from './user-streams.js';
 
 export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
   const file = ctx.config.usersFile;
@@ -113,21 +113,11 @@ export async function planFitbit(
   now: number,
   requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
 ): Promise<string[]> {
-  const lines: string[] = [];
   const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
   const users = await UsersFile.load(config.usersFile as string);
-  let maxPerUser = 0;
-  let requests = 0;
-  for (const user of users.users()) {
+  const plans = users.users().map((user) => {
     const until = config.until ?? yesterdayIn(user.timezone ?? 'UTC', now);
-    const perUser = requestsFor(state.users[user.humanId]?.streams ?? {}, until);
-    lines.push(`${pipeline}: user ${user.humanId}: ${perUser.window}, ${perUser.requests} request(s)`);
-    requests += perUser.requests;
-    maxPerUser = Math.max(maxPerUser, perUser.requests);
-  }
-  const streams = userStreams(config.concurrency);
-  const rounds = Math.ceil(users.users().length / streams);
-  const hours = rounds * Math.max(0, Math.ceil(maxPerUser / FITBIT_PER_HOUR) - 1);
-  lines.push(`${pipeline}: ${users.users().length} user(s), ${requests} request(s); rate-limit waits ≈ ${hours} h (150 requests/hour/user, ${streams} users at a time)`);
-  return lines;
+    return { name: user.humanId, ...requestsFor(state.users[user.humanId]?.streams ?? {}, until) };
+  });
+  return planLines(pipeline, plans, config.concurrency, { perUser: FITBIT_PER_HOUR, unit: 'hour' });
 }

@@ -19,7 +19,7 @@ import type { PipelineName, RunConfig } from './config.js';
 import type { RunContext } from './context.js';
 import { sinceFor, untilFor, userState } from './fitbit-common.js';
 import { defaultStatePath, loadState, type PipelineState } from './state.js';
-import { perRun, userStreams } from './user-streams.js';
+import { perRun, planLines } from './user-streams.js';
 
 export { GOOGLE_HEALTH_PROVIDER };
 
@@ -133,26 +133,16 @@ export async function planGh(
   now: number,
   requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
 ): Promise<string[]> {
-  const lines: string[] = [];
   const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
   const file = await UsersFile.load(config.usersFile as string);
   const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
-  let maxPerUser = 0;
-  let requests = 0;
-  for (const e of entries) {
+  const plans = entries.map((e) => {
     const until = config.until ?? yesterdayIn(e.timezone ?? 'UTC', now);
-    const name = e.humanId ?? `entry ${e.index}`;
     const perUser = requestsFor(e.humanId !== undefined ? state.users[e.humanId]?.streams ?? {} : {}, until);
-    const total = perUser.requests + (e.timezone === undefined ? 2 : 1); // identity (+ settings)
-    lines.push(`${pipeline}: user ${name}: ${perUser.window}, ≥ ${total} request(s)`);
-    requests += total;
-    maxPerUser = Math.max(maxPerUser, total);
-  }
-  const streams = userStreams(config.concurrency);
-  const rounds = Math.ceil(entries.length / streams);
-  const minutes = rounds * Math.max(0, Math.ceil(maxPerUser / GH_PER_MINUTE) - 1);
-  lines.push(`${pipeline}: ${entries.length} user(s), ≥ ${requests} request(s); rate-limit waits ≈ ${minutes} min (${GH_PER_MINUTE} requests/minute/user, ${streams} users at a time)`);
-  return lines;
+    // identity (+ settings when the users file names no zone)
+    return { name: e.humanId ?? `entry ${e.index}`, window: perUser.window, requests: perUser.requests + (e.timezone === undefined ? 2 : 1) };
+  });
+  return planLines(pipeline, plans, config.concurrency, { perUser: GH_PER_MINUTE, unit: 'minute' }, true);
 }
 
 /** since for a stream in a dry run (no identity, no settings: the saved watermark and the users file). */

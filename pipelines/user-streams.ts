@@ -38,6 +38,30 @@ export function perRun<T>(cache: WeakMap<RunContext['stats'], T>, ctx: RunContex
   return shared;
 }
 
+/** One user's part of a dry run: the window and the requests (`atLeast`: pages not known yet). */
+export interface UserPlan {
+  name: string;
+  window: string;
+  requests: number;
+}
+
+/**
+ * The dry-run lines of a per-user pipeline: one per user, then the total and the time a
+ * per-user limit of `perUser` requests a `unit` makes it take with users side by side
+ * (userStreams(concurrency) at a time).
+ */
+export function planLines(pipeline: PipelineName, users: readonly UserPlan[], concurrency: number, limit: { perUser: number; unit: 'hour' | 'minute' }, atLeast = false): string[] {
+  const ge = atLeast ? '≥ ' : '';
+  const lines = users.map((u) => `${pipeline}: user ${u.name}: ${u.window}, ${ge}${u.requests} request(s)`);
+  const requests = users.reduce((n, u) => n + u.requests, 0);
+  const busiest = users.reduce((n, u) => Math.max(n, u.requests), 0);
+  const streams = userStreams(concurrency);
+  const waits = Math.ceil(users.length / streams) * Math.max(0, Math.ceil(busiest / limit.perUser) - 1);
+  const unit = limit.unit === 'hour' ? 'h' : 'min';
+  lines.push(`${pipeline}: ${users.length} user(s), ${ge}${requests} request(s); rate-limit waits ≈ ${waits} ${unit} (${limit.perUser} requests/${limit.unit}/user, ${streams} users at a time)`);
+  return lines;
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof EtlError) return err.message;
   if (err instanceof Error) return `${err.name}: ${err.message}`;
