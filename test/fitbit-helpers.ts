@@ -113,3 +113,13 @@ export function accepted<T>(checked: Checked<T>): T {
   if (!checked.ok) throw new Error(`the source rejected a record: ${checked.reason}`);
   return checked.value;
 }
+
+/** Polls `predicate` every 2 ms until it holds (true) or `timeoutMs` has passed (false). */
+export async function until(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (predicate()) return true;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return false;
+}

@@ -13,6 +13,7 @@ import { readManifest } from '../sinks/index.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile, type FixtureApi } from '../fixtures/server.js';
 // The reader's side of the protocol, as the README documents it.
 import { committedFiles } from '../scripts/committed-files.mjs';
+import { until } from './fitbit-helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'pipelines', 'bin.ts'); // what the wearable-etl command runs
@@ -29,15 +30,6 @@ function startCli(api: FixtureApi, users: string, out: string): { child: ChildPr
   child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
   const done = new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));
   return { child, done };
-}
-
-async function until(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (predicate()) return true;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return false;
 }
 
 /** user-days asked of the fixture API from log index `from` on: "<fitbit user> <resource> <date>". */

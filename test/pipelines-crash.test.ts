@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { query } from './duckdb.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile, type FixtureApi } from '../fixtures/server.js';
+import { until } from './fitbit-helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'pipelines', 'bin.ts'); // what the wearable-etl command runs
@@ -27,15 +28,6 @@ function startCli(api: FixtureApi, users: string, out: string): { child: ChildPr
     if (err) process.stderr.write(err);
   });
   return { child, done };
-}
-
-async function until(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (predicate()) return true;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return false;
 }
 
 function hasFiles(dir: string): boolean {
