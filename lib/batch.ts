@@ -86,32 +86,64 @@ export function fromColumns(specs: readonly ColumnSpec[], table: ColumnTable): R
   return build(table.columns, table.rowCount);
 }
 
-function unpackStrings(p: PackedStrings, n: number): (string | null)[] {
-  const out = new Array<string | null>(n);
+/** Unpacks the first n values of packed strings into out[at, at + n). */
+function unpackStringsInto(p: PackedStrings, n: number, out: (string | null)[], at: number): void {
   if (p.kind === 'dict') {
     const { dict, index } = p;
     for (let i = 0; i < n; i++) {
       const k = index[i]!;
-      out[i] = k < 0 ? null : dict[k]!;
+      out[at + i] = k < 0 ? null : dict[k]!;
     }
-    return out;
+    return;
   }
   const { text, lengths } = p;
-  let at = 0;
+  let from = 0;
   for (let i = 0; i < n; i++) {
     const len = lengths[i]!;
-    if (len < 0) out[i] = null;
+    if (len < 0) out[at + i] = null;
     else {
-      out[i] = text.slice(at, at + len);
-      at += len;
+      out[at + i] = text.slice(from, from + len);
+      from += len;
     }
   }
-  return out;
 }
 
 export function unpackTable(packed: PackedTable): ColumnTable {
-  const n = packed.rowCount;
-  const columns = packed.columns.map((col): ColumnData => (col.type === 'string' ? { type: 'string', values: unpackStrings(col.strings, n) } : col));
+  return unpackTables([packed]);
+}
+
+/**
+ * The rows of packed tables (each for the same columns) as one table, one after another. Each
+ * table's strings are unpacked on their own, never joined first: a partition's ids as one text
+ * (a day of steps and calories: ~150 KB) would be a string in V8's large-object space, which
+ * cost about 1 ms of CPU a partition to allocate and free (bench/api-bound, writer thread).
+ */
+export function unpackTables(tables: readonly PackedTable[]): ColumnTable {
+  if (tables.length === 0) throw new Error('unpackTables: no table');
+  const n = tables.reduce((sum, t) => sum + t.rowCount, 0);
+  const columns = tables[0]!.columns.map((first, c): ColumnData => {
+    if (first.type === 'string') {
+      const values = new Array<string | null>(n);
+      let at = 0;
+      for (const t of tables) {
+        unpackStringsInto((t.columns[c] as Extract<PackedColumn, { type: 'string' }>).strings, t.rowCount, values, at);
+        at += t.rowCount;
+      }
+      return { type: 'string', values };
+    }
+    if (tables.length === 1) return first;
+    const parts = tables.map((t) => t.columns[c] as NumberColumn);
+    const values = first.values instanceof Int32Array ? new Int32Array(n) : new Float64Array(n);
+    const valid = parts.some((p) => p.valid !== null) ? new Uint8Array(n).fill(1) : null;
+    let at = 0;
+    parts.forEach((p, k) => {
+      const count = tables[k]!.rowCount;
+      values.set(p.values.subarray(0, count), at);
+      if (valid !== null && p.valid !== null) valid.set(p.valid.subarray(0, count), at);
+      at += count;
+    });
+    return { type: first.type, values, valid };
+  });
   return { rowCount: n, columns };
 }
 

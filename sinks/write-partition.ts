@@ -13,7 +13,6 @@ import type { MergeCounts } from './merge.js';
 import { partitionTable } from './partition-table.js';
 import { localStorage } from './storage.js';
 import type { Storage, StorageConfig } from './storage.js';
-import { joinPacked } from './transfer.js';
 
 /** Everything a partition write needs, as plain data (it may cross to a writer thread). */
 export interface PartitionJob {
@@ -71,7 +70,7 @@ export async function writePartition(job: PartitionJob): Promise<PartitionWritte
   const specs = COLUMNS[job.dataset];
   const counts: MergeCounts = { added: 0, replaced: 0, unchanged: 0 };
   const existing = await storage.read(job.relPath);
-  const table = await partitionTable(job.dataset, specs, format, joinPacked(job.tables), existing === null ? null : { bytes: existing, label: job.relPath }, counts);
+  const table = await partitionTable(job.dataset, specs, format, job.tables, existing === null ? null : { bytes: existing, label: job.relPath }, counts);
   const bytes = await format.encode(specs, table, job.meta);
   await storage.commit(job.relPath, bytes);
   return { rows: table.rowCount, bytes: bytes.length, merged: existing !== null, counts };

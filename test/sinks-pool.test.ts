@@ -19,7 +19,8 @@ import { loadCodec } from '../sinks/compression.js';
 import { registerArrowZstd } from '../sinks/arrow/encoder.js';
 import { sortRows, toColumns } from '../sinks/columns.js';
 import type { Row } from '../sinks/columns.js';
-import { concatPacked, packTable, unpackTable } from '../sinks/transfer.js';
+import { packTable, transferList, unpackTable } from '../sinks/transfer.js';
+import { unpackTables } from '../lib/batch.js';
 import { hasDuplicates, sortTable } from '../sinks/partition-table.js';
 import { activityRecords, asAsync, intradayRecords } from '../bench/sink-data.js';
 
@@ -208,7 +209,7 @@ test('packTable/unpackTable keep every value, null and string in place', (t) => 
   t.deepEqual(unpackTable(structuredClone(packed, { transfer })), expected);
 });
 
-test('concatPacked of packed chunks holds what packing the rows together holds (dictionary and joined chunks, nulls in some)', (t) => {
+test('unpackTables of packed chunks holds what the rows together hold (dictionary and joined chunks, nulls in some)', (t) => {
   const specs = COLUMNS.activities;
   const base = activityRecords() as unknown as Row[];
   // Chunk 1: few distinct strings (dictionary columns); chunk 2: a column packed joined (many
@@ -218,37 +219,41 @@ test('concatPacked of packed chunks holds what packing the rows together holds (
   const chunk3 = [{ ...base[0]!, id: 'c-0', timeZone: null }];
   const parts = [chunk1, chunk2, chunk3].map((rows) => packTable(toColumns(specs, rows)).packed);
   t.deepEqual(parts.map((p) => (p.columns[8] as { strings: { kind: string } }).strings.kind), ['dict', 'joined', 'dict'], 'timeZone packed both ways');
-  const { packed, transfer } = concatPacked(parts);
   const all = [...chunk1, ...chunk2, ...chunk3];
-  t.is(packed.rowCount, all.length);
-  t.deepEqual(unpackTable(structuredClone(packed, { transfer })), toColumns(specs, all));
-  t.deepEqual(unpackTable(concatPacked([parts[0]!, parts[2]!]).packed), toColumns(specs, [...chunk1, ...chunk3]), 'dictionary chunks only');
+  // As the writer thread gets them: each chunk cloned with its buffers transferred.
+  const received = parts.map((p) => structuredClone(p, { transfer: transferList(p) }));
+  const table = unpackTables(received);
+  t.is(table.rowCount, all.length);
+  t.deepEqual(table, toColumns(specs, all));
+  const two = [chunk1, chunk3].map((rows) => packTable(toColumns(specs, rows)).packed);
+  t.deepEqual(unpackTables(two), toColumns(specs, [...chunk1, ...chunk3]), 'dictionary chunks only');
 });
 
 test('hasDuplicates finds a repeated id in both packings; sortTable orders as sortRows does', (t) => {
   const specs = COLUMNS.intraday;
   const rows = intradayRecords({ users: 1, days: 2, points: 50 });
   const columns = (r: readonly IntradayRecord[]) => toColumns(specs, r as unknown as Row[]);
-  const ids = (r: readonly IntradayRecord[]) => packTable(columns(r)).packed.columns[0]!;
+  // Ids as the writer thread reads them: unpacked from either packing.
+  const ids = (r: readonly IntradayRecord[], column = 0) => {
+    const packed = packTable(columns(r)).packed;
+    const values = unpackTable(packed).columns[column]!;
+    return { kind: (packed.columns[column] as { strings: { kind: string } }).strings.kind, values: values.type === 'string' ? values.values : [] };
+  };
   const unique = ids(rows);
-  const repeated = ids([...rows, rows[17]!]);
-  t.true(unique.type === 'string' && unique.strings.kind === 'joined');
-  if (unique.type === 'string') t.false(hasDuplicates(unique.strings, rows.length));
-  if (repeated.type === 'string') t.true(hasDuplicates(repeated.strings, rows.length + 1));
-  const dict = packTable(columns(rows)).packed.columns[1]!; // humanId: one value
-  if (dict.type === 'string') {
-    t.is(dict.strings.kind, 'dict');
-    t.true(hasDuplicates(dict.strings, rows.length));
-    t.false(hasDuplicates(dict.strings, 1));
-  }
+  t.is(unique.kind, 'joined');
+  t.false(hasDuplicates(unique.values));
+  t.true(hasDuplicates(ids([...rows, rows[17]!]).values));
+  const dict = ids(rows, 1); // humanId: one value
+  t.is(dict.kind, 'dict');
+  t.true(hasDuplicates(dict.values));
+  t.false(hasDuplicates(dict.values.slice(0, 1)));
+  t.true(hasDuplicates([null, 'a', null]), 'nulls count as values');
+  t.false(hasDuplicates([null, 'a', 'b']));
 
   // Values that differ only far from their end (the hash looks at the end) are told apart too.
-  const early = (values: string[]) => packTable({ rowCount: values.length, columns: [{ type: 'string', values }] }).packed.columns[0]!;
   const distinct = Array.from({ length: 500 }, (_, i) => `${String(i).padStart(4, '0')}-the-same-tail-0123456789`);
-  const e1 = early(distinct);
-  const e2 = early([...distinct, distinct[250]!]);
-  if (e1.type === 'string') t.false(hasDuplicates(e1.strings, distinct.length));
-  if (e2.type === 'string') t.true(hasDuplicates(e2.strings, distinct.length + 1));
+  t.false(hasDuplicates(distinct));
+  t.true(hasDuplicates([...distinct, distinct[250]!]));
 
   // Shuffled, with ties on timestamp broken by type and id.
   const mixed = rows.flatMap((r, i) => [r, { ...r, id: `${r.id}:b`, type: i % 2 ? 'calories' : 'steps' } as IntradayRecord]);

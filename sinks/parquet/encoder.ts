@@ -239,19 +239,40 @@ function lengthPrefix(len: number): string {
 }
 
 /**
- * PLAIN BYTE_ARRAY values of all-ASCII strings in two native calls (join, latin1 encode)
- * instead of one copy per value; null when a value is not ASCII.
+ * Characters joined at a time: a string past ~128 KB goes to V8's large-object space, which cost
+ * about 1 ms of CPU each to allocate and free (a page of a day's steps and calories ids is ~150 KB).
  */
-function plainAsciiStrings(strings: readonly string[]): Buffer | null {
-  const joined = strings.join('');
-  if (Buffer.byteLength(joined, 'utf8') !== joined.length) return null;
-  const pieces = new Array<string>(strings.length * 2);
-  for (let k = 0; k < strings.length; k++) {
-    const s = strings[k]!;
-    pieces[2 * k] = lengthPrefix(s.length);
-    pieces[2 * k + 1] = s;
+const JOIN_CHARS = 32 * 1024;
+
+/**
+ * PLAIN BYTE_ARRAY values of all-ASCII strings appended to `w`, a group of values at a time in
+ * two native calls (join, latin1 write) instead of one copy per value. False, with `w` as it
+ * was, when a value is not ASCII.
+ */
+function writePlainAscii(strings: readonly string[], w: ByteWriter): boolean {
+  let total = 0;
+  for (let k = 0; k < strings.length; k++) total += 4 + strings[k]!.length;
+  w.ensure(total);
+  const start = w.pos;
+  const group: string[] = [];
+  const pieces: string[] = [];
+  for (let from = 0; from < strings.length; ) {
+    let chars = 0;
+    group.length = 0;
+    while (from < strings.length && (group.length === 0 || chars + strings[from]!.length <= JOIN_CHARS)) {
+      chars += strings[from]!.length;
+      group.push(strings[from++]!);
+    }
+    const joined = group.join('');
+    if (Buffer.byteLength(joined, 'utf8') !== joined.length) {
+      w.pos = start;
+      return false;
+    }
+    pieces.length = 0;
+    for (const s of group) pieces.push(lengthPrefix(s.length), s);
+    w.pos += w.buf.write(pieces.join(''), w.pos, 'latin1');
   }
-  return Buffer.from(pieces.join(''), 'latin1');
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -688,13 +709,12 @@ function encodeStringChunk(spec: ColumnSpec, col: StringColumn, start: number, e
       const v = values[i];
       if (v !== null && v !== undefined) strings.push(v);
     }
-    const plain = plainAsciiStrings(strings);
-    const enc = plain === null ? encodeStrings(strings) : null;
-    if (plain === null) ascii = false;
-    const w = new ByteWriter((plain?.length ?? enc!.bytes.length + 4 * strings.length) + (pe - ps) / 8 + 32);
+    const w = new ByteWriter(64 + (pe - ps) / 8);
     if (spec.nullable) writeDefinitionLevels(valid, ps, pe, w);
-    if (plain !== null) w.bytes(plain);
-    else writePlainStrings(enc!, w);
+    if (!writePlainAscii(strings, w)) {
+      ascii = false;
+      writePlainStrings(encodeStrings(strings), w);
+    }
     cb.dataPage(w.result(), pe - ps, Encoding.PLAIN);
   }
   return plainChunkResult(cb, dataPageOffset, stringStats(values, start, end, ascii, nullCount));
