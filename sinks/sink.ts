@@ -23,7 +23,7 @@ import type { FileFormat, ParquetEngine } from './formats.js';
 import { writeManifest } from './manifest.js';
 import type { ManifestFile } from './manifest.js';
 import { WritePool } from './pool.js';
-import { packTable, packedAllEqual, packedRows, packedShapeProblem, transferList } from './transfer.js';
+import { packTable, packedAllEqual, packedRecords, packedShapeProblem, transferList } from './transfer.js';
 import type { Packed, PackedColumn } from './transfer.js';
 import { writePartition } from './write-partition.js';
 import type { PartitionJob, PartitionWritten } from './write-partition.js';
@@ -338,7 +338,7 @@ class SinkRun {
     const dir = this.partitionDir(part.date, part.humanId);
     const users = table.columns[this.humanIdColumn] as Extract<PackedColumn, { type: 'string' }>;
     if (typeof dir !== 'string' || !packedAllEqual(users.strings, n, part.humanId) || !packedValuesFit(this.specs, table)) {
-      return this.add(packedRows(this.specs, part.date, table));
+      return this.add(packedRecords(this.dataset, part.date, table));
     }
     const cfg = this.cfg;
     if (this.pool === null && cfg.workers > 0 && this.rowsIn + n >= cfg.workerStartRows) this.pool = new WritePool(cfg.workers);

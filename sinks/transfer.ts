@@ -8,7 +8,7 @@ import { isInt32Backed } from '../lib/batch.js';
 import type { ColumnData, ColumnTable, PackedColumn, PackedStrings, PackedTable } from '../lib/batch.js';
 import type { ColumnSpec } from '../lib/schema.js';
 
-export { packedRows, unpackTable } from '../lib/batch.js';
+export { packedRecords, unpackTable } from '../lib/batch.js';
 export type { PackedColumn, PackedStrings, PackedTable } from '../lib/batch.js';
 
 /** A packed table and the buffers to transfer with it (all of them its own). */
