@@ -10,6 +10,7 @@ import type { Compression } from '../../lib/sink.js';
 import type { ColumnSpec } from '../../lib/schema.js';
 import { compressBlock } from '../compression.js';
 import type { ColumnData, ColumnTable, NumberColumn, StringColumn } from '../columns.js';
+import { ByteWriter } from './byte-writer.js';
 import { PARQUET_MAGIC, encodeFooter, physicalType } from './footer.js';
 import { CompressionCodec, Encoding, PageType, serializePageHeader } from './thrift.js';
 import type { ColumnChunk, PageHeader, RowGroup, SortingColumn, Statistics } from './thrift.js';
@@ -47,51 +48,6 @@ export const MAX_STAT_BYTES = 64;
 const PAGE_BYTES = 1 << 20;
 const MAX_DICTIONARY_ENTRIES = 1 << 16;
 const MAX_DICTIONARY_BYTES = 1 << 20;
-
-// ---------------------------------------------------------------------------------------------
-// A growable byte buffer.
-
-class ByteWriter {
-  buf: Buffer;
-  pos = 0;
-  constructor(size = 1024) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-  ensure(extra: number): void {
-    const need = this.pos + extra;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
-  u8(v: number): void {
-    this.ensure(1);
-    this.buf[this.pos++] = v;
-  }
-  u32(v: number): void {
-    this.ensure(4);
-    this.buf.writeUInt32LE(v >>> 0, this.pos);
-    this.pos += 4;
-  }
-  varint(v: number): void {
-    this.ensure(5);
-    while (v >= 0x80) {
-      this.buf[this.pos++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[this.pos++] = v;
-  }
-  bytes(b: Uint8Array): void {
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-  result(): Buffer {
-    return this.buf.subarray(0, this.pos);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // RLE / bit-packed hybrid (definition levels, dictionary indices).
