@@ -13,7 +13,7 @@ import { parquetReadObjects } from 'hyparquet';
 import type { ActivityRecord, Dataset, IntradayRecord } from '../lib/schema.js';
 import { COLUMNS } from '../lib/schema.js';
 import { EtlError } from '../lib/errors.js';
-import { createSink, createSinkStats, prepareOutput } from '../sinks/index.js';
+import { createSink, createSinkStats, prepareOutput, SharedWriters } from '../sinks/index.js';
 import type { SinkConfig, SinkStats } from '../sinks/index.js';
 import { loadCodec } from '../sinks/compression.js';
 import { registerArrowZstd } from '../sinks/arrow/encoder.js';
@@ -94,10 +94,23 @@ function compareRows(dataset: Dataset): (x: Record<string, unknown>, y: Record<s
   };
 }
 
+/** The files at `paths` (one per partition) hold what the model says, in the files' order. */
+async function holdsModel(t: ExecutionContext, dataset: Dataset, expected: Map<string, Map<string, Rec>>, out: string, paths: ReadonlySet<string>, label: string): Promise<void> {
+  const specs = COLUMNS[dataset];
+  t.is(paths.size, expected.size, `${label}: one file per partition`);
+  for (const rel of paths) {
+    const m = /date=([^/]+)\/user=([^/]+)\//.exec(rel)!;
+    const want = expected.get(`${m[1]}|${decodeURIComponent(m[2]!)}`);
+    t.truthy(want, `${rel} is a partition of the input`);
+    const rows = [...want!.values()].map((e) => Object.fromEntries(specs.map((c) => [c.name, e[c.name] ?? null])));
+    // One row per id, the kept version, in the files' order.
+    t.deepEqual(await readBack(join(out, rel)), rows.sort(compareRows(dataset)), `${rel} (${label})`);
+  }
+}
+
 /** Runs the steps with the writer thread off and on; checks both outputs against the model. */
 async function both(t: ExecutionContext, dataset: Dataset, steps: readonly Step[], base: Options = {}): Promise<{ stats: SinkStats[][]; outs: string[] }> {
   const expected = model(dataset, steps);
-  const specs = COLUMNS[dataset];
   const allStats: SinkStats[][] = [];
   const outs: string[] = [];
   for (const workers of [0, 1]) {
@@ -112,15 +125,7 @@ async function both(t: ExecutionContext, dataset: Dataset, steps: readonly Step[
       stats.push(s);
       t.is(s.threadWrites, workers === 0 ? 0 : s.partitionWrites, `workers ${workers}: the writes ran ${workers === 0 ? 'here' : 'on the writer thread'}`);
     }
-    t.is(paths.size, expected.size, `workers ${workers}: one file per partition`);
-    for (const rel of paths) {
-      const m = /date=([^/]+)\/user=([^/]+)\//.exec(rel)!;
-      const want = expected.get(`${m[1]}|${decodeURIComponent(m[2]!)}`);
-      t.truthy(want, `${rel} is a partition of the input`);
-      const rows = [...want!.values()].map((e) => Object.fromEntries(specs.map((c) => [c.name, e[c.name] ?? null])));
-      // One row per id, the kept version, in the files' order.
-      t.deepEqual(await readBack(join(out, rel)), rows.sort(compareRows(dataset)), `${rel} (workers ${workers})`);
-    }
+    await holdsModel(t, dataset, expected, out, paths, `workers ${workers}`);
     allStats.push(stats);
     outs.push(out);
   }
@@ -280,4 +285,27 @@ test('sinks of one run one after another: the first one tidying the run\'s tempo
     const second = await createSink('intraday', { outDir: out, format: 'parquet', runId: `run-${workers}`, workers, workerStartRows: 0 })(asAsync([intradayRecords({ users: 1, days: 1, points: 30 })]));
     t.true(first.files > 0 && second.files === 1, `workers ${workers}`);
   }
+});
+
+test('sinks sharing writer threads: a small sink writes on the threads a large one started, and neither stops them', async (t) => {
+  const out = await tmpOut('shared');
+  const writers = new SharedWriters();
+  const large = { dataset: 'intraday' as const, batches: [intradayRecords({ users: 2, days: 2, points: 100 })], stats: createSinkStats() };
+  const small = { dataset: 'activities' as const, batches: batchesOf(activityRecords(), 5), stats: createSinkStats() };
+  t.is(writers.running, null);
+  const common = { outDir: out, format: 'parquet', runId: 'run-1', writers, workers: 1 } as const;
+  const largeSummary = await createSink(large.dataset, { ...common, workerStartRows: 0, stats: large.stats })(asAsync(large.batches));
+  t.not(writers.running, null, 'the large sink started the threads and left them running');
+  // Far below the default 50,000 rows a sink brings before starting threads of its own.
+  const smallSummary = await createSink(small.dataset, { ...common, stats: small.stats })(asAsync(small.batches));
+  await writers.close();
+  for (const [label, { dataset, batches, stats }, summary] of [['large', large, largeSummary], ['small', small, smallSummary]] as const) {
+    t.true(stats.partitionWrites > 0, label);
+    t.is(stats.threadWrites, stats.partitionWrites, `${label}: every file written on the shared thread`);
+    await holdsModel(t, dataset, model(dataset, [{ runId: 'run-1', batches }]), out, new Set(summary.paths), label);
+  }
+  // Without shared threads the small sink writes here, as before.
+  const alone = createSinkStats();
+  await createSink(small.dataset, { ...common, writers: undefined, runId: 'run-2', stats: alone })(asAsync(small.batches));
+  t.is(alone.threadWrites, 0);
 });
