@@ -132,9 +132,12 @@ export function runRecordPath(outDir: string, runId: string): string {
   return outputPath(outDir, runRecordKey(runId));
 }
 
-/** Replaces the run's record whole (a folder: fsync'd before and after its rename). */
-async function writeRunRecord(record: RunSummary): Promise<void> {
-  await openOutput(record.outDir, { runId: record.runId, durable: true }).put(runRecordKey(record.runId), Buffer.from(JSON.stringify(record, null, 2) + '\n'));
+/**
+ * Replaces a run's record whole (a folder: fsync'd before and after its rename), by the run
+ * `writer` (its temporary folder; the record may be a killed run's it takes over).
+ */
+async function writeRunRecord(record: RunSummary, writer: string): Promise<void> {
+  await openOutput(record.outDir, { runId: writer, durable: true }).put(runRecordKey(record.runId), Buffer.from(JSON.stringify(record, null, 2) + '\n'));
 }
 
 /** Run records in `<out>/_runs`, oldest first; unreadable ones are skipped. */
@@ -214,7 +217,7 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
   let summary: RunSummary;
   try {
     if (!isBucketOut(config.outDir)) await prepareOutput(config.outDir);
-    await writeRunRecord(record('running', started, -1));
+    await writeRunRecord(record('running', started, -1), runId);
     for (const s of config.skipped) options.log.info('pipeline skipped', { pipeline: s.pipeline, reason: s.reason });
     for (const pipeline of config.pipelines) {
       if (options.stop?.aborted) break;
@@ -251,8 +254,8 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
     const { files, adopted } = await committedFiles(config.outDir, runId, datasets);
     summary.files = files;
     summary.adopted = adopted.map((r) => r.runId);
-    for (const dead of adopted) await writeRunRecord({ ...dead, status: 'interrupted', adoptedBy: runId } as RunSummary);
-    await writeRunRecord(summary);
+    for (const dead of adopted) await writeRunRecord({ ...dead, status: 'interrupted', adoptedBy: runId } as RunSummary, runId);
+    await writeRunRecord(summary, runId);
   } finally {
     // A stopped run leaves no temporary files; a killed one's are cleared by the next run.
     if (!isBucketOut(config.outDir)) {
