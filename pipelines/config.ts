@@ -83,6 +83,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN', '--out s3://bucket/prefix: credentials (else the AWS SDK\'s own chain)'],
   ['AWS_REGION, AWS_DEFAULT_REGION', '--out s3://: region (default us-east-1)'],
   ['AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL', '--out s3://: an S3-compatible endpoint (then path-style addressing)'],
+  ['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED', 'set to true by the command itself: the AWS SDK\'s multi-line Node 20 notice never reaches stderr'],
   ['WEARABLE_ETL_STAGING_DIR, WEARABLE_ETL_STAGING_MB', '--out s3://: local folder for dead letters being collected and downloads, and the cap on downloads (default system temp, 512 MB)'],
 ];
 
