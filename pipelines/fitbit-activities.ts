@@ -11,7 +11,7 @@ import { normalizeActivity } from '../transforms/activities.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { checkFitbitUsers, loadUsers, openSession, planFitbit, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { runUserStreams } from './user-streams.js';
-import { defaultStatePath, loadState, stateSaver } from './state.js';
+import { checkpointSaver } from './state/store.js';
 
 const PIPELINE = 'fitbit-activities' as const;
 const STREAM = 'activities';
@@ -36,9 +36,8 @@ export const fitbitActivities: PipelineDef = {
 export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResult> {
   const { config } = ctx;
   const users = await loadUsers(ctx);
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
-  const save = stateSaver(statePath, state);
+  const state = await ctx.state.load(PIPELINE);
+  const save = checkpointSaver(ctx.state, state);
   const watermarks = new Map<string, string>();
   const sessions = new Map<string, FitbitSession>();
 

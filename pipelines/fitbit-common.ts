@@ -16,6 +16,7 @@ export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
   if (!file) throw new EtlError('CONFIG', 'the Fitbit pipelines need --users FILE');
   const users = await UsersFile.load(file);
   if (users.users().length === 0) throw new EtlError('CONFIG', `users file ${file} lists no users`);
+  await ctx.shared?.tokens(FITBIT_PROVIDER).load(users.users().map((u) => u.humanId));
   return users;
 }
 
@@ -29,6 +30,8 @@ export function fitbitShared(ctx: RunContext): FitbitShared {
 
 export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, saved: UserState | undefined, pipeline: PipelineName): FitbitSession {
   const env = ctx.config.env;
+  const shared = ctx.shared;
+  const rateLimit = ctx.tuning?.fitbitRateLimit ?? FITBIT_RATE_DEFAULTS;
   return new FitbitSession(
     {
       baseUrl: env.fitbitApiUrl,
@@ -36,12 +39,14 @@ export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, 
       ...(env.fitbitClientId ? { clientId: env.fitbitClientId } : {}),
       ...(env.fitbitClientSecret ? { clientSecret: env.fitbitClientSecret } : {}),
       ...(ctx.tuning?.retry ? { retry: ctx.tuning.retry } : {}),
-      rateLimit: ctx.tuning?.fitbitRateLimit ?? FITBIT_RATE_DEFAULTS,
+      rateLimit,
       stats: ctx.stats,
       log: ctx.log,
       onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
+      ...(shared ? { sharedBudget: (humanId: string) => shared.fitbitBudget(humanId, rateLimit) } : {}),
     },
-    users,
+    // With the state in PostgreSQL, the tokens are there (rotated there, never in the file).
+    shared ? shared.tokens(FITBIT_PROVIDER) : users,
     user.humanId,
     user.userId,
     saved?.rateBudget,

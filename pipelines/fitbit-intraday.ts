@@ -15,7 +15,7 @@ import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { startDailySummaries } from './daily-summaries.js';
 import { checkFitbitUsers, loadUsers, openSession, planFitbit, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { runUserStreams, usageProblem, type UserOutcome } from './user-streams.js';
-import { defaultStatePath, loadState, stateSaver } from './state.js';
+import { checkpointSaver } from './state/store.js';
 
 const PIPELINE = 'fitbit-intraday' as const;
 
@@ -58,9 +58,8 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   const { config } = ctx;
   const { resources, detail } = fitbitIntradayOptions(config);
   const users = await loadUsers(ctx);
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
-  const save = stateSaver(statePath, state);
+  const state = await ctx.state.load(PIPELINE);
+  const save = checkpointSaver(ctx.state, state);
   // Per user, what the sink has not committed yet; copied into the state at the user's checkpoint.
   const fetched = new Map<string, { session: FitbitSession; windows: Map<string, { since: string; until: string; done?: string; complete?: string }> }>();
   // The day totals the answers carry go to daily_summaries (one row per user and date), for the

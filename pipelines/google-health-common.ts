@@ -20,6 +20,7 @@ import type { RunContext } from './context.js';
 import { sinceFor, untilFor, userState } from './fitbit-common.js';
 import { defaultStatePath, loadState, type PipelineState } from './state.js';
 import { perRun, planLines } from './user-streams.js';
+import { ghEntryKey, type PgTokens } from './state/shared.js';
 
 export { GOOGLE_HEALTH_PROVIDER };
 
@@ -37,6 +38,10 @@ export class GhRunUser {
   get humanId(): string {
     return this.entry.humanId ?? this.resolved ?? `google-health entry ${this.entry.index}`;
   }
+  /** Its name for the workers' leases: the same before and after the identity is known. */
+  get leaseKey(): string {
+    return ghEntryKey(this.entry);
+  }
 }
 
 export async function loadGhUsers(ctx: RunContext): Promise<{ file: UsersFile; users: GhRunUser[] }> {
@@ -45,6 +50,7 @@ export async function loadGhUsers(ctx: RunContext): Promise<{ file: UsersFile; u
   const file = await UsersFile.load(path);
   const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
   if (entries.length === 0) throw new EtlError('CONFIG', `users file ${path} has no google-health entries`);
+  await ctx.shared?.tokens(GOOGLE_HEALTH_PROVIDER).load(entries.map(ghEntryKey));
   return { file, users: entries.map((e) => new GhRunUser(e)) };
 }
 
@@ -56,6 +62,14 @@ export function tokenStore(file: UsersFile, index: number): TokenStore {
       return { accessToken: typeof f['accessToken'] === 'string' ? f['accessToken'] : '', refreshToken: typeof f['refreshToken'] === 'string' ? f['refreshToken'] : '' };
     },
     rotate: (stale, refresh) => file.rotate(index, stale === '' ? undefined : stale, refresh),
+  };
+}
+
+/** A user's tokens in the state database (PostgreSQL): rotated there, never in the users file. */
+function pgTokenStore(tokens: PgTokens, key: string): TokenStore {
+  return {
+    current: () => tokens.tokens(key),
+    rotate: (stale, refresh) => tokens.rotate(key, stale, refresh),
   };
 }
 
@@ -84,7 +98,7 @@ export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser,
       shared: ghShared(ctx),
       onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
     },
-    tokenStore(file, user.entry.index),
+    ctx.shared ? pgTokenStore(ctx.shared.tokens(GOOGLE_HEALTH_PROVIDER), ghEntryKey(user.entry)) : tokenStore(file, user.entry.index),
     user.entry.index,
     user.humanId,
     saved,
@@ -158,7 +172,7 @@ export function saveBudget(state: PipelineState, user: GhRunUser, budget: GhRate
 
 /** The name a user has before its identity is fetched (the state key its budget is read from). */
 function preIdentityName(user: GhRunUser): string {
-  return user.entry.humanId ?? `google-health entry ${user.entry.index}`;
+  return ghEntryKey(user.entry);
 }
 
 export { daysInclusive, userState };
@@ -172,12 +186,13 @@ const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'goo
  * the second pipeline would otherwise open with a full budget while the first one's requests
  * are still in the window. (Within one `run all` the pipelines share one budget per user.)
  */
-export async function loadGhState(config: RunConfig, pipeline: PipelineName, now: number): Promise<PipelineState> {
-  const own = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
-  if (config.stateFile) return own; // one explicit file per pipeline: the others are not known
+export async function loadGhState(ctx: RunContext, pipeline: PipelineName, now: number): Promise<PipelineState> {
+  const own = await ctx.state.load(pipeline);
+  // One explicit file per pipeline: the others are not known. PostgreSQL keeps no budgets in the state.
+  if (ctx.config.stateFile || ctx.state.kind !== 'file') return own;
   for (const other of GH_PIPELINES) {
     if (other === pipeline) continue;
-    const theirs = await loadState(defaultStatePath(config.outDir, other), other);
+    const theirs = await ctx.state.load(other);
     for (const [name, u] of Object.entries(theirs.users)) {
       if (!u.rateBudget) continue;
       const mine = userState(own, name);

@@ -26,7 +26,7 @@ import type { DatasetSummary } from '../lib/sink.js';
 import type { RunConfig } from './config.js';
 import type { FailedUser, PipelineDef, PipelineResult, RunContext } from './context.js';
 import { runUserStreams } from './user-streams.js';
-import { defaultStatePath, loadState, saveState } from './state.js';
+import { defaultStatePath, loadState } from './state.js';
 
 export const PIPELINE = 'takeout' as const;
 
@@ -289,8 +289,7 @@ export async function runTakeout(ctx: RunContext): Promise<PipelineResult & { ta
   if (config.usersFile === null) throw new EtlError('CONFIG', 'takeout needs --users FILE (entries with "provider": "takeout")');
   const users = await loadTakeoutUsers(config.usersFile);
   if (users.length === 0) return { pipeline: PIPELINE, datasets: [], users: 0, failedUsers: [], deadLetterFiles: [], takeout: [] };
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
+  const state = await ctx.state.load(PIPELINE);
   const store = {
     get: (humanId: string): string | undefined => state.users[humanId]?.streams[ARCHIVE_STATE_KEY],
     set: (humanId: string, fingerprint: string): void => {
@@ -299,7 +298,7 @@ export async function runTakeout(ctx: RunContext): Promise<PipelineResult & { ta
     },
   };
   const result = await runTakeoutImport(ctx, users, { reimport: config.reimport }, store);
-  await saveState(statePath, state);
+  await ctx.state.save(state);
   // The self-check verdicts go to the run summary (`pipelines[].checks`).
   const checks = result.reports.flatMap((r) => (r.zoneCheck === null ? [] : [{ check: 'json-time-zone', user: r.humanId, ...r.zoneCheck }]));
   return { pipeline: PIPELINE, datasets: result.datasets, users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles, checks, takeout: result.reports };

@@ -8,10 +8,14 @@ import type { DatasetSummary, DeadLetterWriter, SinkBatch } from '../lib/sink.js
 import { createDeadLetterWriter, createSink, deadLetterPath, UserCommit } from '../sinks/index.js';
 import type { PipelineName } from './config.js';
 import type { FailedUser, RunContext } from './context.js';
+import { leasedFeed } from './state/feed.js';
 
-/** True for errors that end the whole pipeline rather than one user (the API was turned off). */
+/**
+ * True for errors that end the whole pipeline rather than one user: the API was turned off, or
+ * the state database was lost (another worker takes the users over).
+ */
 export function isPipelineFatal(err: unknown): boolean {
-  return err instanceof EtlError && err.code === 'API_GONE';
+  return err instanceof EtlError && (err.code === 'API_GONE' || err.code === 'STATE');
 }
 
 /** A check that throws a usage error, as the message (or null when it passes). */
@@ -95,7 +99,7 @@ export interface UserOutcome {
  * Stop (ctx.stop aborted): no user starts, and each running user stops before its next
  * batch — at once, even while its request waits for a rate limit (that request is dropped).
  */
-export async function runUserStreams<D extends Dataset, U extends { readonly humanId: string }>(
+export async function runUserStreams<D extends Dataset, U extends { readonly humanId: string; readonly leaseKey?: string }>(
   ctx: RunContext,
   pipeline: PipelineName,
   dataset: D,
@@ -108,13 +112,14 @@ export async function runUserStreams<D extends Dataset, U extends { readonly hum
   const deadLetters = createDeadLetterWriter(config.outDir, dataset, ctx.runId);
   const failedUsers: FailedUser[] = [];
   const stop = ctx.stop;
-  const stopped = new Promise<'stopped'>((resolve) => {
-    if (stop?.aborted) resolve('stopped');
-    else stop?.addEventListener('abort', () => resolve('stopped'), { once: true });
-  });
+  const stopped = stopSignalled(stop);
 
-  async function* guarded(user: U): AsyncGenerator<SinkBatch<D> | UserCommit> {
-    if (stop?.aborted) return;
+  /** `until`: the user's own stop (with several workers: ctx.stop or its lease lost). */
+  async function* guarded(user: U, until = stop, finish?: (failure: unknown) => void): AsyncGenerator<SinkBatch<D> | UserCommit> {
+    if (until?.aborted) {
+      finish?.(null);
+      return;
+    }
     // Counts per user, so a user whose every record went to the dead letters is named.
     let rows = 0;
     let letters = 0;
@@ -131,17 +136,18 @@ export async function runUserStreams<D extends Dataset, U extends { readonly hum
     const inner = userBatches(user, userLetters)[Symbol.asyncIterator]();
     let failure: unknown = null;
     let complete = false;
+    const halted = until === stop ? stopped : stopSignalled(until);
     try {
       for (;;) {
-        const next = stop ? await Promise.race([inner.next(), stopped]) : await inner.next();
+        const next = until ? await Promise.race([inner.next(), halted]) : await inner.next();
         if (next === 'stopped') break; // the pending request is dropped, not awaited
         if (next.done) {
-          complete = !stop?.aborted;
+          complete = !until?.aborted;
           break;
         }
         rows += 'table' in next.value ? next.value.table.rowCount : next.value.length;
         yield next.value;
-        if (stop?.aborted) {
+        if (until?.aborted) {
           await inner.return?.(undefined);
           break;
         }
@@ -152,18 +158,49 @@ export async function runUserStreams<D extends Dataset, U extends { readonly hum
     if (failure === null && complete && rows === 0 && letters > 0) {
       failure = new EtlError('BAD_RESPONSE', `all ${letters} record(s) went to the dead letters (${path.relative(config.outDir, deadLetterPath(config.outDir, dataset, ctx.runId))})`);
     }
-    if (onUserCommitted) yield new UserCommit(user.humanId, () => onUserCommitted(user, { complete: complete && failure === null }));
+    const outcome = { complete: complete && failure === null };
+    if (onUserCommitted || finish) {
+      yield new UserCommit(user.humanId, async () => {
+        await onUserCommitted?.(user, outcome);
+        finish?.(failure);
+      });
+    }
     if (failure !== null) throw failure;
   }
 
-  const batches = mergeConcurrent(users, guarded, {
-    concurrency: userStreams(config.concurrency),
-    onError: (user, err) => {
-      if (isPipelineFatal(err)) return; // reported once for the pipeline
-      failedUsers.push({ user: user.humanId, reason: describeError(err) });
-      ctx.log.error('user failed; what was fetched before is kept', { pipeline, user: user.humanId, reason: describeError(err) });
-    },
-  });
+  const onError = (user: U, err: unknown): void => {
+    if (isPipelineFatal(err)) return; // reported once for the pipeline
+    failedUsers.push({ user: user.humanId, reason: describeError(err) });
+    ctx.log.error('user failed; what was fetched before is kept', { pipeline, user: user.humanId, reason: describeError(err) });
+  };
+  const streams = userStreams(config.concurrency);
+  // With the state in PostgreSQL, the users come from the leases this worker claims.
+  const keys = users.map((u) => u.leaseKey ?? u.humanId);
+  const feed = ctx.shared
+    ? leasedFeed(
+        ctx.shared.leases,
+        await ctx.shared.leases.join(ctx.shared.workKey(pipeline, config, keys, new Date(ctx.seenAt).toISOString().slice(0, 10)), keys),
+        new Map(users.map((u, i) => [keys[i]!, u] as const)),
+        streams,
+        stop,
+      )
+    : null;
+  const batches = feed
+    ? mergeConcurrent(
+        feed.slots,
+        async function* (): AsyncGenerator<SinkBatch<D> | UserCommit> {
+          const claimed = await feed.next();
+          if (!claimed) return;
+          ctx.log.info('user claimed', { pipeline, user: claimed.user.humanId });
+          try {
+            yield* guarded(claimed.user, claimed.signal, claimed.finish);
+          } catch (err) {
+            onError(claimed.user, err);
+          }
+        },
+        { concurrency: streams, onError: () => undefined },
+      )
+    : mergeConcurrent(users, (user) => guarded(user), { concurrency: streams, onError });
   const sink = createSink(dataset, {
     outDir: config.outDir,
     format: config.format,
@@ -173,8 +210,24 @@ export async function runUserStreams<D extends Dataset, U extends { readonly hum
     ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
     ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
   });
-  const summary = await sink(batches);
+  let summary: DatasetSummary;
+  try {
+    summary = await sink(batches);
+  } catch (err) {
+    feed?.abort(err);
+    throw err;
+  }
+  // A worker that lost the state database stops here with one line (its users are taken over).
+  await feed?.done;
   const deadLetterFile = await deadLetters.close();
   summary.deadLetters = deadLetters.count;
   return { summary, failedUsers, deadLetterFiles: deadLetterFile ? [deadLetterFile] : [] };
+}
+
+/** Resolves 'stopped' when the signal fires. */
+function stopSignalled(signal: AbortSignal | undefined): Promise<'stopped'> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) resolve('stopped');
+    else signal?.addEventListener('abort', () => resolve('stopped'), { once: true });
+  });
 }

@@ -6,6 +6,7 @@
 import { loadState, saveState, defaultStatePath, type PipelineState, type UserState } from '../state.js';
 import type { PipelineName } from '../config.js';
 import type { PgState } from './pg.js';
+import { stateLost } from './shared.js';
 
 export interface StateStore {
   readonly kind: 'file' | 'postgres';
@@ -28,11 +29,29 @@ export function pgStateStore(db: PgState): StateStore {
     kind: 'postgres',
     async load(pipeline) {
       const users: Record<string, UserState> = {};
-      for (const [user, streams] of await db.watermarks(pipeline)) users[user] = { streams };
+      try {
+        for (const [user, streams] of await db.watermarks(pipeline)) users[user] = { streams };
+      } catch (err) {
+        throw stateLost(db.location, err);
+      }
       return { version: 1, pipeline, updatedAt: '', users };
     },
     async save(state) {
-      await db.commitWatermarks(state.pipeline, Object.entries(state.users).map(([user, u]) => [user, u.streams] as const));
+      await db.commitWatermarks(state.pipeline, Object.entries(state.users).map(([user, u]) => [user, u.streams] as const)).catch((err: unknown) => {
+        throw stateLost(db.location, err);
+      });
     },
+  };
+}
+
+/**
+ * Saves a pipeline's state after each user's checkpoint, one save at a time (the last call's
+ * content is what stays).
+ */
+export function checkpointSaver(store: StateStore, state: PipelineState): () => Promise<void> {
+  let chain: Promise<void> = Promise.resolve();
+  return () => {
+    chain = chain.then(() => store.save(state));
+    return chain;
   };
 }
