@@ -147,7 +147,7 @@ test('three workers, one killed with SIGKILL, then one more run: exactly the out
   t.teardown(() => db.end());
   const stored = (await db.query<{ user_key: string; access_token: string }>("SELECT user_key, access_token FROM tokens WHERE provider = 'fitbit'")).rows;
   const live = new Map([...api.fitbit.users.values()].map((u) => [u.humanId, u.accessToken] as const));
-  for (const row of stored) t.is(row.access_token, live.get(row.user_key), `${row.user_key}: the stored pair is the live one`);
+  for (const row of stored) t.is(row.access_token, live.get(row.user_key) ?? 'no such user', `${row.user_key}: the stored pair is the live one`);
   t.is(stored.length, USERS.length);
 });
 
@@ -176,7 +176,8 @@ test('a worker that loses the state database stops its users and exits non-zero 
   const lines = doomed.output().split('\n').filter((l) => l.startsWith('wearable-etl:'));
   t.true(code !== 0 && code !== null, `exit code ${code}`);
   t.is(lines.length, 1, doomed.output().slice(-2000));
-  t.regex(lines[0] ?? '', /state database/);
+  t.regex(lines[0] ?? "", /state database/);
+  t.log(lines[0], `exit ${code}`);
   t.notRegex(doomed.output(), /password|refresh_token|accessToken/i);
 
   await admin.query(`ALTER DATABASE ${database} WITH ALLOW_CONNECTIONS true`);

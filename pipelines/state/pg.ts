@@ -40,6 +40,8 @@ export class PgState {
   private readonly cipher: TokenCipher | null;
   private readonly lockTimeoutMs: number;
   private readonly inflight = new Map<string, Promise<TokenPair>>();
+  /** Connections that have our 'error' listener (checkout). */
+  private readonly watched = new WeakSet<pg.PoolClient>();
   /** Set when the pool loses a connection it held idle (the server went away). */
   lost: Error | null = null;
   private readonly lostListeners: Array<(err: Error) => void> = [];
@@ -77,9 +79,25 @@ export class PgState {
     await this.pool.end();
   }
 
+  /**
+   * A connection of the pool for several statements. A connection that breaks while checked out
+   * emits 'error' with nobody listening (the pool listens only to idle ones), which would end the
+   * process: here the break is noted, and the statement in flight fails with it.
+   */
+  private async checkout(): Promise<pg.PoolClient> {
+    const client = await this.pool.connect();
+    if (!this.watched.has(client)) {
+      this.watched.add(client);
+      client.on('error', (err: Error) => {
+        this.lost ??= err;
+      });
+    }
+    return client;
+  }
+
   /** One transaction on one connection; rolled back when `fn` throws. */
   async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.checkout();
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -290,7 +308,7 @@ export class PgState {
   }
 
   private async rotateLocked(provider: string, user: string, stale: string, refresh: (refreshToken: string) => Promise<TokenPair>): Promise<TokenPair> {
-    const client = await this.pool.connect();
+    const client = await this.checkout();
     let broken = false;
     let spent = false;
     try {
