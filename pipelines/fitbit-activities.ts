@@ -11,7 +11,6 @@ import { normalizeActivity } from '../transforms/activities.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { checkFitbitUsers, loadUsers, openSession, planFitbit, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { runUserStreams } from './user-streams.js';
-import { defaultStatePath, loadState, stateSaver } from './state.js';
 
 const PIPELINE = 'fitbit-activities' as const;
 const STREAM = 'activities';
@@ -23,8 +22,8 @@ export const fitbitActivities: PipelineDef = {
   datasets: ['activities'],
   flags: ['users', 'since', 'until', 'lookback', 'concurrency'],
   check: checkFitbitUsers,
-  plan: (config, now) =>
-    planFitbit(config, PIPELINE, now, (saved, until) => {
+  plan: (config, now, store) =>
+    planFitbit(config, store, PIPELINE, now, (saved, until) => {
       const mark = saved[STREAM];
       const since = config.since ?? (mark ? addDays(mark.slice(0, 10), -Math.max(1, config.lookbackDays)) : addDays(until, -6));
       return { window: `${since} .. ${until}`, requests: 2 };
@@ -36,9 +35,7 @@ export const fitbitActivities: PipelineDef = {
 export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResult> {
   const { config } = ctx;
   const users = await loadUsers(ctx);
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
-  const save = stateSaver(statePath, state);
+  const state = await ctx.state.load(PIPELINE);
   const watermarks = new Map<string, string>();
   const sessions = new Map<string, FitbitSession>();
 
@@ -88,11 +85,11 @@ export async function runFitbitActivities(ctx: RunContext): Promise<PipelineResu
     if (mark) u.streams[STREAM] = mark;
     const session = sessions.get(user.humanId);
     if (session) u.rateBudget = session.budget.snapshot();
-    await save();
+    await ctx.state.saveUser(state, user.humanId);
   }
 
   const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'activities', users.users(), userBatches, committed);
-  await save();
+  await ctx.state.save(state);
   throwIfGone(ctx);
   return { pipeline: PIPELINE, datasets: [summary], users: users.users().length, failedUsers, deadLetterFiles };
 }

@@ -15,7 +15,6 @@ import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { startDailySummaries } from './daily-summaries.js';
 import { checkFitbitUsers, loadUsers, openSession, planFitbit, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { runUserStreams, usageProblem, type UserOutcome } from './user-streams.js';
-import { defaultStatePath, loadState, stateSaver } from './state.js';
 
 const PIPELINE = 'fitbit-intraday' as const;
 
@@ -36,9 +35,9 @@ export const fitbitIntraday: PipelineDef = {
   datasets: ['intraday', 'daily_summaries'],
   flags: ['users', 'since', 'until', 'resources', 'detail', 'lookback', 'concurrency'],
   check: (config) => checkFitbitUsers(config) ?? usageProblem(() => fitbitIntradayOptions(config)),
-  plan: (config, now) => {
+  plan: (config, now, store) => {
     const { resources, detail } = fitbitIntradayOptions(config);
-    return planFitbit(config, PIPELINE, now, (saved, until) => {
+    return planFitbit(config, store, PIPELINE, now, (saved, until) => {
       let requests = 1; // profile
       let first = until;
       for (const r of resources) {
@@ -58,9 +57,7 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   const { config } = ctx;
   const { resources, detail } = fitbitIntradayOptions(config);
   const users = await loadUsers(ctx);
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
-  const save = stateSaver(statePath, state);
+  const state = await ctx.state.load(PIPELINE);
   // Per user, what the sink has not committed yet; copied into the state at the user's checkpoint.
   const fetched = new Map<string, { session: FitbitSession; windows: Map<string, { since: string; until: string; done?: string; complete?: string }> }>();
   // The day totals the answers carry go to daily_summaries (one row per user and date), for the
@@ -136,7 +133,7 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
       if (w.done) (u.pending ??= {})[resource] = { since: w.since, until: w.until, done: w.done };
     }
     if (outcome.complete) finished.add(user.humanId);
-    await save();
+    await ctx.state.saveUser(state, user.humanId);
   }
   const finished = new Set<string>();
 
@@ -147,7 +144,7 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   if (!ctx.stop?.aborted) {
     for (const humanId of finished) delete userState(state, humanId).pending;
   }
-  await save();
+  await ctx.state.save(state);
   throwIfGone(ctx);
   if ('error' in dailyResult) throw dailyResult.error; // the minute data is committed; the day totals are not
   return { pipeline: PIPELINE, datasets: [summary, dailyResult.summary], users: users.users().length, failedUsers, deadLetterFiles: [...deadLetterFiles, ...dailyResult.deadLetterFiles] };

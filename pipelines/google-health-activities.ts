@@ -9,7 +9,6 @@ import { invalidToDeadLetters, normalizeExercise } from '../transforms/google-he
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { userState } from './fitbit-common.js';
 import { GhRunUser, checkGhConfig, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, saveBudget, loadGhState } from './google-health-common.js';
-import { defaultStatePath, saveState } from './state.js';
 import { runUserStreams } from './user-streams.js';
 
 const PIPELINE = 'google-health-activities' as const;
@@ -22,8 +21,8 @@ export const googleHealthActivities: PipelineDef = {
   datasets: ['activities'],
   flags: ['users', 'since', 'until', 'lookback', 'concurrency'],
   check: (config) => checkGhConfig(config),
-  plan: (config, now) =>
-    planGh(config, PIPELINE, now, (saved, until) => {
+  plan: (config, now, store) =>
+    planGh(config, store, PIPELINE, now, (saved, until) => {
       const since = planSince(config, saved[STREAM], until);
       return { window: `${since} .. ${until} (windows of ${EXERCISE_WINDOW_DAYS} days, 25 sessions a page)`, requests: windowCount(since, until, EXERCISE_WINDOW_DAYS) };
     }),
@@ -34,8 +33,7 @@ export const googleHealthActivities: PipelineDef = {
 export async function runGoogleHealthActivities(ctx: RunContext): Promise<PipelineResult> {
   const { config } = ctx;
   const { file, users } = await loadGhUsers(ctx);
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadGhState(config, PIPELINE, Date.now());
+  const state = await loadGhState(ctx.state, config, PIPELINE, Date.now());
   const marks = new Map<GhRunUser, string>();
   const budgets = new Map<GhRunUser, () => void>();
 
@@ -73,6 +71,6 @@ export async function runGoogleHealthActivities(ctx: RunContext): Promise<Pipeli
     const u = userState(state, user.humanId);
     if (!u.streams[STREAM] || mark > u.streams[STREAM]) u.streams[STREAM] = mark;
   }
-  await saveState(statePath, state);
+  await ctx.state.save(state);
   return { pipeline: PIPELINE, datasets: [result.summary], users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles };
 }

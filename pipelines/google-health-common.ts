@@ -18,7 +18,8 @@ import { ZoneDays, type GhUserContext } from '../transforms/google-health.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { RunContext } from './context.js';
 import { sinceFor, untilFor, userState } from './fitbit-common.js';
-import { defaultStatePath, loadState, type PipelineState } from './state.js';
+import type { PipelineState } from './state.js';
+import type { StateStore } from './state/store.js';
 import { perRun, planLines } from './user-streams.js';
 
 export { GOOGLE_HEALTH_PROVIDER };
@@ -129,11 +130,12 @@ export function checkGhConfig(config: RunConfig): string | null {
  */
 export async function planGh(
   config: RunConfig,
+  store: StateStore,
   pipeline: PipelineName,
   now: number,
   requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
 ): Promise<string[]> {
-  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+  const state = await store.load(pipeline);
   const file = await UsersFile.load(config.usersFile as string);
   const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
   const plans = entries.map((e) => {
@@ -172,12 +174,14 @@ const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'goo
  * the second pipeline would otherwise open with a full budget while the first one's requests
  * are still in the window. (Within one `run all` the pipelines share one budget per user.)
  */
-export async function loadGhState(config: RunConfig, pipeline: PipelineName, now: number): Promise<PipelineState> {
-  const own = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
-  if (config.stateFile) return own; // one explicit file per pipeline: the others are not known
+export async function loadGhState(store: StateStore, config: RunConfig, pipeline: PipelineName, now: number): Promise<PipelineState> {
+  const own = await store.load(pipeline);
+  // One explicit file per pipeline: the others are not known. PostgreSQL keeps budgets in
+  // their own rows, shared by every pipeline already.
+  if (config.stateFile || store.kind !== 'file') return own;
   for (const other of GH_PIPELINES) {
     if (other === pipeline) continue;
-    const theirs = await loadState(defaultStatePath(config.outDir, other), other);
+    const theirs = await store.load(other);
     for (const [name, u] of Object.entries(theirs.users)) {
       if (!u.rateBudget) continue;
       const mine = userState(own, name);

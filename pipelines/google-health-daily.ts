@@ -10,7 +10,6 @@ import { invalidToDeadLetters, normalizeDailyRollups, type GhDayRollups } from '
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { userState } from './fitbit-common.js';
 import { GhRunUser, checkGhConfig, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, saveBudget, loadGhState } from './google-health-common.js';
-import { defaultStatePath, saveState } from './state.js';
 import { runUserStreams } from './user-streams.js';
 
 const PIPELINE = 'google-health-daily' as const;
@@ -24,8 +23,8 @@ export const googleHealthDaily: PipelineDef = {
   datasets: ['daily_summaries'],
   flags: ['users', 'since', 'until', 'lookback', 'concurrency'],
   check: (config) => checkGhConfig(config),
-  plan: (config, now) =>
-    planGh(config, PIPELINE, now, (saved, until) => {
+  plan: (config, now, store) =>
+    planGh(config, store, PIPELINE, now, (saved, until) => {
       let requests = 0;
       let first = until;
       for (const t of GH_ROLLUP_TYPES) {
@@ -42,8 +41,7 @@ export const googleHealthDaily: PipelineDef = {
 export async function runGoogleHealthDaily(ctx: RunContext): Promise<PipelineResult> {
   const { config } = ctx;
   const { file, users } = await loadGhUsers(ctx);
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadGhState(config, PIPELINE, Date.now());
+  const state = await loadGhState(ctx.state, config, PIPELINE, Date.now());
   const fetched = new Map<GhRunUser, Record<string, string>>();
   const budgets = new Map<GhRunUser, () => void>();
 
@@ -89,6 +87,6 @@ export async function runGoogleHealthDaily(ctx: RunContext): Promise<PipelineRes
     const u = userState(state, user.humanId);
     for (const [t, date] of Object.entries(progress)) if (!u.streams[t] || date > u.streams[t]) u.streams[t] = date;
   }
-  await saveState(statePath, state);
+  await ctx.state.save(state);
   return { pipeline: PIPELINE, datasets: [result.summary], users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles };
 }

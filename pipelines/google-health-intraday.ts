@@ -11,7 +11,6 @@ import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { GhRunUser, checkGhConfig, saveBudget, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, loadGhState } from './google-health-common.js';
 import { userState } from './fitbit-common.js';
-import { defaultStatePath, saveState } from './state.js';
 import { runUserStreams, usageProblem } from './user-streams.js';
 import { addDays, minDate } from '../lib/dates.js';
 
@@ -35,9 +34,9 @@ export const googleHealthIntraday: PipelineDef = {
   datasets: ['intraday'],
   flags: ['users', 'since', 'until', 'resources', 'lookback', 'concurrency'],
   check: (config) => checkGhConfig(config) ?? usageProblem(() => ghIntradayResources(config)),
-  plan: (config, now) => {
+  plan: (config, now, store) => {
     const resources = ghIntradayResources(config);
-    return planGh(config, PIPELINE, now, (saved, until) => {
+    return planGh(config, store, PIPELINE, now, (saved, until) => {
       let requests = 0;
       let first = until;
       for (const r of resources) {
@@ -56,8 +55,7 @@ export async function runGoogleHealthIntraday(ctx: RunContext): Promise<Pipeline
   const { config } = ctx;
   const resources = ghIntradayResources(config);
   const { file, users } = await loadGhUsers(ctx);
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadGhState(config, PIPELINE, Date.now());
+  const state = await loadGhState(ctx.state, config, PIPELINE, Date.now());
   const fetched = new Map<GhRunUser, Record<string, string>>();
   const budgets = new Map<GhRunUser, () => void>();
 
@@ -105,6 +103,6 @@ export async function runGoogleHealthIntraday(ctx: RunContext): Promise<Pipeline
       if (!u.streams[type] || date > u.streams[type]) u.streams[type] = date;
     }
   }
-  await saveState(statePath, state);
+  await ctx.state.save(state);
   return { pipeline: PIPELINE, datasets: [result.summary], users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles };
 }

@@ -26,7 +26,7 @@ import type { DatasetSummary } from '../lib/sink.js';
 import type { RunConfig } from './config.js';
 import type { FailedUser, PipelineDef, PipelineResult, RunContext } from './context.js';
 import { runUserStreams } from './user-streams.js';
-import { defaultStatePath, loadState, saveState } from './state.js';
+import type { StateStore } from './state/store.js';
 
 export const PIPELINE = 'takeout' as const;
 
@@ -278,7 +278,7 @@ export const takeout: PipelineDef = {
   datasets: ['intraday', 'activities'],
   flags: ['users', 'since', 'until', 'concurrency'],
   check: checkTakeout,
-  plan: (config) => planTakeoutRun(config),
+  plan: (config, _now, store) => planTakeoutRun(config, store),
   run: (ctx) => runTakeout(ctx),
   demo: { args: [], help: 'Takeout archives of five of the users, one per export layout (their rows merge with the API rows)' },
 };
@@ -289,8 +289,7 @@ export async function runTakeout(ctx: RunContext): Promise<PipelineResult & { ta
   if (config.usersFile === null) throw new EtlError('CONFIG', 'takeout needs --users FILE (entries with "provider": "takeout")');
   const users = await loadTakeoutUsers(config.usersFile);
   if (users.length === 0) return { pipeline: PIPELINE, datasets: [], users: 0, failedUsers: [], deadLetterFiles: [], takeout: [] };
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
+  const state = await ctx.state.load(PIPELINE);
   const store = {
     get: (humanId: string): string | undefined => state.users[humanId]?.streams[ARCHIVE_STATE_KEY],
     set: (humanId: string, fingerprint: string): void => {
@@ -299,17 +298,17 @@ export async function runTakeout(ctx: RunContext): Promise<PipelineResult & { ta
     },
   };
   const result = await runTakeoutImport(ctx, users, { reimport: config.reimport }, store);
-  await saveState(statePath, state);
+  await ctx.state.save(state);
   // The self-check verdicts go to the run summary (`pipelines[].checks`).
   const checks = result.reports.flatMap((r) => (r.zoneCheck === null ? [] : [{ check: 'json-time-zone', user: r.humanId, ...r.zoneCheck }]));
   return { pipeline: PIPELINE, datasets: result.datasets, users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles, checks, takeout: result.reports };
 }
 
 /** --dry-run lines for the takeout pipeline. */
-export async function planTakeoutRun(config: RunConfig): Promise<string[]> {
+export async function planTakeoutRun(config: RunConfig, store: StateStore): Promise<string[]> {
   if (config.usersFile === null) return ['takeout: needs --users FILE'];
   const users = await loadTakeoutUsers(config.usersFile);
-  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, PIPELINE), PIPELINE);
+  const state = await store.load(PIPELINE);
   const lines = await planTakeout(users, (h) => state.users[h]?.streams[ARCHIVE_STATE_KEY], config.reimport);
   return lines.length > 0 ? lines : ['takeout: no users file entries with "provider": "takeout"'];
 }
