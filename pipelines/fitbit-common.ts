@@ -8,7 +8,7 @@ import { UsersFile, isValidZone, type UserEntry } from '../sources/fitbit/users.
 import type { FitbitUserContext } from '../sources/fitbit/types.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { RunContext } from './context.js';
-import type { PipelineState, UserState } from './state.js';
+import type { UserState } from './state.js';
 import type { StateStore } from './state/store.js';
 import { perRun, planLines } from './user-streams.js';
 
@@ -76,15 +76,6 @@ export function sinceFor(ctx: RunContext, watermark: string | undefined, until: 
   if (ctx.config.since) return ctx.config.since;
   if (watermark) return minDate(addDays(watermark, 1 - ctx.config.lookbackDays), addDays(until, 1));
   return addDays(until, -6);
-}
-
-export function userState(state: PipelineState, humanId: string): UserState {
-  let u = state.users[humanId];
-  if (!u) {
-    u = { streams: {} };
-    state.users[humanId] = u;
-  }
-  return u;
 }
 
 /** After the state is saved: a 410 seen by any user fails the pipeline with one line. */

@@ -15,12 +15,14 @@ import {
 } from '../sources/google-health/index.js';
 import { GOOGLE_HEALTH_PROVIDER, parseGoogleHealthEntries, type GoogleHealthUserEntry } from '../sources/google-health/users.js';
 import { ZoneDays, type GhUserContext } from '../transforms/google-health.js';
+import type { Dataset } from '../lib/schema.js';
+import type { SinkBatch } from '../lib/sink.js';
 import type { PipelineName, RunConfig } from './config.js';
-import type { RunContext } from './context.js';
-import { sinceFor, untilFor, userState } from './fitbit-common.js';
+import type { PipelineResult, RunContext } from './context.js';
+import { sinceFor, untilFor } from './fitbit-common.js';
 import type { PipelineState } from './state.js';
 import type { StateStore } from './state/store.js';
-import { perRun, planLines } from './user-streams.js';
+import { perRun, planLines, runPerUser, userState, type UserIo } from './user-streams.js';
 
 export { GOOGLE_HEALTH_PROVIDER };
 
@@ -163,7 +165,42 @@ function preIdentityName(user: GhRunUser): string {
   return user.entry.humanId ?? `google-health entry ${user.entry.index}`;
 }
 
-export { daysInclusive, userState };
+export { daysInclusive };
+
+/** What a Google Health pipeline's stream of one user starts with. */
+export interface GhUserRun {
+  user: GhRunUser;
+  session: GoogleHealthSession;
+  userCtx: GhUserContext;
+  zone: ZoneDays;
+}
+
+/**
+ * A Google Health pipeline on the per-user skeleton: the google-health users, their state (with
+ * the budgets the other Google Health pipelines saved), one session per user and its identity
+ * and zone; then the pipeline's own batches. Each user's budget is saved at its checkpoint.
+ */
+export async function runGhPipeline<D extends Dataset>(ctx: RunContext, pipeline: PipelineName, dataset: D, batches: (run: GhUserRun, io: UserIo) => AsyncIterable<SinkBatch<D>>): Promise<PipelineResult> {
+  const { file, users } = await loadGhUsers(ctx);
+  const state = await loadGhState(ctx.state, ctx.config, pipeline, Date.now());
+  const budgets = new Map<GhRunUser, () => GhRateBudgetState>();
+  return runPerUser(ctx, {
+    pipeline,
+    dataset,
+    users,
+    state,
+    async *batches(user, io) {
+      const session = openGhSession(ctx, file, user, state, pipeline);
+      budgets.set(user, () => session.budget.snapshot());
+      const { ctx: userCtx, zone } = await ghUserContext(session, user);
+      yield* batches({ user, session, userCtx, zone }, io);
+    },
+    onCheckpoint(user, st) {
+      const budget = budgets.get(user);
+      if (budget) saveBudget(st, user, budget());
+    },
+  });
+}
 
 const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'google-health-daily'] as const;
 
