@@ -91,7 +91,7 @@ export interface PipelineDef {
    */
   check(config: RunConfig): string | null;
   /** The --dry-run lines: what it would fetch and how long the rate limits make it take. Sends no request, writes nothing. */
-  plan(config: RunConfig, now: number): Promise<string[]>;
+  plan(config: RunConfig, now: number, state: StateStore): Promise<string[]>;
   run(ctx: RunContext): Promise<PipelineResult>;
   /** The demo's arguments (the window where the fixture data lies), or null if the demo leaves it out. */
   readonly demo: { readonly args: readonly string[]; readonly help: string } | null;

@@ -8,7 +8,8 @@ import { UsersFile, isValidZone, type UserEntry } from '../sources/fitbit/users.
 import type { FitbitUserContext } from '../sources/fitbit/types.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { RunContext } from './context.js';
-import { defaultStatePath, loadState, type PipelineState, type UserState } from './state.js';
+import type { UserState } from './state.js';
+import type { StateStore } from './state/store.js';
 import { perRun, planLines } from './user-streams.js';
 
 export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
@@ -82,15 +83,6 @@ export function sinceFor(ctx: RunContext, watermark: string | undefined, until: 
   return addDays(until, -6);
 }
 
-export function userState(state: PipelineState, humanId: string): UserState {
-  let u = state.users[humanId];
-  if (!u) {
-    u = { streams: {} };
-    state.users[humanId] = u;
-  }
-  return u;
-}
-
 /** After the state is saved: a 410 seen by any user fails the pipeline with one line. */
 export function throwIfGone(ctx: RunContext): void {
   const gone = fitbitShared(ctx).gone;
@@ -114,11 +106,12 @@ const FITBIT_PER_HOUR = 150;
  */
 export async function planFitbit(
   config: RunConfig,
+  store: StateStore,
   pipeline: PipelineName,
   now: number,
   requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
 ): Promise<string[]> {
-  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+  const state = await store.load(pipeline);
   const users = await UsersFile.load(config.usersFile as string);
   const plans = users.users().map((user) => {
     const until = config.until ?? yesterdayIn(user.timezone ?? 'UTC', now);

@@ -15,11 +15,14 @@ import {
 } from '../sources/google-health/index.js';
 import { GOOGLE_HEALTH_PROVIDER, parseGoogleHealthEntries, type GoogleHealthUserEntry } from '../sources/google-health/users.js';
 import { ZoneDays, type GhUserContext } from '../transforms/google-health.js';
+import type { Dataset } from '../lib/schema.js';
+import type { SinkBatch } from '../lib/sink.js';
 import type { PipelineName, RunConfig } from './config.js';
-import type { RunContext } from './context.js';
-import { sinceFor, untilFor, userState } from './fitbit-common.js';
-import { defaultStatePath, loadState, type PipelineState } from './state.js';
-import { perRun, planLines } from './user-streams.js';
+import type { PipelineResult, RunContext } from './context.js';
+import { sinceFor, untilFor } from './fitbit-common.js';
+import type { PipelineState } from './state.js';
+import type { StateStore } from './state/store.js';
+import { perRun, planLines, runPerUser, userState, type UserIo } from './user-streams.js';
 import { ghEntryKey, type PgTokens } from './state/shared.js';
 
 export { GOOGLE_HEALTH_PROVIDER };
@@ -143,11 +146,12 @@ export function checkGhConfig(config: RunConfig): string | null {
  */
 export async function planGh(
   config: RunConfig,
+  store: StateStore,
   pipeline: PipelineName,
   now: number,
   requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
 ): Promise<string[]> {
-  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+  const state = await store.load(pipeline);
   const file = await UsersFile.load(config.usersFile as string);
   const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
   const plans = entries.map((e) => {
@@ -175,7 +179,42 @@ function preIdentityName(user: GhRunUser): string {
   return ghEntryKey(user.entry);
 }
 
-export { daysInclusive, userState };
+export { daysInclusive };
+
+/** What a Google Health pipeline's stream of one user starts with. */
+export interface GhUserRun {
+  user: GhRunUser;
+  session: GoogleHealthSession;
+  userCtx: GhUserContext;
+  zone: ZoneDays;
+}
+
+/**
+ * A Google Health pipeline on the per-user skeleton: the google-health users, their state (with
+ * the budgets the other Google Health pipelines saved), one session per user and its identity
+ * and zone; then the pipeline's own batches. Each user's budget is saved at its checkpoint.
+ */
+export async function runGhPipeline<D extends Dataset>(ctx: RunContext, pipeline: PipelineName, dataset: D, batches: (run: GhUserRun, io: UserIo) => AsyncIterable<SinkBatch<D>>): Promise<PipelineResult> {
+  const { file, users } = await loadGhUsers(ctx);
+  const state = await loadGhState(ctx.state, ctx.config, pipeline, Date.now());
+  const budgets = new Map<GhRunUser, () => GhRateBudgetState>();
+  return runPerUser(ctx, {
+    pipeline,
+    dataset,
+    users,
+    state,
+    async *batches(user, io) {
+      const session = openGhSession(ctx, file, user, state, pipeline);
+      budgets.set(user, () => session.budget.snapshot());
+      const { ctx: userCtx, zone } = await ghUserContext(session, user);
+      yield* batches({ user, session, userCtx, zone }, io);
+    },
+    onCheckpoint(user, st) {
+      const budget = budgets.get(user);
+      if (budget) saveBudget(st, user, budget());
+    },
+  });
+}
 
 const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'google-health-daily'] as const;
 
@@ -186,13 +225,14 @@ const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'goo
  * the second pipeline would otherwise open with a full budget while the first one's requests
  * are still in the window. (Within one `run all` the pipelines share one budget per user.)
  */
-export async function loadGhState(ctx: RunContext, pipeline: PipelineName, now: number): Promise<PipelineState> {
-  const own = await ctx.state.load(pipeline);
-  // One explicit file per pipeline: the others are not known. PostgreSQL keeps no budgets in the state.
-  if (ctx.config.stateFile || ctx.state.kind !== 'file') return own;
+export async function loadGhState(store: StateStore, config: RunConfig, pipeline: PipelineName, now: number): Promise<PipelineState> {
+  const own = await store.load(pipeline);
+  // One explicit file per pipeline: the others are not known. PostgreSQL keeps budgets in
+  // their own rows, shared by every pipeline already.
+  if (config.stateFile || store.kind !== 'file') return own;
   for (const other of GH_PIPELINES) {
     if (other === pipeline) continue;
-    const theirs = await ctx.state.load(other);
+    const theirs = await store.load(other);
     for (const [name, u] of Object.entries(theirs.users)) {
       if (!u.rateBudget) continue;
       const mine = userState(own, name);

@@ -31,7 +31,7 @@ import { humanApiDataset, normalizeHumanApi } from '../transforms/humanapi.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { describeError, usageProblem } from './user-streams.js';
-import { defaultStatePath, loadState, type PipelineState, type UserState } from './state.js';
+import type { PipelineState, UserState } from './state.js';
 
 const PIPELINE = 'humanapi' as const;
 /** Batch queries are per app, not per user: the state keeps them under this key (plan.ts reads it). */
@@ -111,9 +111,9 @@ export const humanApi: PipelineDef = {
     !config.env.humanApiClientId || !config.env.humanApiAppKey
       ? 'needs HUMANAPI_CLIENT_ID and HUMANAPI_APP_KEY in the environment'
       : usageProblem(() => humanApiTypes(typesOf(config))),
-  plan: async (config, now) => {
+  plan: async (config, now, store) => {
     // The same windows the run would walk: per type, from --since or the watermark less the lookback.
-    const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, PIPELINE), PIPELINE);
+    const state = await store.load(PIPELINE);
     return typesOf(config).map((type) => {
       const { start, end } = humanApiRange(config, now, state.users[HUMANAPI_STATE_KEY]?.streams[type]);
       const windows = start < end ? planWindows(start, end) : [];

@@ -180,6 +180,8 @@ export interface RunOptions {
   stop?: AbortSignal;
   /** The environment (WEARABLE_ETL_TOKEN_KEY, WEARABLE_ETL_LEASE_SECONDS); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Where pipelines keep their state (default: the state files, --state FILE, or --state postgres://). */
+  state?: StateStore;
 }
 
 /** WEARABLE_ETL_LEASE_SECONDS: how long a dead worker's users stay claimed (default 30, at most 60). */
@@ -207,7 +209,7 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
   // With the state in PostgreSQL, several workers share the output: the users' leases, not a
   // lock on the folder, keep them apart (each user is worked on by one worker at a time).
   const shared = config.stateUrl === null ? null : await SharedState.open(config, { url: config.stateUrl, cipher: tokenCipherFromEnv(env), worker: workerName(runId), leases });
-  const store: StateStore = shared ? pgStateStore(shared.db) : fileStateStore(config.outDir, config.stateFile);
+  const store: StateStore = shared ? pgStateStore(shared.db) : options.state ?? fileStateStore(config.outDir, config.stateFile);
   let unlock: () => Promise<void>;
   try {
     await fs.mkdir(config.outDir, { recursive: true });

@@ -21,9 +21,9 @@ import { main } from '../pipelines/cli.js';
 import type { RunConfig } from '../pipelines/config.js';
 import { parseRunArgs } from '../pipelines/registry.js';
 import type { ProgressEvent, RunContext } from '../pipelines/context.js';
-import { fileStateStore } from '../pipelines/state/store.js';
 import { runHumanApi } from '../pipelines/humanapi.js';
 import { newRunId } from '../pipelines/run.js';
+import { fileStateStore } from '../pipelines/state/store.js';
 import { query } from './duckdb.js';
 
 const DAY = 86_400_000;
