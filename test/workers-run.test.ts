@@ -118,7 +118,7 @@ test('three workers, one killed with SIGKILL, then one more run: exactly the out
   t.log(`clean run took ${t0 - tClean} ms`);
   const workers = [0, 1, 2].map(() => start(child, args, env));
   // Kill worker 0 mid-run: it holds leases and has requests of its users behind it.
-  t.true(await until(() => workers[0]!.output().includes('"user claimed"') && api.log.length >= 30, 60_000), 'worker 0 claimed users');
+  t.true(await until(() => workers[0]!.output().includes('"user claimed"') && api.log.length >= 30, 60_000), 'worker 0 claimed users: ' + workers[0]!.output().slice(-3000));
   workers[0]!.child.kill('SIGKILL');
   const codes = await Promise.all(workers.map((w) => w.done));
   t.is(codes[0], null, 'worker 0 was killed');
