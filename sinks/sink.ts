@@ -25,6 +25,8 @@ import type { ManifestFile } from './manifest.js';
 import { WritePool } from './pool.js';
 import { packTable, packedAllEqual, packedRows, packedShapeProblem, transferList } from './transfer.js';
 import type { Packed, PackedColumn } from './transfer.js';
+import { storageConfig } from './storage.js';
+import type { StorageConfig } from './storage.js';
 import { writePartition } from './write-partition.js';
 import type { PartitionJob, PartitionWritten } from './write-partition.js';
 import type { MergeCounts } from './merge.js';
@@ -219,6 +221,7 @@ class SinkRun {
   private pool: WritePool | null = null;
   private readonly touched: PartitionBuffer[] = [];
   private readonly humanIdColumn: number;
+  private readonly storage: StorageConfig;
 
   constructor(
     private readonly dataset: Dataset,
@@ -232,6 +235,7 @@ class SinkRun {
     this.keyValueMetadata = fileMetadata(dataset, this.specs, cfg.runId);
     this.sortedBy = declaredSortOrder(dataset);
     this.humanIdColumn = this.specs.findIndex((spec) => spec.name === 'humanId');
+    this.storage = storageConfig(cfg.outDir, cfg.runId, cfg.fsync);
   }
 
   private reject(record: unknown, reason: string, code: string): void {
@@ -421,7 +425,7 @@ class SinkRun {
       engine: cfg.parquetEngine,
       rowGroupRows: cfg.rowGroupRows,
       meta: { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy },
-      storage: { outDir: cfg.outDir, runId: cfg.runId, durable: cfg.fsync },
+      storage: this.storage,
       relPath,
       tables: chunks.map((c) => c.packed),
     };
@@ -494,8 +498,10 @@ class SinkRun {
     if (this.ownDeadLetters) await this.deadLetters.close();
     if (this.written.size > 0) await writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, [...this.written.values()], this.cfg.fsync);
     // Leaves no empty temporary folders behind (other sinks of the run may still use them).
-    await rmdir(runTmpDir(this.cfg.outDir, this.cfg.runId)).catch(() => undefined);
-    await rmdir(join(this.cfg.outDir, TMP_DIR)).catch(() => undefined);
+    if (this.storage.kind === 'folder') {
+      await rmdir(runTmpDir(this.cfg.outDir, this.cfg.runId)).catch(() => undefined);
+      await rmdir(join(this.cfg.outDir, TMP_DIR)).catch(() => undefined);
+    }
     const paths = [...this.written.keys()].sort();
     let rows = 0;
     for (const f of this.written.values()) rows += f.rows;

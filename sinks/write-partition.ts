@@ -11,7 +11,7 @@ import { fileFormat } from './formats.js';
 import type { FileFormat, FileMeta, ParquetEngine } from './formats.js';
 import type { MergeCounts } from './merge.js';
 import { partitionTable } from './partition-table.js';
-import { localStorage } from './storage.js';
+import { openStorage } from './storage.js';
 import type { Storage, StorageConfig } from './storage.js';
 import { joinPacked } from './transfer.js';
 
@@ -55,11 +55,11 @@ async function formatOf(job: PartitionJob): Promise<FileFormat> {
 }
 
 function storageOf(cfg: StorageConfig): Storage {
-  const key = JSON.stringify([cfg.outDir, cfg.runId, cfg.durable]);
+  const key = JSON.stringify(cfg);
   let storage = storages.get(key);
   if (storage === undefined) {
     if (storages.size >= 8) storages.clear(); // one per sink run; a long process starts many
-    storages.set(key, (storage = localStorage(cfg)));
+    storages.set(key, (storage = openStorage(cfg)));
   }
   return storage;
 }
