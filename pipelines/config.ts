@@ -83,6 +83,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   // Issue #17 (README "Object storage, PostgreSQL state, several workers").
   ['WEARABLE_ETL_STATE_URL', 'state, tokens, rate budgets and the users\' leases in PostgreSQL (postgres://…), as --state; processes started with the same URL split the users'],
   ['WEARABLE_ETL_TOKEN_KEY', 'PostgreSQL state: 32-byte key (hex or base64) encrypting tokens at rest'],
+  ['WEARABLE_ETL_LEASE_SECONDS', 'PostgreSQL state: how long a worker\'s claim on a user lasts unless renewed (default 30, 1 to 60): a dead worker\'s users are taken over after it'],
   ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN', '--out s3://bucket/prefix: credentials (else the AWS SDK\'s own chain)'],
   ['AWS_REGION, AWS_DEFAULT_REGION', '--out s3://: region (default us-east-1)'],
   ['AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL', '--out s3://: an S3-compatible endpoint (then path-style addressing)'],
