@@ -1,9 +1,14 @@
 // Several `wearable-etl run` processes on one PostgreSQL state (issue #17 acceptance): three
 // workers started at once against the fixture API (faults, access tokens that expire, single-use
-// refresh tokens, a small per-user rate limit), one killed with SIGKILL mid-run, then one more
-// run. The output then holds exactly what one clean local run writes (rows, sums, ids, read back
-// by DuckDB), nothing temporary is left, the fixture saw no request over a user's limit and no
-// refresh token presented twice, and the users file is byte for byte what it was.
+// refresh tokens, a small per-user rate limit), writing to one bucket, one killed with SIGKILL
+// mid-run, then one more run. The bucket then holds exactly what one clean local run writes
+// (rows, sums, ids, read back by DuckDB from a copy of the objects), no temporary or partial
+// object, the fixture saw no request over a user's limit and no refresh token presented twice,
+// and the users file is byte for byte what it was.
+//
+// The bucket is s3rver behind test/s3.ts's proxy, which forwards a PUT only once its body is
+// whole (S3 shows a PUT only once it is complete; s3rver shows it while it is written): without
+// the proxy, a worker killed mid-PUT would leave a partial object that S3 never would.
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs, readdirSync } from 'node:fs';
@@ -15,6 +20,8 @@ import { fixtureEnv, startFixtureApi, writeUsersFile, type FixtureApi, type Fixt
 import { query } from './duckdb.js';
 import { until } from './fitbit-helpers.js';
 import { startTestPostgres, type TestPostgres } from './postgres.js';
+import { S3Store, s3ClientFromEnv } from '../sinks/object-store/index.js';
+import { startTestS3, type TestS3 } from './s3.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const child = path.join(root, 'test', 'workers-run-child.ts');
@@ -29,12 +36,28 @@ const WINDOW_MS = 1_000;
 const API: FixtureOptions = { fitbit: { users: USERS, sampleUser: false, rateLimit: LIMIT, rateWindowMs: WINDOW_MS } };
 
 let pgServer: TestPostgres;
+let s3: TestS3;
 test.before(async () => {
-  pgServer = await startTestPostgres();
+  [pgServer, s3] = await Promise.all([startTestPostgres(), startTestS3()]);
 });
 test.after.always(async () => {
-  await pgServer?.stop();
+  await Promise.all([pgServer?.stop(), s3?.close()]);
 });
+
+/** Every object under `prefix`, written below `to` at its key's path; returns the keys (relative to the prefix). */
+async function download(prefix: string, to: string): Promise<string[]> {
+  const store = new S3Store({ client: s3ClientFromEnv(s3.env), bucket: s3.bucket, prefix: '' });
+  const keys: string[] = [];
+  for await (const { key } of store.list(prefix + '/')) {
+    const rel = key.slice(prefix.length + 1);
+    const bytes = await store.get(key);
+    if (bytes === null) throw new Error(`${key} was listed but cannot be read`);
+    await fs.mkdir(path.dirname(path.join(to, rel)), { recursive: true });
+    await fs.writeFile(path.join(to, rel), bytes);
+    keys.push(rel);
+  }
+  return keys.sort();
+}
 
 async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'wetl-workers-'));
@@ -110,9 +133,8 @@ test('three workers, one killed with SIGKILL, then one more run: exactly the out
   const users = await writeUsersFile(api, path.join(dir, 'users.json'));
   const usersBefore = await fs.readFile(users);
   const url = await pgServer.createDatabase('workers_run');
-  const out = path.join(dir, 'out');
-  const args = ['fitbit-intraday', '--users', users, '--out', out, '--state', url, ...WINDOW];
-  const env = { ...fixtureEnv(api), WEARABLE_ETL_LEASE_SECONDS: '2' };
+  const args = ['fitbit-intraday', '--users', users, '--out', `s3://${s3.bucket}/workers`, '--state', url, ...WINDOW];
+  const env = { ...fixtureEnv(api), ...s3.env, WEARABLE_ETL_LEASE_SECONDS: '2' } as Record<string, string>;
 
   const t0 = Date.now();
   t.log(`clean run took ${t0 - tClean} ms`);
@@ -133,8 +155,12 @@ test('three workers, one killed with SIGKILL, then one more run: exactly the out
   t.is(await again.done, 0, again.output());
   t.log(`one more run done after ${Date.now() - t0} ms`);
 
+  const out = path.join(dir, 'bucket-copy');
+  const keys = await download('workers', out);
   t.deepEqual(await fingerprint(out), expected, 'the same rows, sums and ids as one clean local run');
-  t.deepEqual(tempFiles(out), [], 'no temporary or partial file left');
+  // Only the layout's objects: partitions, the manifest, run records (dead letters if any).
+  t.deepEqual(keys.filter((k) => !/^(intraday|daily_summaries)\/(date=\d{4}-\d{2}-\d{2}\/user=[^/]+\/data\.parquet|_manifest\.json)$|^_runs\/[^/]+\.json$|^_dead_letter\//.test(k)), [], 'no temporary or partial object');
+  t.is(keys.filter((k) => k.startsWith('intraday/') && k.endsWith('data.parquet')).length, USERS.length * DAYS);
   t.deepEqual(overBudget(api), [], 'no request over any user\'s budget');
   const spentTwice = api.log.filter((e) => e.service === 'oauth' && e.status === 400);
   t.deepEqual(spentTwice.map((e) => e.userId), [], 'no refresh token presented twice');
