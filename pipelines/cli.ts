@@ -236,6 +236,7 @@ export async function execute(config: RunConfig, io: CliIo & { bar?: ProgressBar
   try {
     summary = await runPipelines(config, {
       log,
+      env: io.env,
       ...(bar ? { progress: (e) => bar.update(e) } : heartbeat ? { progress: heartbeat.progress } : {}),
       ...(io.stop ? { stop: io.stop } : {}),
     });

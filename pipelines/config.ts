@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { outLocation, parseOutTarget } from '../sinks/object-store/url.js';
 import { resolveStateTarget } from './state/url.js';
+import { tokenCipherFromEnv } from './state/cipher.js';
 import { EtlError } from '../lib/errors.js';
 import { isValidDate } from '../lib/dates.js';
 import { UsersFile } from '../lib/users-file.js';
@@ -38,8 +39,10 @@ export interface RunConfig {
   detail: string | null;
   /** --types as given; null: the pipeline's default. */
   types: string[] | null;
-  /** Explicit --state; null means <out>/_state/<pipeline>.json (a folder --out only). */
+  /** Explicit --state FILE; null means <out>/_state/<pipeline>.json (a folder --out only), or PostgreSQL (below). */
   stateFile: string | null;
+  /** --state postgres://… or WEARABLE_ETL_STATE_URL: the state (and the workers' leases) in PostgreSQL. */
+  stateUrl: string | null;
   lookbackDays: number;
   concurrency: number;
   dryRun: boolean;
@@ -78,8 +81,9 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['WEARABLE_ETL_SNAPPY', '"js" uses the JavaScript snappy codec instead of the native one'],
   ['WEARABLE_ETL_DEBUG', 'set: a failure also prints its stack trace'],
   // Issue #17 (README "Object storage, PostgreSQL state, several workers").
-  ['WEARABLE_ETL_STATE_URL', 'state in PostgreSQL (postgres://…), as --state; not wired into run yet'],
-  ['WEARABLE_ETL_TOKEN_KEY', 'PostgreSQL state (not wired into run yet): 32-byte key (hex or base64) encrypting tokens at rest'],
+  ['WEARABLE_ETL_STATE_URL', 'state, tokens, rate budgets and the users\' leases in PostgreSQL (postgres://…), as --state; processes started with the same URL split the users'],
+  ['WEARABLE_ETL_TOKEN_KEY', 'PostgreSQL state: 32-byte key (hex or base64) encrypting tokens at rest'],
+  ['WEARABLE_ETL_LEASE_SECONDS', 'PostgreSQL state: how long a worker\'s claim on a user lasts unless renewed (default 30, 1 to 60): a dead worker\'s users are taken over after it'],
   ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN', '--out s3://bucket/prefix: credentials (else the AWS SDK\'s own chain)'],
   ['AWS_REGION, AWS_DEFAULT_REGION', '--out s3://: region (default us-east-1)'],
   ['AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL', '--out s3://: an S3-compatible endpoint (then path-style addressing)'],
@@ -169,11 +173,12 @@ export function parseRunOptions(argv: string[], env: NodeJS.ProcessEnv, cwd: str
   // PostgreSQL state is built (pipelines/state) but not wired into the run yet: say so (issue #17).
   const out = parseOutTarget(v.out ?? 'out', cwd);
   const state = resolveStateTarget(v.state, env, cwd);
-  if (state.kind !== 'file') throw usage(`${v.state ? '--state' : 'WEARABLE_ETL_STATE_URL'}: PostgreSQL state is not wired into run yet; use a state file`);
+  // A key that is set but malformed is a usage error now, not after the first users are claimed.
+  if (state.kind === 'postgres') tokenCipherFromEnv(env);
   // A bucket holds no state files: the state is written after every user's checkpoint, and a
   // lost refresh token means a new consent, so it lives where the operator chooses, never in
   // a folder the runner throws away.
-  if (out.kind === 's3' && state.path === null) throw usage(`--out ${v.out} needs --state FILE or --state postgres://… (a bucket holds no state files)`);
+  if (out.kind === 's3' && state.kind === 'file' && state.path === null) throw usage(`--out ${v.out} needs --state FILE or --state postgres://… (a bucket holds no state files)`);
   // The report reads a local folder's files.
   if (out.kind === 's3' && v.report) throw usage(`--report reads a local folder; --out ${v.out} is a bucket (run \`wearable-etl report\` on a copy)`);
   return {
@@ -191,7 +196,8 @@ export function parseRunOptions(argv: string[], env: NodeJS.ProcessEnv, cwd: str
       resources: v.resources === undefined ? null : list(v.resources),
       detail: v.detail ?? null,
       types: v.types === undefined ? null : list(v.types),
-      stateFile: state.path,
+      stateFile: state.kind === 'file' ? state.path : null,
+      stateUrl: state.kind === 'postgres' ? state.url : null,
       lookbackDays: positiveInt(v.lookback, 2, '--lookback', 0),
       concurrency: positiveInt(v.concurrency, 4, '--concurrency', 1),
       dryRun: Boolean(v['dry-run']),

@@ -8,7 +8,8 @@ import { UsersFile, isValidZone, type UserEntry } from '../sources/fitbit/users.
 import type { FitbitUserContext } from '../sources/fitbit/types.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { RunContext } from './context.js';
-import { defaultStatePath, loadState, type PipelineState, type UserState } from './state.js';
+import type { UserState } from './state.js';
+import type { StateStore } from './state/store.js';
 import { perRun, planLines } from './user-streams.js';
 
 export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
@@ -16,6 +17,7 @@ export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
   if (!file) throw new EtlError('CONFIG', 'the Fitbit pipelines need --users FILE');
   const users = await UsersFile.load(file);
   if (users.users().length === 0) throw new EtlError('CONFIG', `users file ${file} lists no users`);
+  await ctx.shared?.tokens(FITBIT_PROVIDER).load(users.users().map((u) => u.humanId));
   return users;
 }
 
@@ -29,6 +31,8 @@ export function fitbitShared(ctx: RunContext): FitbitShared {
 
 export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, saved: UserState | undefined, pipeline: PipelineName): FitbitSession {
   const env = ctx.config.env;
+  const shared = ctx.shared;
+  const rateLimit = ctx.tuning?.fitbitRateLimit ?? FITBIT_RATE_DEFAULTS;
   return new FitbitSession(
     {
       baseUrl: env.fitbitApiUrl,
@@ -36,12 +40,14 @@ export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, 
       ...(env.fitbitClientId ? { clientId: env.fitbitClientId } : {}),
       ...(env.fitbitClientSecret ? { clientSecret: env.fitbitClientSecret } : {}),
       ...(ctx.tuning?.retry ? { retry: ctx.tuning.retry } : {}),
-      rateLimit: ctx.tuning?.fitbitRateLimit ?? FITBIT_RATE_DEFAULTS,
+      rateLimit,
       stats: ctx.stats,
       log: ctx.log,
       onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
+      ...(shared ? { sharedBudget: (humanId: string) => shared.fitbitBudget(humanId, rateLimit) } : {}),
     },
-    users,
+    // With the state in PostgreSQL, the tokens are there (rotated there, never in the file).
+    shared ? shared.tokens(FITBIT_PROVIDER) : users,
     user.humanId,
     user.userId,
     saved?.rateBudget,
@@ -77,15 +83,6 @@ export function sinceFor(ctx: RunContext, watermark: string | undefined, until: 
   return addDays(until, -6);
 }
 
-export function userState(state: PipelineState, humanId: string): UserState {
-  let u = state.users[humanId];
-  if (!u) {
-    u = { streams: {} };
-    state.users[humanId] = u;
-  }
-  return u;
-}
-
 /** After the state is saved: a 410 seen by any user fails the pipeline with one line. */
 export function throwIfGone(ctx: RunContext): void {
   const gone = fitbitShared(ctx).gone;
@@ -109,11 +106,12 @@ const FITBIT_PER_HOUR = 150;
  */
 export async function planFitbit(
   config: RunConfig,
+  store: StateStore,
   pipeline: PipelineName,
   now: number,
   requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
 ): Promise<string[]> {
-  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+  const state = await store.load(pipeline);
   const users = await UsersFile.load(config.usersFile as string);
   const plans = users.users().map((user) => {
     const until = config.until ?? yesterdayIn(user.timezone ?? 'UTC', now);

@@ -15,11 +15,15 @@ import {
 } from '../sources/google-health/index.js';
 import { GOOGLE_HEALTH_PROVIDER, parseGoogleHealthEntries, type GoogleHealthUserEntry } from '../sources/google-health/users.js';
 import { ZoneDays, type GhUserContext } from '../transforms/google-health.js';
+import type { Dataset } from '../lib/schema.js';
+import type { SinkBatch } from '../lib/sink.js';
 import type { PipelineName, RunConfig } from './config.js';
-import type { RunContext } from './context.js';
-import { sinceFor, untilFor, userState } from './fitbit-common.js';
-import { defaultStatePath, loadState, type PipelineState } from './state.js';
-import { perRun, planLines } from './user-streams.js';
+import type { PipelineResult, RunContext } from './context.js';
+import { sinceFor, untilFor } from './fitbit-common.js';
+import type { PipelineState } from './state.js';
+import type { StateStore } from './state/store.js';
+import { perRun, planLines, runPerUser, userState, type UserIo } from './user-streams.js';
+import { ghEntryKey, type PgTokens } from './state/shared.js';
 
 export { GOOGLE_HEALTH_PROVIDER };
 
@@ -37,6 +41,10 @@ export class GhRunUser {
   get humanId(): string {
     return this.entry.humanId ?? this.resolved ?? `google-health entry ${this.entry.index}`;
   }
+  /** Its name for the workers' leases: the same before and after the identity is known. */
+  get leaseKey(): string {
+    return ghEntryKey(this.entry);
+  }
 }
 
 export async function loadGhUsers(ctx: RunContext): Promise<{ file: UsersFile; users: GhRunUser[] }> {
@@ -45,6 +53,7 @@ export async function loadGhUsers(ctx: RunContext): Promise<{ file: UsersFile; u
   const file = await UsersFile.load(path);
   const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
   if (entries.length === 0) throw new EtlError('CONFIG', `users file ${path} has no google-health entries`);
+  await ctx.shared?.tokens(GOOGLE_HEALTH_PROVIDER).load(entries.map(ghEntryKey));
   return { file, users: entries.map((e) => new GhRunUser(e)) };
 }
 
@@ -56,6 +65,14 @@ export function tokenStore(file: UsersFile, index: number): TokenStore {
       return { accessToken: typeof f['accessToken'] === 'string' ? f['accessToken'] : '', refreshToken: typeof f['refreshToken'] === 'string' ? f['refreshToken'] : '' };
     },
     rotate: (stale, refresh) => file.rotate(index, stale === '' ? undefined : stale, refresh),
+  };
+}
+
+/** A user's tokens in the state database (PostgreSQL): rotated there, never in the users file. */
+function pgTokenStore(tokens: PgTokens, key: string): TokenStore {
+  return {
+    current: () => tokens.tokens(key),
+    rotate: (stale, refresh) => tokens.rotate(key, stale, refresh),
   };
 }
 
@@ -84,7 +101,7 @@ export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser,
       shared: ghShared(ctx),
       onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
     },
-    tokenStore(file, user.entry.index),
+    ctx.shared ? pgTokenStore(ctx.shared.tokens(GOOGLE_HEALTH_PROVIDER), ghEntryKey(user.entry)) : tokenStore(file, user.entry.index),
     user.entry.index,
     user.humanId,
     saved,
@@ -129,11 +146,12 @@ export function checkGhConfig(config: RunConfig): string | null {
  */
 export async function planGh(
   config: RunConfig,
+  store: StateStore,
   pipeline: PipelineName,
   now: number,
   requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
 ): Promise<string[]> {
-  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+  const state = await store.load(pipeline);
   const file = await UsersFile.load(config.usersFile as string);
   const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
   const plans = entries.map((e) => {
@@ -158,10 +176,45 @@ export function saveBudget(state: PipelineState, user: GhRunUser, budget: GhRate
 
 /** The name a user has before its identity is fetched (the state key its budget is read from). */
 function preIdentityName(user: GhRunUser): string {
-  return user.entry.humanId ?? `google-health entry ${user.entry.index}`;
+  return ghEntryKey(user.entry);
 }
 
-export { daysInclusive, userState };
+export { daysInclusive };
+
+/** What a Google Health pipeline's stream of one user starts with. */
+export interface GhUserRun {
+  user: GhRunUser;
+  session: GoogleHealthSession;
+  userCtx: GhUserContext;
+  zone: ZoneDays;
+}
+
+/**
+ * A Google Health pipeline on the per-user skeleton: the google-health users, their state (with
+ * the budgets the other Google Health pipelines saved), one session per user and its identity
+ * and zone; then the pipeline's own batches. Each user's budget is saved at its checkpoint.
+ */
+export async function runGhPipeline<D extends Dataset>(ctx: RunContext, pipeline: PipelineName, dataset: D, batches: (run: GhUserRun, io: UserIo) => AsyncIterable<SinkBatch<D>>): Promise<PipelineResult> {
+  const { file, users } = await loadGhUsers(ctx);
+  const state = await loadGhState(ctx.state, ctx.config, pipeline, Date.now());
+  const budgets = new Map<GhRunUser, () => GhRateBudgetState>();
+  return runPerUser(ctx, {
+    pipeline,
+    dataset,
+    users,
+    state,
+    async *batches(user, io) {
+      const session = openGhSession(ctx, file, user, state, pipeline);
+      budgets.set(user, () => session.budget.snapshot());
+      const { ctx: userCtx, zone } = await ghUserContext(session, user);
+      yield* batches({ user, session, userCtx, zone }, io);
+    },
+    onCheckpoint(user, st) {
+      const budget = budgets.get(user);
+      if (budget) saveBudget(st, user, budget());
+    },
+  });
+}
 
 const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'google-health-daily'] as const;
 
@@ -172,12 +225,14 @@ const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'goo
  * the second pipeline would otherwise open with a full budget while the first one's requests
  * are still in the window. (Within one `run all` the pipelines share one budget per user.)
  */
-export async function loadGhState(config: RunConfig, pipeline: PipelineName, now: number): Promise<PipelineState> {
-  const own = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
-  if (config.stateFile) return own; // one explicit file per pipeline: the others are not known
+export async function loadGhState(store: StateStore, config: RunConfig, pipeline: PipelineName, now: number): Promise<PipelineState> {
+  const own = await store.load(pipeline);
+  // One explicit file per pipeline: the others are not known. PostgreSQL keeps budgets in
+  // their own rows, shared by every pipeline already.
+  if (config.stateFile || store.kind !== 'file') return own;
   for (const other of GH_PIPELINES) {
     if (other === pipeline) continue;
-    const theirs = await loadState(defaultStatePath(config.outDir, other), other);
+    const theirs = await store.load(other);
     for (const [name, u] of Object.entries(theirs.users)) {
       if (!u.rateBudget) continue;
       const mine = userState(own, name);

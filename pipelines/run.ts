@@ -15,6 +15,10 @@ import { isBucketOut, openOutput, outputPath } from '../sinks/output.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { defaultStatePath, loadState } from './state.js';
+import { fileStateStore, pgStateStore, type StateStore } from './state/store.js';
+import { SharedState, workerName } from './state/shared.js';
+import { tokenCipherFromEnv } from './state/cipher.js';
+import type { LeaseOptions } from './state/leases.js';
 import { describeError } from './user-streams.js';
 import { findPipeline } from './registry.js';
 
@@ -165,8 +169,13 @@ export async function readRunRecords(outDir: string): Promise<RunSummary[]> {
  * has no lock (see lockOutput), so a `running` record there may be a run still going: none is
  * taken over.
  */
-async function committedFiles(outDir: string, runId: string, datasets: readonly string[]): Promise<{ files: Record<string, string[]>; adopted: RunSummary[] }> {
-  const dead = isBucketOut(outDir) ? [] : (await readRunRecords(outDir)).filter((r) => r.status === 'running' && r.runId !== runId);
+async function committedFiles(outDir: string, runId: string, datasets: readonly string[], shared: SharedState | null): Promise<{ files: Record<string, string[]>; adopted: RunSummary[] }> {
+  let dead = isBucketOut(outDir) ? [] : (await readRunRecords(outDir)).filter((r) => r.status === 'running' && r.runId !== runId);
+  if (shared) {
+    // Other workers write here at the same time: only runs known to be over are taken over.
+    const over = await shared.deadRuns(dead.map((r) => r.runId)).catch(() => new Set<string>());
+    dead = dead.filter((r) => over.has(r.runId));
+  }
   const owners = new Set([runId, ...dead.map((r) => r.runId)]);
   const files: Record<string, string[]> = {};
   for (const dataset of datasets) {
@@ -177,6 +186,16 @@ async function committedFiles(outDir: string, runId: string, datasets: readonly 
   return { files, adopted: dead };
 }
 
+/**
+ * With several workers on one output folder, each clears only what dead workers left in the
+ * temporary folder (a live worker's files there are still being written).
+ */
+async function clearDeadWorkers(outDir: string, shared: SharedState): Promise<void> {
+  const tmp = path.join(outDir, TMP_DIR);
+  const names = await fs.readdir(tmp).catch(() => [] as string[]);
+  for (const runId of await shared.deadRuns(names)) await fs.rm(path.join(tmp, runId), { recursive: true, force: true });
+}
+
 export interface RunOptions {
   log: Logger;
   tuning?: RunContext['tuning'];
@@ -184,20 +203,47 @@ export interface RunOptions {
   now?: () => number;
   /** Aborted with the signal's name (reason) to stop gracefully. */
   stop?: AbortSignal;
+  /** The environment (WEARABLE_ETL_TOKEN_KEY, WEARABLE_ETL_LEASE_SECONDS); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Where pipelines keep their state (default: the state files, --state FILE, or --state postgres://). */
+  state?: StateStore;
+}
+
+/** WEARABLE_ETL_LEASE_SECONDS: how long a dead worker's users stay claimed (default 30, at most 60). */
+export function leaseOptions(env: NodeJS.ProcessEnv): LeaseOptions {
+  const text = env['WEARABLE_ETL_LEASE_SECONDS'];
+  if (text === undefined || text === '') return {};
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds < 1 || seconds > 60) throw new EtlError('USAGE', `WEARABLE_ETL_LEASE_SECONDS must be a number of seconds from 1 to 60, not "${text}"`);
+  const ttlMs = Math.round(seconds * 1000);
+  return { ttlMs, pollMs: Math.min(5_000, Math.max(100, Math.floor(ttlMs / 3))) };
 }
 
 export async function runPipelines(config: RunConfig, options: RunOptions): Promise<RunSummary> {
   // Everything that can be a usage error is found before anything is printed or created.
   if (!isBucketOut(config.outDir)) await checkOutDir(config.outDir);
+  const env = options.env ?? process.env;
   for (const pipeline of config.pipelines) {
     if (!findPipeline(pipeline)) throw new EtlError('USAGE', `unknown pipeline "${pipeline}"`);
-    await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+    if (config.stateUrl === null) await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
   }
+  const leases = config.stateUrl === null ? {} : leaseOptions(env);
   const started = (options.now ?? Date.now)();
   const runId = newRunId(new Date(started));
   const stats = new HttpStats();
-  if (!isBucketOut(config.outDir)) await fs.mkdir(config.outDir, { recursive: true });
-  const unlock = await lockOutput(config.outDir);
+  // With the state in PostgreSQL, several workers share the output: the users' leases, not a
+  // lock on the folder, keep them apart (each user is worked on by one worker at a time).
+  const shared = config.stateUrl === null ? null : await SharedState.open(config, { url: config.stateUrl, cipher: tokenCipherFromEnv(env), worker: workerName(runId), leases });
+  const store: StateStore = shared ? pgStateStore(shared.db) : options.state ?? fileStateStore(config.outDir, config.stateFile);
+  let unlock: () => Promise<void>;
+  try {
+    if (!isBucketOut(config.outDir)) await fs.mkdir(config.outDir, { recursive: true });
+    unlock = shared ? async () => shared.close() : await lockOutput(config.outDir);
+    await shared?.startRun(runId);
+  } catch (err) {
+    await shared?.close();
+    throw err;
+  }
   const results: PipelineResult[] = [];
   const record = (status: RunStatus, finished: number, exitCode: number): RunSummary => ({
     runId,
@@ -216,7 +262,10 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
   });
   let summary: RunSummary;
   try {
-    if (!isBucketOut(config.outDir)) await prepareOutput(config.outDir);
+    if (isBucketOut(config.outDir)) {
+      // A bucket has no temporary folder.
+    } else if (shared) await clearDeadWorkers(config.outDir, shared);
+    else await prepareOutput(config.outDir);
     await writeRunRecord(record('running', started, -1), runId);
     for (const s of config.skipped) options.log.info('pipeline skipped', { pipeline: s.pipeline, reason: s.reason });
     for (const pipeline of config.pipelines) {
@@ -228,6 +277,8 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
         seenAt: started,
         log: options.log,
         stats,
+        state: store,
+        ...(shared ? { shared } : {}),
         ...(options.tuning ? { tuning: options.tuning } : {}),
         ...(options.progress ? { progress: options.progress } : {}),
         ...(options.stop ? { stop: options.stop } : {}),
@@ -251,11 +302,12 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
     summary = record(status, (options.now ?? Date.now)(), exitCode);
     if (stoppedBy) summary.stoppedBy = stoppedBy;
     const datasets = [...new Set(config.pipelines.flatMap((p) => findPipeline(p)?.datasets ?? []))];
-    const { files, adopted } = await committedFiles(config.outDir, runId, datasets);
+    const { files, adopted } = await committedFiles(config.outDir, runId, datasets, shared);
     summary.files = files;
     summary.adopted = adopted.map((r) => r.runId);
     for (const dead of adopted) await writeRunRecord({ ...dead, status: 'interrupted', adoptedBy: runId } as RunSummary, runId);
     await writeRunRecord(summary, runId);
+    await shared?.finishRun(runId, exitCode, summary).catch(() => undefined); // the record in the output is the run's summary
   } finally {
     // A stopped run leaves no temporary files; a killed one's are cleared by the next run.
     if (!isBucketOut(config.outDir)) {

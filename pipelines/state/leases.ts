@@ -233,15 +233,17 @@ export async function workLeased(
   const stop = options.stop;
   let wake: () => void = () => undefined;
   const start = (user: string, lost: AbortSignal): void => {
+    // A stop reaches the user through its controller (one listener on `stop` for every user).
     const controller = new AbortController();
-    const signal = AbortSignal.any(stop ? [lost, stop, controller.signal] : [lost, controller.signal]);
+    if (stop?.aborted) controller.abort(stop.reason);
+    const signal = AbortSignal.any([lost, controller.signal]);
     const task = (async () => {
       try {
         await work(user, signal);
         if (signal.aborted) throw signal.reason;
         if (await leases.finish(round, user)) done.push(user);
       } catch (err) {
-        if (lost.aborted || controller.signal.aborted) return; // someone else's now, or the database is gone
+        if (lost.aborted || (controller.signal.aborted && !stop?.aborted)) return; // someone else's now, or the database is gone
         if (stop?.aborted) await leases.release(round, user);
         else if (await leases.finish(round, user, errorMessage(err))) failed.push({ user, reason: errorMessage(err) });
       }
@@ -254,6 +256,10 @@ export async function workLeased(
     active.set(user, { task, controller });
   };
   let lostDatabase: Error | null = null;
+  const onStop = (): void => {
+    for (const a of active.values()) a.controller.abort(stop?.reason);
+  };
+  stop?.addEventListener('abort', onStop, { once: true });
   leases.startRenewing();
   try {
     for (;;) {
@@ -272,10 +278,17 @@ export async function workLeased(
       }
       // Wait for a slot to free up, or poll for expired leases.
       await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, leases.pollMs).unref();
-        if (stop?.aborted) resolve();
-        stop?.addEventListener('abort', () => resolve(), { once: true });
+        // Each wait's listener and timer go when it ends: a long round waits thousands of times.
+        const done = (): void => {
+          stop?.removeEventListener('abort', done);
+          clearTimeout(timer);
+          resolve();
+        };
+        wake = done;
+        const timer = setTimeout(done, leases.pollMs);
+        timer.unref();
+        if (stop?.aborted) done();
+        else stop?.addEventListener('abort', done, { once: true });
       });
     }
   } catch (err) {
@@ -283,6 +296,7 @@ export async function workLeased(
     for (const a of active.values()) a.controller.abort(lostDatabase);
   }
   await Promise.allSettled([...active.values()].map((a) => a.task));
+  stop?.removeEventListener('abort', onStop);
   await leases.stopRenewing();
   if (lostDatabase) throw lostDatabase;
   if (!stop?.aborted) await leases.closeRound(round);

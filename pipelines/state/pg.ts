@@ -40,6 +40,8 @@ export class PgState {
   private readonly cipher: TokenCipher | null;
   private readonly lockTimeoutMs: number;
   private readonly inflight = new Map<string, Promise<TokenPair>>();
+  /** Connections that have our 'error' listener (checkout). */
+  private readonly watched = new WeakSet<pg.PoolClient>();
   /** Set when the pool loses a connection it held idle (the server went away). */
   lost: Error | null = null;
   private readonly lostListeners: Array<(err: Error) => void> = [];
@@ -77,9 +79,25 @@ export class PgState {
     await this.pool.end();
   }
 
+  /**
+   * A connection of the pool for several statements. A connection that breaks while checked out
+   * emits 'error' with nobody listening (the pool listens only to idle ones), which would end the
+   * process: here the break is noted, and the statement in flight fails with it.
+   */
+  private async checkout(): Promise<pg.PoolClient> {
+    const client = await this.pool.connect();
+    if (!this.watched.has(client)) {
+      this.watched.add(client);
+      client.on('error', (err: Error) => {
+        this.lost ??= err;
+      });
+    }
+    return client;
+  }
+
   /** One transaction on one connection; rolled back when `fn` throws. */
   async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.checkout();
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -244,18 +262,19 @@ export class PgState {
   async seedTokens(provider: string, user: string, pair: TokenPair): Promise<SeedResult> {
     const hash = seedHash(pair);
     return this.tx(async (client) => {
+      const write = async (p: TokenPair, sql: string): Promise<number> => {
+        const r = await client.query(sql, [provider, user, this.seal(p.accessToken, provider, user, 'access_token'), this.seal(p.refreshToken, provider, user, 'refresh_token'), this.cipher !== null, hash]);
+        return r.rowCount ?? 0;
+      };
+      // Workers starting together seed the same users: the insert settles who is first (a
+      // SELECT … FOR UPDATE locks no row that does not exist yet).
+      const inserted = await write(pair, 'INSERT INTO tokens (provider, user_key, access_token, refresh_token, encrypted, seed_hash) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING');
+      if (inserted > 0) return 'inserted';
       const { rows } = await client.query<{ access_token: string; refresh_token: string; encrypted: boolean; seed_hash: string }>(
         'SELECT access_token, refresh_token, encrypted, seed_hash FROM tokens WHERE provider = $1 AND user_key = $2 FOR UPDATE',
         [provider, user],
       );
-      const row = rows[0];
-      const write = async (p: TokenPair, sql: string): Promise<void> => {
-        await client.query(sql, [provider, user, this.seal(p.accessToken, provider, user, 'access_token'), this.seal(p.refreshToken, provider, user, 'refresh_token'), this.cipher !== null, hash]);
-      };
-      if (!row) {
-        await write(pair, 'INSERT INTO tokens (provider, user_key, access_token, refresh_token, encrypted, seed_hash) VALUES ($1, $2, $3, $4, $5, $6)');
-        return 'inserted';
-      }
+      const row = rows[0]!;
       const update = 'UPDATE tokens SET access_token = $3, refresh_token = $4, encrypted = $5, seed_hash = $6, updated_at = now() WHERE provider = $1 AND user_key = $2';
       if (row.seed_hash !== hash) {
         await write(pair, update);
@@ -290,7 +309,7 @@ export class PgState {
   }
 
   private async rotateLocked(provider: string, user: string, stale: string, refresh: (refreshToken: string) => Promise<TokenPair>): Promise<TokenPair> {
-    const client = await this.pool.connect();
+    const client = await this.checkout();
     let broken = false;
     let spent = false;
     try {

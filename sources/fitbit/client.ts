@@ -15,9 +15,19 @@ import {
   type RetryPolicy,
 } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
-import { RateBudget, type RateBudgetState, type RateLimitOptions } from './rate-limit.js';
+import { RateBudget, type RateBudgetState, type RateLimitOptions, type SharedRateBudget } from './rate-limit.js';
 import type { FitbitProfile, UnitSystem } from './types.js';
-import type { TokenPair, UsersFile } from './users.js';
+import type { TokenPair } from './users.js';
+
+/**
+ * Where the users' tokens live: the users file (users.ts UsersFile) or the state database.
+ * `rotate` spends the refresh token at most once, keeps the new pair before it returns, and
+ * adopts a pair someone else already rotated to.
+ */
+export interface FitbitTokens {
+  tokens(humanId: string): TokenPair;
+  rotate(humanId: string, staleAccessToken: string, refresh: (refreshToken: string) => Promise<TokenPair>): Promise<TokenPair>;
+}
 
 export interface FitbitClientConfig {
   /** FITBIT_API_URL, e.g. https://api.fitbit.com */
@@ -36,6 +46,8 @@ export interface FitbitClientConfig {
   maxRateLimitWaits?: number;
   /** Told before every rate-limit wait (for the progress bar). */
   onWait?: (user: string, waitMs: number) => void;
+  /** A user's budget shared with other processes; without it, the run's own RateBudget. */
+  sharedBudget?: (humanId: string) => SharedRateBudget;
 }
 
 /**
@@ -127,12 +139,15 @@ export class FitbitSession {
   readonly budget: RateBudget;
   readonly shared: FitbitShared;
   private readonly config: FitbitClientConfig;
-  private readonly users: UsersFile;
+  private readonly users: FitbitTokens;
   private readonly queue: SerialQueue;
+  private readonly sharedBudget: SharedRateBudget | null;
+  /** The shared budget's reading of the last answer, awaited before the next request (one at a time per user). */
+  private observing: Promise<void> = Promise.resolve();
   /** Every token this session has held: a server may quote an old one back. */
   private readonly seenSecrets = new Set<string>();
 
-  constructor(config: FitbitClientConfig, users: UsersFile, humanId: string, userId: string, savedBudget?: RateBudgetState) {
+  constructor(config: FitbitClientConfig, users: FitbitTokens, humanId: string, userId: string, savedBudget?: RateBudgetState) {
     this.config = config;
     this.users = users;
     this.humanId = humanId;
@@ -140,6 +155,7 @@ export class FitbitSession {
     this.shared = config.shared ?? new FitbitShared();
     this.budget = this.shared.budget(humanId, () => new RateBudget(config.rateLimit, savedBudget));
     this.queue = this.shared.queue(humanId);
+    this.sharedBudget = config.sharedBudget?.(humanId) ?? null;
     this.remember();
   }
 
@@ -182,7 +198,14 @@ export class FitbitSession {
    * unless it throws an EtlError BAD_RESPONSE). Requests of one user wait for each other.
    */
   get<T>(url: string, parse: (text: string) => T): Promise<{ value: T; result: HttpResult }> {
-    return this.queue.run(() => this.send(url, parse));
+    return this.queue.run(async () => {
+      try {
+        return await this.send(url, parse);
+      } finally {
+        // The last answer's reading reaches the shared budget before this user's next request.
+        await this.observing;
+      }
+    });
   }
 
   private async send<T>(url: string, parse: (text: string) => T): Promise<{ value: T; result: HttpResult }> {
@@ -198,7 +221,8 @@ export class FitbitSession {
         secrets: () => this.secrets(),
         before: async (spec: RequestSpec) => {
           if (this.shared.gone) throw this.shared.gone;
-          const wait = this.budget.reserve();
+          await this.observing;
+          const wait = this.sharedBudget ? await this.sharedBudget.reserve() : this.budget.reserve();
           if (wait > 0) {
             this.config.log.info('rate budget spent, waiting for the reset', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
             this.config.onWait?.(this.humanId, wait);
@@ -216,7 +240,10 @@ export class FitbitSession {
           if (this.shared.gone) throw this.shared.gone;
         },
         observe: (result) => {
-          this.budget.observe(result.headers);
+          if (this.sharedBudget) {
+            const budget = this.sharedBudget;
+            this.observing = this.observing.then(() => budget.observe(result.headers));
+          } else this.budget.observe(result.headers);
           if (result.status === 410) this.gone();
         },
         onRetry: (reason, failures, delayMs) => {
@@ -237,7 +264,8 @@ export class FitbitSession {
       if (state.rateWaits > limit) {
         throw new EtlError('HTTP_RETRY_EXHAUSTED', `user ${this.humanId}: Fitbit kept answering 429 Too Many Requests after ${limit} waits for the rate-limit reset`, { user: this.humanId, status: 429 });
       }
-      const wait = this.budget.exhausted(result.headers);
+      await this.observing;
+      const wait = this.sharedBudget ? await this.sharedBudget.exhausted(result.headers) : this.budget.exhausted(result.headers);
       this.config.log.warn('429 Too Many Requests, waiting for the rate-limit reset', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
       this.config.onWait?.(this.humanId, wait);
       await sleep(wait);

@@ -21,6 +21,18 @@ export interface RateLimitOptions {
   random?: () => number;
 }
 
+/**
+ * A user's budget kept outside the process (PostgreSQL, pipelines/state), shared by every
+ * worker: the same steps as RateBudget, each one a round trip that may fail.
+ */
+export interface SharedRateBudget {
+  /** Takes one request; the ms to wait before sending it. */
+  reserve(): Promise<number>;
+  observe(headers: Headers): Promise<void>;
+  /** After a 429: the ms to wait. */
+  exhausted(headers: Headers): Promise<number>;
+}
+
 export const FITBIT_RATE_DEFAULTS: RateLimitOptions = { limit: 150, jitterMs: [30_000, 120_000] };
 
 /** The documented window, used when a wait is needed and the server never said when it resets. */
