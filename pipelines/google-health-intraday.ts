@@ -4,11 +4,11 @@
 // type (Google's name): the last local date fetched whole, moved only after the sink committed.
 import { EtlError } from '../lib/errors.js';
 import type { IntradayRecord } from '../lib/schema.js';
-import { GH_INTRADAY_TYPES, WINDOW_DAYS, dataPointPages, dateWindows, windowCount, type GhIntradayType } from '../sources/google-health/index.js';
+import { GH_INTRADAY_TYPES, WINDOW_DAYS, dataPointPages, dateWindows, type GhIntradayType } from '../sources/google-health/index.js';
 import { invalidToDeadLetters, normalizeGhPoints } from '../transforms/google-health.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
-import { checkGhConfig, ghWindow, planGh, planSince, runGhPipeline } from './google-health-common.js';
+import { checkGhConfig, GH_DEF, ghWindow, planGh, runGhPipeline } from './google-health-common.js';
 import { untilFor } from './fitbit-common.js';
 import { usageProblem } from './user-streams.js';
 import { addDays, minDate } from '../lib/dates.js';
@@ -28,24 +28,12 @@ export function ghIntradayResources(config: RunConfig): GhIntradayType[] {
 
 export const googleHealthIntraday: PipelineDef = {
   name: PIPELINE,
-  provider: 'google-health',
+  ...GH_DEF,
   summary: 'Google Health API v4 intraday (steps, distance, floors, altitude, active energy, heart rate) → intraday',
   datasets: ['intraday'],
   flags: ['users', 'since', 'until', 'resources', 'lookback', 'concurrency'],
   check: (config) => checkGhConfig(config) ?? usageProblem(() => ghIntradayResources(config)),
-  plan: (config, now, store) => {
-    const resources = ghIntradayResources(config);
-    return planGh(config, store, PIPELINE, now, (saved, until) => {
-      let requests = 0;
-      let first = until;
-      for (const r of resources) {
-        const since = planSince(config, saved[r], until);
-        if (since < first) first = since;
-        requests += windowCount(since, until, WINDOW_DAYS);
-      }
-      return { window: `${first} .. ${until} × ${resources.join(',')} (windows of ${WINDOW_DAYS} days)`, requests };
-    });
-  },
+  plan: (config, now, store) => planGh(config, store, PIPELINE, now, ghIntradayResources(config), WINDOW_DAYS),
   run: (ctx) => runGoogleHealthIntraday(ctx),
   demo: { args: ['--since', '2016-05-07', '--until', '2016-05-13', '--concurrency', '8'], help: 'steps, distance, active energy, 2016-05-07 .. 2016-05-13: the last week of the legacy run, one row per minute where both have it' },
 };
