@@ -3,10 +3,9 @@
 // user, type and local minute, so history continues in the same rows. State per user and data
 // type (Google's name): the last local date fetched whole, moved only after the sink committed.
 import { EtlError } from '../lib/errors.js';
-import type { IntradayRecord } from '../lib/schema.js';
-import type { DeadLetterWriter } from '../lib/sink.js';
+import type { DeadLetterWriter, PartitionColumns } from '../lib/sink.js';
 import { GH_INTRADAY_TYPES, WINDOW_DAYS, dataPointPages, dateWindows, windowCount, type GhIntradayType } from '../sources/google-health/index.js';
-import { invalidToDeadLetters, normalizeGhPoints } from '../transforms/google-health.js';
+import { GhSeenIds, normalizeGhPointColumns } from '../transforms/google-health.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { GhRunUser, checkGhConfig, saveBudget, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, loadGhState } from './google-health-common.js';
@@ -61,7 +60,7 @@ export async function runGoogleHealthIntraday(ctx: RunContext): Promise<Pipeline
   const fetched = new Map<GhRunUser, Record<string, string>>();
   const budgets = new Map<GhRunUser, () => void>();
 
-  async function* userBatches(user: GhRunUser, deadLetters: DeadLetterWriter): AsyncGenerator<IntradayRecord[]> {
+  async function* userBatches(user: GhRunUser, deadLetters: DeadLetterWriter): AsyncGenerator<PartitionColumns> {
     const session = openGhSession(ctx, file, user, state, PIPELINE);
     const progress: Record<string, string> = {};
     fetched.set(user, progress);
@@ -79,12 +78,11 @@ export async function runGoogleHealthIntraday(ctx: RunContext): Promise<Pipeline
         // This stream's own dates within the shared window.
         const from = w.from < mine.since ? mine.since : w.from;
         if (from >= w.to) continue;
-        const seen = new Set<string>();
+        const seen = new GhSeenIds();
         for await (const page of dataPointPages(session, type, { from, to: w.to })) {
-          for (const letter of invalidToDeadLetters('intraday', PIPELINE, user, page.invalid, { dataType: type })) deadLetters.write(letter);
-          const result = normalizeGhPoints(page.records, userCtx, zone, ctx.seenAt, seen);
+          const result = normalizeGhPointColumns(page, userCtx, zone, ctx.seenAt, seen);
           for (const letter of result.deadLetters) deadLetters.write(letter);
-          if (result.records.length > 0) yield result.records;
+          yield* result.partitions;
         }
         const last = minDate(addDays(w.to, -1), mine.lastComplete);
         if (last >= from) progress[type] = last;
