@@ -17,7 +17,7 @@ import type { GhPointPage } from '../sources/google-health/points.js';
 import type { GhDailyRollup, GhExercise, GhIntradayType, GhPoint, InvalidRecord } from '../sources/google-health/types.js';
 import { activityType, exactLogId, stableStringify, type ActivityType } from './activities.js';
 import { cleanFloat, paceAndSpeed } from './formulas.js';
-import { intradayId, intradayIdPrefix } from './intraday.js';
+import { intradayIdPrefix } from './intraday.js';
 import { buildDayHourTable, formatOffset, resolveInDay, utcDateString, zoneOffsetMinutes, type DayHourTable } from './time.js';
 
 export const GOOGLE_HEALTH_SOURCE = 'google-health';
