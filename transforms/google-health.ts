@@ -11,13 +11,13 @@
 //   (transforms/intraday.ts intradayId), so both sources merge into one row per minute.
 // - Absent is not zero (§1.11): a minute the API did not serve has no row; a day without a
 //   roll-up value has nulls; a served 0 is a row with 0.
-import { packedRows, type PackedColumn, type PackedTable, type PartitionColumns } from '../lib/batch.js';
+import { packedRows, type PartitionColumns } from '../lib/batch.js';
 import { COLUMNS, type ActivityRecord, type DailySummaryRecord, type DeadLetter, type IntradayRecord, type IntradayRowType } from '../lib/schema.js';
 import type { GhPointPage } from '../sources/google-health/points.js';
 import type { GhDailyRollup, GhExercise, GhIntradayType, GhPoint, InvalidRecord } from '../sources/google-health/types.js';
 import { activityType, exactLogId, stableStringify, type ActivityType } from './activities.js';
 import { cleanFloat, paceAndSpeed } from './formulas.js';
-import { intradayIdPrefix } from './intraday.js';
+import { dictIndex, intradayBuffers, intradayIdPrefix, packIntradayTable } from './intraday.js';
 import { buildDayHourTable, formatOffset, resolveInDay, utcDateString, zoneOffsetMinutes, type DayHourTable } from './time.js';
 
 export const GOOGLE_HEALTH_SOURCE = 'google-health';
@@ -101,16 +101,36 @@ export class ZoneDays {
     };
   }
 
-  /** The zone's offset per quarter hour (every offset change since 1970 falls on one): one Intl look-up per 15 minutes of points. */
+  /**
+   * The zone's offset over each UTC day, or NaN for a day in which it changes: two Intl look-ups
+   * a day instead of one per quarter hour of points (no zone changes its offset and back within
+   * one day).
+   */
+  private readonly days = new Map<number, number>();
+  private lastDay = Number.NaN;
+  private lastDayOffset = Number.NaN;
+  /** On a day of a change: the offset per quarter hour (every offset change since 1970 falls on one). */
   private readonly quarters = new Map<number, number>();
 
   /** The zone to write for an instant seen in `offsetMinutes`. */
   zoneFor(epochMs: number, offsetMinutes: number): string {
-    const q = Math.floor(epochMs / 900_000);
-    let zoneOffset = this.quarters.get(q);
-    if (zoneOffset === undefined) {
-      zoneOffset = zoneOffsetMinutes(this.zone, q * 900_000);
-      this.quarters.set(q, zoneOffset);
+    const day = Math.floor(epochMs / 86_400_000);
+    if (day !== this.lastDay) {
+      let o = this.days.get(day);
+      if (o === undefined) {
+        const start = zoneOffsetMinutes(this.zone, day * 86_400_000);
+        o = start === zoneOffsetMinutes(this.zone, (day + 1) * 86_400_000) ? start : Number.NaN;
+        this.days.set(day, o);
+      }
+      this.lastDay = day;
+      this.lastDayOffset = o;
+    }
+    let zoneOffset = this.lastDayOffset;
+    if (Number.isNaN(zoneOffset)) {
+      const q = Math.floor(epochMs / 900_000);
+      const known = this.quarters.get(q);
+      zoneOffset = known ?? zoneOffsetMinutes(this.zone, q * 900_000);
+      if (known === undefined) this.quarters.set(q, zoneOffset);
     }
     return zoneOffset === offsetMinutes ? this.zone : fixedOffsetZone(offsetMinutes);
   }
@@ -162,8 +182,11 @@ export class GhSeenIds {
 export function normalizeGhPointColumns(page: GhPointPage, user: GhUserContext, zone: ZoneDays, seenAt: number, seen: GhSeenIds): GhIntradayColumnsResult {
   const deadLetters: DeadLetter[] = [];
   const spec = GH_INTRADAY[page.type];
+  // The point as the source read it (its JSON is not kept past the page check).
   const fail = (i: number, reason: string): void => {
-    deadLetters.push({ dataset: 'intraday', reason, context: { stream: 'google-health-intraday', humanId: user.humanId, userId: user.userId, dataType: page.type }, raw: page.raws[page.rawIndex[i]!] });
+    const startMs = page.startMs[i]!;
+    const raw = { type: page.type, startTime: Number.isNaN(startMs) ? null : new Date(startMs).toISOString(), startUtcOffset: page.offsets[page.offsetIndex[i]!], value: page.values[i] };
+    deadLetters.push({ dataset: 'intraday', reason, context: { stream: 'google-health-intraday', humanId: user.humanId, userId: user.userId, dataType: page.type }, raw });
   };
   for (const letter of invalidToDeadLetters('intraday', 'google-health-intraday', user, page.invalid, { dataType: page.type })) deadLetters.push(letter);
   // Each distinct offset (a page holds a handful) parsed and formatted once.
@@ -218,12 +241,8 @@ export function normalizeGhPointColumns(page: GhPointPage, user: GhUserContext, 
     const flags = seen.day(page.type, date);
     const repeated = zone.repeatedOn(date);
     const cap = counts[g]!;
-    const idParts: string[] = [];
-    const idLengths = new Int32Array(cap);
-    const timestamps = new Float64Array(cap);
-    const rowValues = new Float64Array(cap);
-    const tzIndex = new Int32Array(cap);
-    const tzDict: string[] = [];
+    const buffers = intradayBuffers(cap);
+    const { idParts, idLengths, timestamps, values: rowValues, offsetIndex: tzIndex, offsetDict: tzDict } = buffers;
     const zoneIndex = new Int32Array(cap);
     const zoneDict: string[] = [];
     let lastOffsetIndex = -1;
@@ -261,14 +280,12 @@ export function normalizeGhPointColumns(page: GhPointPage, user: GhUserContext, 
       }
       if (oi !== lastOffsetIndex) {
         lastOffsetIndex = oi;
-        lastTz = tzDict.indexOf(tzOffset);
-        if (lastTz < 0) lastTz = tzDict.push(tzOffset) - 1;
+        lastTz = dictIndex(tzDict, tzOffset);
       }
       const timeZone = zone.zoneFor(instant, offset);
       if (timeZone !== lastZone) {
         lastZone = timeZone;
-        lastZoneIndex = zoneDict.indexOf(timeZone);
-        if (lastZoneIndex < 0) lastZoneIndex = zoneDict.push(timeZone) - 1;
+        lastZoneIndex = dictIndex(zoneDict, timeZone);
       }
       idLengths[rows] = idLength;
       timestamps[rows] = instant;
@@ -279,27 +296,10 @@ export function normalizeGhPointColumns(page: GhPointPage, user: GhUserContext, 
       rows++;
     }
     if (rows === 0) continue;
-    const cut = <T extends Float64Array | Int32Array>(a: T): T => (rows === cap ? a : (a.slice(0, rows) as T));
-    const constant = (value: string): PackedColumn => ({ type: 'string', strings: { kind: 'dict', dict: [value], index: new Int32Array(rows) } });
-    const byName: Record<string, PackedColumn> = {
-      id: { type: 'string', strings: { kind: 'joined', text: idParts.join(''), lengths: cut(idLengths) } },
-      humanId: constant(user.humanId),
-      userId: constant(user.userId),
-      source: constant(GOOGLE_HEALTH_SOURCE),
-      type: constant(spec.type),
-      timestamp: { type: 'timestamp', values: cut(timestamps), valid: null },
-      tzOffset: { type: 'string', strings: { kind: 'dict', dict: tzDict, index: cut(tzIndex) } },
-      timeZone: { type: 'string', strings: { kind: 'dict', dict: zoneDict, index: cut(zoneIndex) } },
-      value: { type: 'double', values: cut(rowValues), valid: null },
-      unit: constant(spec.unit),
-      interval: { type: 'int32', values: new Int32Array(rows).fill(interval), valid: null },
-      level: { type: 'int32', values: new Int32Array(rows), valid: new Uint8Array(rows) },
-      mets: { type: 'double', values: new Float64Array(rows), valid: new Uint8Array(rows) },
-      estimated: { type: 'boolean', values: new Int32Array(rows), valid: new Uint8Array(rows) },
-      createdAt: { type: 'timestamp', values: new Float64Array(rows).fill(seenAt), valid: null },
-      updatedAt: { type: 'timestamp', values: new Float64Array(rows).fill(seenAt), valid: null },
-    };
-    const table: PackedTable = { rowCount: rows, columns: COLUMNS.intraday.map((c) => byName[c.name]!) };
+    const table = packIntradayTable(rows, buffers, {
+      humanId: user.humanId, userId: user.userId, source: GOOGLE_HEALTH_SOURCE, type: spec.type, unit: spec.unit,
+      timeZone: { dict: zoneDict, index: zoneIndex }, interval, seenAt,
+    });
     partitions.push({ kind: 'columns', date, humanId: user.humanId, table });
   }
   return { partitions, deadLetters };
@@ -327,8 +327,6 @@ export function normalizeGhPoints(points: readonly GhPoint[], user: GhUserContex
       offsetIndex: Int32Array.from(run, (p) => (offsets.includes(p.startUtcOffset) ? offsets.indexOf(p.startUtcOffset) : offsets.push(p.startUtcOffset) - 1)),
       offsets,
       values: Float64Array.from(run, (p) => (typeof p.value === 'number' ? p.value : Number(p.value))),
-      raws: run,
-      rawIndex: Int32Array.from(run, (_, i) => i),
       invalid: [],
     };
     const result = normalizeGhPointColumns(page, user, zone, seenAt, seen);

@@ -128,13 +128,19 @@ interface RawPage {
   nextPageToken: string;
 }
 
-function pagePaginator(session: GoogleHealthSession, path: string, params: Record<string, string>): Paginator<RawPage> {
+/** A page once checked: its records (null when it had none) and its token. */
+interface CheckedPage<T extends object> {
+  checked: T | null;
+  nextPageToken: string;
+}
+
+function pagePaginator<T extends object>(session: GoogleHealthSession, path: string, params: Record<string, string>): Paginator<CheckedPage<T>> {
   const url = (token: string): string => session.url(`${path}?${new URLSearchParams(token ? { ...params, pageToken: token } : params).toString()}`);
   return {
     first: () => url(''),
     next: (page) => (page.nextPageToken === '' ? null : url(page.nextPageToken)),
     // An empty page that still carries a token is not the end (§1.8, I-FITGAUGE3).
-    isEmpty: (page) => page.dataPoints.length === 0 && page.nextPageToken === '',
+    isEmpty: (page) => page.checked === null && page.nextPageToken === '',
   };
 }
 
@@ -155,17 +161,23 @@ function pageBody(text: string, what: string): RawPage {
   throw new EtlError('BAD_RESPONSE', `${what}: ${r.ok ? 'not a page of data points' : r.reason}`);
 }
 
-async function* rawPages(session: GoogleHealthSession, path: string, params: Record<string, string>, what: string): AsyncGenerator<unknown[]> {
-  const paginator = pagePaginator(session, path, params);
-  const fetchPage = async (url: string): Promise<RawPage> => {
+/**
+ * The pages of a list / :reconcile, each checked by `check` as soon as it is parsed: the parsed
+ * JSON (a page of 10,000 points is ~2.5 MB of objects) is dropped before the page is handed on,
+ * so it is not held while the rows go through the sink.
+ */
+async function* checkedPages<T extends object>(session: GoogleHealthSession, path: string, params: Record<string, string>, what: string, checkPage: (raws: unknown[]) => T): AsyncGenerator<T> {
+  const paginator = pagePaginator<T>(session, path, params);
+  const fetchPage = async (url: string): Promise<CheckedPage<T>> => {
     try {
-      return await session.request({ url }, (t) => pageBody(t, `${what} page`));
+      const raw = await session.request({ url }, (t) => pageBody(t, `${what} page`));
+      return { checked: raw.dataPoints.length > 0 ? checkPage(raw.dataPoints) : null, nextPageToken: raw.nextPageToken };
     } catch (err) {
       throw where(err, session, what);
     }
   };
   for await (const page of paginate(paginator, fetchPage, { maxRequests: MAX_PAGES_PER_WINDOW, context: { user: session.label, stream: what } })) {
-    if (page.dataPoints.length > 0) yield page.dataPoints;
+    if (page.checked !== null) yield page.checked;
   }
 }
 
@@ -187,17 +199,13 @@ function checkAll<T>(schema: v.GenericSchema<unknown, T>, raws: unknown[]): Chec
 /** The points of one type and local-date window (`:reconcile`), page by page, newest first, in columns. */
 export async function* dataPointPages(session: GoogleHealthSession, type: GhIntradayType, w: DateWindow): AsyncGenerator<GhPointPage> {
   const path = `v4/users/me/dataTypes/${type}/dataPoints:reconcile`;
-  for await (const raws of rawPages(session, path, { filter: civilFilter(type, w), pageSize: String(PAGE_SIZE) }, `${type} ${w.from}..${w.to}`)) {
-    yield checkPointPage(type, raws);
-  }
+  yield* checkedPages(session, path, { filter: civilFilter(type, w), pageSize: String(PAGE_SIZE) }, `${type} ${w.from}..${w.to}`, (raws) => checkPointPage(type, raws));
 }
 
 /** The exercise sessions starting in a local-date window (`list`, 25 a page), newest first. */
 export async function* exercisePages(session: GoogleHealthSession, w: DateWindow): AsyncGenerator<Checked<GhExercise>> {
   const path = 'v4/users/me/dataTypes/exercise/dataPoints';
-  for await (const raws of rawPages(session, path, { filter: civilFilter('exercise', w), pageSize: String(EXERCISE_PAGE_SIZE) }, `exercise ${w.from}..${w.to}`)) {
-    yield checkAll(Exercise, raws);
-  }
+  yield* checkedPages(session, path, { filter: civilFilter('exercise', w), pageSize: String(EXERCISE_PAGE_SIZE) }, `exercise ${w.from}..${w.to}`, (raws) => checkAll(Exercise, raws));
 }
 
 const civil = (date: string): { date: { year: number; month: number; day: number } } => ({

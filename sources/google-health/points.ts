@@ -8,7 +8,10 @@
 // fractional seconds, a number for an int64) or gives the reason for its dead letter.
 import { DURATION, POINT_SCHEMAS, check, type GhIntradayType, type InvalidRecord } from './types.js';
 
-/** The points of one page that passed their schema, in page order (newest first), as columns. */
+/**
+ * The points of one page that passed their schema, in page order (newest first), as columns;
+ * the page's JSON is not kept (a dead letter downstream carries the point as these columns say).
+ */
 export interface GhPointPage {
   readonly type: GhIntradayType;
   /** How many points passed. */
@@ -20,9 +23,6 @@ export interface GhPointPage {
   readonly offsets: readonly string[];
   /** The value as a number: int64 decimal strings converted (as Number() does), kcal as sent. */
   readonly values: Float64Array;
-  /** The JSON of each point as sent, for a dead letter downstream: `raws[rawIndex[i]]`. */
-  readonly raws: readonly unknown[];
-  readonly rawIndex: Int32Array;
   /** The points that failed their schema, with valibot's reason. */
   readonly invalid: InvalidRecord[];
 }
@@ -95,7 +95,6 @@ export function checkPointPage(type: GhIntradayType, raws: readonly unknown[]): 
   const startMs = new Float64Array(n);
   const offsetIndex = new Int32Array(n);
   const values = new Float64Array(n);
-  const rawIndex = new Int32Array(n);
   const offsets: string[] = [];
   // Offsets seen on this page (a handful): whether each is a duration, and its index if a start offset.
   const durations = new Map<string, number>();
@@ -147,8 +146,7 @@ export function checkPointPage(type: GhIntradayType, raws: readonly unknown[]): 
     startMs[length] = start;
     offsetIndex[length] = offset;
     values[length] = value;
-    rawIndex[length] = i;
     length++;
   }
-  return { type, length, startMs, offsetIndex, offsets, values, raws, rawIndex, invalid };
+  return { type, length, startMs, offsetIndex, offsets, values, invalid };
 }
