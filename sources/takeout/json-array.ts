@@ -40,13 +40,8 @@ export class JsonArrayError extends Error {
   }
 }
 
-const QUOTE = 34;
-const BACKSLASH = 92;
-const COMMA = 44;
-const OPEN_BRACE = 123;
-const OPEN_BRACKET = 91;
-const CLOSE_BRACE = 125;
-const CLOSE_BRACKET = 93;
+/** The character codes the scanner looks at. */
+const CH = { quote: 34, backslash: 92, comma: 44, openBrace: 123, openBracket: 91, closeBrace: 125, closeBracket: 93 } as const;
 
 const isBlank = (s: string): boolean => s.trim() === '';
 
@@ -80,13 +75,13 @@ function scan(text: string, from: number, st: ScanState, comma: (i: number) => v
         if (q < 0) {
           // Still in the string at the end of the chunk: does it end in an escaping backslash?
           let k = n - 1;
-          while (k >= first && text.charCodeAt(k) === BACKSLASH) k--;
+          while (k >= first && text.charCodeAt(k) === CH.backslash) k--;
           st.escaped = (n - 1 - k) % 2 === 1;
           st.depth = depth;
           return -1;
         }
         let k = q - 1;
-        while (k >= first && text.charCodeAt(k) === BACKSLASH) k--;
+        while (k >= first && text.charCodeAt(k) === CH.backslash) k--;
         if ((q - 1 - k) % 2 === 0) {
           i = q + 1;
           break;
@@ -97,14 +92,14 @@ function scan(text: string, from: number, st: ScanState, comma: (i: number) => v
       continue;
     }
     const c = text.charCodeAt(i);
-    if (c === QUOTE) st.inString = true;
-    else if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
-    else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+    if (c === CH.quote) st.inString = true;
+    else if (c === CH.openBrace || c === CH.openBracket) depth++;
+    else if (c === CH.closeBrace || c === CH.closeBracket) {
       if (--depth === 0) {
         st.depth = 0;
         return i;
       }
-    } else if (c === COMMA && depth === 1) comma(i);
+    } else if (c === CH.comma && depth === 1) comma(i);
     i++;
   }
   st.depth = depth;
@@ -217,7 +212,7 @@ export async function* jsonArrayBatches(chunks: AsyncIterable<Buffer | string>, 
       // Before the array: white space (a byte-order mark is white space to \s), then `[`.
       const start = chunk.search(/\S/);
       if (start < 0) continue;
-      if (chunk.charCodeAt(start) !== OPEN_BRACKET) throw new JsonArrayError(`not a JSON array: it starts with ${JSON.stringify(chunk.slice(start, start + 20))}`, 0);
+      if (chunk.charCodeAt(start) !== CH.openBracket) throw new JsonArrayError(`not a JSON array: it starts with ${JSON.stringify(chunk.slice(start, start + 20))}`, 0);
       st.depth = 1;
       chunk = chunk.slice(start + 1);
     }
