@@ -12,7 +12,7 @@
 import { StringDecoder } from 'node:string_decoder';
 
 /** Text gathered before the complete elements in it are parsed: one JSON.parse per this much. */
-export const CUT_CHARS = 256 * 1024;
+export const CUT_CHARS = 64 * 1024;
 
 /** An element longer than this is refused: a member is never held whole, nor is one element. */
 export const MAX_ELEMENT_CHARS = 16 * 1024 * 1024;
