@@ -7,6 +7,7 @@ import type { GhRateLimitOptions } from '../sources/google-health/rate-limit.js'
 import type { Dataset } from '../lib/schema.js';
 import type { PipelineFlag, PipelineName, RunConfig } from './config.js';
 import type { RetryPolicy } from '../lib/http.js';
+import type { StateStore } from './state/store.js';
 
 export interface RunContext {
   config: RunConfig;
@@ -15,6 +16,8 @@ export interface RunContext {
   seenAt: number;
   log: Logger;
   stats: HttpStats;
+  /** Where the pipeline loads its state and saves it (at each user's checkpoint and at the end). */
+  state: StateStore;
   /** Overrides for tests and benchmarks; production uses the documented defaults. */
   tuning?: {
     retry?: RetryPolicy;
@@ -82,7 +85,7 @@ export interface PipelineDef {
    */
   check(config: RunConfig): string | null;
   /** The --dry-run lines: what it would fetch and how long the rate limits make it take. Sends no request, writes nothing. */
-  plan(config: RunConfig, now: number): Promise<string[]>;
+  plan(config: RunConfig, now: number, state: StateStore): Promise<string[]>;
   run(ctx: RunContext): Promise<PipelineResult>;
   /** The demo's arguments (the window where the fixture data lies), or null if the demo leaves it out. */
   readonly demo: { readonly args: readonly string[]; readonly help: string } | null;

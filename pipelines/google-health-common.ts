@@ -1,11 +1,12 @@
 // What the Google Health pipelines share: the users file's google-health entries, one session
 // per user (budget and queue shared by every pipeline of a run), identity and time zone, the
 // option checks and the dry run.
-import { addDays, daysInclusive, isValidZone, todayIn, yesterdayIn } from '../lib/dates.js';
+import { addDays, daysInclusive, isValidZone, todayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
 import { UsersFile } from '../lib/users-file.js';
 import {
   GH_RATE_DEFAULTS,
+  windowCount,
   GoogleHealthSession,
   GoogleHealthShared,
   fetchIdentity,
@@ -15,11 +16,14 @@ import {
 } from '../sources/google-health/index.js';
 import { GOOGLE_HEALTH_PROVIDER, parseGoogleHealthEntries, type GoogleHealthUserEntry } from '../sources/google-health/users.js';
 import { ZoneDays, type GhUserContext } from '../transforms/google-health.js';
+import type { Dataset } from '../lib/schema.js';
+import type { SinkBatch } from '../lib/sink.js';
 import type { PipelineName, RunConfig } from './config.js';
-import type { RunContext } from './context.js';
-import { sinceFor, untilFor, userState } from './fitbit-common.js';
-import { defaultStatePath, loadState, type PipelineState } from './state.js';
-import { perRun, planLines } from './user-streams.js';
+import type { PipelineResult, RunContext } from './context.js';
+import { sinceFor, untilFor } from './fitbit-common.js';
+import type { PipelineState } from './state.js';
+import type { StateStore } from './state/store.js';
+import { perRun, planUsers, runPerUser, userState, WINDOW_FLAGS, type UserIo } from './user-streams.js';
 
 export { GOOGLE_HEALTH_PROVIDER };
 
@@ -114,6 +118,9 @@ export function ghWindow(ctx: RunContext, watermark: string | undefined, zone: s
   return { since: sinceFor(ctx, watermark, until), until, lastComplete: addDays(todayIn(zone, ctx.seenAt), -1) };
 }
 
+/** What every Google Health pipeline's definition shares. */
+export const GH_DEF = { provider: GOOGLE_HEALTH_PROVIDER, flags: WINDOW_FLAGS, check: (config: RunConfig): string | null => checkGhConfig(config) } as const;
+
 /** What every Google Health pipeline needs: google-health entries and the OAuth client. */
 export function checkGhConfig(config: RunConfig): string | null {
   if (!config.usersFile) return 'needs --users FILE (a users file with google-health entries)';
@@ -127,22 +134,21 @@ export function checkGhConfig(config: RunConfig): string | null {
  * windows, one page each at least), then the time the 300 requests/minute/user limit takes
  * with users side by side. Reads the users file and the state; sends nothing.
  */
-export async function planGh(
-  config: RunConfig,
-  pipeline: PipelineName,
-  now: number,
-  requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
-): Promise<string[]> {
-  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
+export async function planGh(config: RunConfig, store: StateStore, pipeline: PipelineName, now: number, streams: readonly string[], windowDays: number): Promise<string[]> {
   const file = await UsersFile.load(config.usersFile as string);
   const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
-  const plans = entries.map((e) => {
-    const until = config.until ?? yesterdayIn(e.timezone ?? 'UTC', now);
-    const perUser = requestsFor(e.humanId !== undefined ? state.users[e.humanId]?.streams ?? {} : {}, until);
-    // identity (+ settings when the users file names no zone)
-    return { name: e.humanId ?? `entry ${e.index}`, window: perUser.window, requests: perUser.requests + (e.timezone === undefined ? 2 : 1) };
-  });
-  return planLines(pipeline, plans, config.concurrency, { perUser: GH_PER_MINUTE, unit: 'minute' }, true);
+  // identity (+ settings when the users file names no zone)
+  const users = entries.map((e) => ({ name: e.humanId ?? `entry ${e.index}`, key: e.humanId, zone: e.timezone, fixedRequests: e.timezone === undefined ? 2 : 1 }));
+  return planUsers(config, store, pipeline, now, users, (saved, until) => {
+    let requests = 0;
+    let first = until;
+    for (const s of streams) {
+      const since = planSince(config, saved[s], until);
+      if (since < first) first = since;
+      requests += windowCount(since, until, windowDays);
+    }
+    return { window: `${first} .. ${until} × ${streams.join(',')} (windows of ${windowDays} days)`, requests };
+  }, { perUser: GH_PER_MINUTE, unit: 'minute' }, true);
 }
 
 /** since for a stream in a dry run (no identity, no settings: the saved watermark and the users file). */
@@ -161,7 +167,42 @@ function preIdentityName(user: GhRunUser): string {
   return user.entry.humanId ?? `google-health entry ${user.entry.index}`;
 }
 
-export { daysInclusive, userState };
+export { daysInclusive };
+
+/** What a Google Health pipeline's stream of one user starts with. */
+export interface GhUserRun {
+  user: GhRunUser;
+  session: GoogleHealthSession;
+  userCtx: GhUserContext;
+  zone: ZoneDays;
+}
+
+/**
+ * A Google Health pipeline on the per-user skeleton: the google-health users, their state (with
+ * the budgets the other Google Health pipelines saved), one session per user and its identity
+ * and zone; then the pipeline's own batches. Each user's budget is saved at its checkpoint.
+ */
+export async function runGhPipeline<D extends Dataset>(ctx: RunContext, pipeline: PipelineName, dataset: D, batches: (run: GhUserRun, io: UserIo) => AsyncIterable<SinkBatch<D>>): Promise<PipelineResult> {
+  const { file, users } = await loadGhUsers(ctx);
+  const state = await loadGhState(ctx.state, ctx.config, pipeline, Date.now());
+  const budgets = new Map<GhRunUser, () => GhRateBudgetState>();
+  return runPerUser(ctx, {
+    pipeline,
+    dataset,
+    users,
+    state,
+    async *batches(user, io) {
+      const session = openGhSession(ctx, file, user, state, pipeline);
+      budgets.set(user, () => session.budget.snapshot());
+      const { ctx: userCtx, zone } = await ghUserContext(session, user);
+      yield* batches({ user, session, userCtx, zone }, io);
+    },
+    onCheckpoint(user, st) {
+      const budget = budgets.get(user);
+      if (budget) saveBudget(st, user, budget());
+    },
+  });
+}
 
 const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'google-health-daily'] as const;
 
@@ -172,12 +213,14 @@ const GH_PIPELINES = ['google-health-intraday', 'google-health-activities', 'goo
  * the second pipeline would otherwise open with a full budget while the first one's requests
  * are still in the window. (Within one `run all` the pipelines share one budget per user.)
  */
-export async function loadGhState(config: RunConfig, pipeline: PipelineName, now: number): Promise<PipelineState> {
-  const own = await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
-  if (config.stateFile) return own; // one explicit file per pipeline: the others are not known
+export async function loadGhState(store: StateStore, config: RunConfig, pipeline: PipelineName, now: number): Promise<PipelineState> {
+  const own = await store.load(pipeline);
+  // One explicit file per pipeline: the others are not known. PostgreSQL keeps budgets in
+  // their own rows, shared by every pipeline already.
+  if (config.stateFile || store.kind !== 'file') return own;
   for (const other of GH_PIPELINES) {
     if (other === pipeline) continue;
-    const theirs = await loadState(defaultStatePath(config.outDir, other), other);
+    const theirs = await store.load(other);
     for (const [name, u] of Object.entries(theirs.users)) {
       if (!u.rateBudget) continue;
       const mine = userState(own, name);

@@ -4,14 +4,11 @@
 // A value the roll-up does not carry is null; a carried 0 is 0. State per user and data type.
 import { addDays, minDate } from '../lib/dates.js';
 import type { DailySummaryRecord } from '../lib/schema.js';
-import type { DeadLetterWriter } from '../lib/sink.js';
-import { GH_ROLLUP_TYPES, ROLLUP_MAX_DAYS, dailyRollUp, dateWindows, windowCount } from '../sources/google-health/index.js';
+import { GH_ROLLUP_TYPES, ROLLUP_MAX_DAYS, dailyRollUp, dateWindows } from '../sources/google-health/index.js';
 import { invalidToDeadLetters, normalizeDailyRollups, type GhDayRollups } from '../transforms/google-health.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
-import { userState } from './fitbit-common.js';
-import { GhRunUser, checkGhConfig, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, saveBudget, loadGhState } from './google-health-common.js';
-import { defaultStatePath, saveState } from './state.js';
-import { runUserStreams } from './user-streams.js';
+import { untilFor } from './fitbit-common.js';
+import { GH_DEF, ghWindow, planGh, runGhPipeline } from './google-health-common.js';
 
 const PIPELINE = 'google-health-daily' as const;
 /** One window for the three types: the smallest cap among them. */
@@ -19,45 +16,21 @@ const DAILY_WINDOW_DAYS = Math.min(...GH_ROLLUP_TYPES.map((t) => ROLLUP_MAX_DAYS
 
 export const googleHealthDaily: PipelineDef = {
   name: PIPELINE,
-  provider: 'google-health',
+  ...GH_DEF,
   summary: 'Google Health API v4 daily roll-ups (steps, distance, total calories) → daily_summaries',
   datasets: ['daily_summaries'],
-  flags: ['users', 'since', 'until', 'lookback', 'concurrency'],
-  check: (config) => checkGhConfig(config),
-  plan: (config, now) =>
-    planGh(config, PIPELINE, now, (saved, until) => {
-      let requests = 0;
-      let first = until;
-      for (const t of GH_ROLLUP_TYPES) {
-        const since = planSince(config, saved[t], until);
-        if (since < first) first = since;
-        requests += windowCount(since, until, DAILY_WINDOW_DAYS);
-      }
-      return { window: `${first} .. ${until} × ${GH_ROLLUP_TYPES.join(',')} (windows of ${DAILY_WINDOW_DAYS} days)`, requests };
-    }),
+  plan: (config, now, store) => planGh(config, store, PIPELINE, now, GH_ROLLUP_TYPES, DAILY_WINDOW_DAYS),
   run: (ctx) => runGoogleHealthDaily(ctx),
   demo: { args: ['--since', '2016-05-07', '--until', '2016-05-13', '--concurrency', '8'], help: 'daily roll-ups of steps, distance, total calories, 2016-05-07 .. 2016-05-13' },
 };
 
-export async function runGoogleHealthDaily(ctx: RunContext): Promise<PipelineResult> {
-  const { config } = ctx;
-  const { file, users } = await loadGhUsers(ctx);
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadGhState(config, PIPELINE, Date.now());
-  const fetched = new Map<GhRunUser, Record<string, string>>();
-  const budgets = new Map<GhRunUser, () => void>();
-
-  async function* userBatches(user: GhRunUser, deadLetters: DeadLetterWriter): AsyncGenerator<DailySummaryRecord[]> {
-    const session = openGhSession(ctx, file, user, state, PIPELINE);
-    const progress: Record<string, string> = {};
-    fetched.set(user, progress);
-    budgets.set(user, () => saveBudget(state, user, session.budget.snapshot()));
-    const { ctx: userCtx } = await ghUserContext(session, user);
-    const saved = userState(state, user.humanId).streams;
-    const windows = new Map(GH_ROLLUP_TYPES.map((t) => [t, ghWindow(ctx, saved[t], userCtx.timeZone)] as const));
-    const first = [...windows.values()].reduce((a, w) => minDate(a, w.since), '9999-12-31');
-    const { until, lastComplete } = windows.get('steps')!;
-    const all = dateWindows(first, until, DAILY_WINDOW_DAYS);
+export function runGoogleHealthDaily(ctx: RunContext): Promise<PipelineResult> {
+  return runGhPipeline(ctx, PIPELINE, 'daily_summaries', async function* ({ user, session, userCtx }, { deadLetters, progress }): AsyncGenerator<DailySummaryRecord[]> {
+    // The three types share each window and each day's row (a type left out would null the
+    // committed value), so they start together, at the earliest of their starts.
+    const starts = GH_ROLLUP_TYPES.map((t) => progress.open(t, ghWindow(ctx, progress.saved.streams[t], userCtx.timeZone)));
+    const first = starts.reduce((a, b) => minDate(a, b));
+    const all = dateWindows(first, untilFor(ctx, userCtx.timeZone), DAILY_WINDOW_DAYS);
     ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: all.length });
     for (const w of all) {
       const days = new Map<string, GhDayRollups>();
@@ -72,23 +45,12 @@ export async function runGoogleHealthDaily(ctx: RunContext): Promise<PipelineRes
         }
       }
       const records = [...days.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([date, r]) => normalizeDailyRollups(date, r, userCtx, ctx.seenAt));
-      if (records.length > 0) yield records;
-      const last = minDate(addDays(w.to, -1), lastComplete);
-      if (last >= w.from) for (const t of GH_ROLLUP_TYPES) progress[t] = last;
+      try {
+        if (records.length > 0) yield records;
+      } finally {
+        for (const t of GH_ROLLUP_TYPES) progress.done(t, addDays(w.to, -1));
+      }
       ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
     }
-  }
-
-  let result;
-  try {
-    result = await runUserStreams(ctx, PIPELINE, 'daily_summaries', users, userBatches);
-  } finally {
-    for (const save of budgets.values()) save();
-  }
-  for (const [user, progress] of fetched) {
-    const u = userState(state, user.humanId);
-    for (const [t, date] of Object.entries(progress)) if (!u.streams[t] || date > u.streams[t]) u.streams[t] = date;
-  }
-  await saveState(statePath, state);
-  return { pipeline: PIPELINE, datasets: [result.summary], users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles };
+  });
 }

@@ -4,15 +4,13 @@
 // type (Google's name): the last local date fetched whole, moved only after the sink committed.
 import { EtlError } from '../lib/errors.js';
 import type { IntradayRecord } from '../lib/schema.js';
-import type { DeadLetterWriter } from '../lib/sink.js';
-import { GH_INTRADAY_TYPES, WINDOW_DAYS, dataPointPages, dateWindows, windowCount, type GhIntradayType } from '../sources/google-health/index.js';
+import { GH_INTRADAY_TYPES, WINDOW_DAYS, dataPointPages, dateWindows, type GhIntradayType } from '../sources/google-health/index.js';
 import { invalidToDeadLetters, normalizeGhPoints } from '../transforms/google-health.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
-import { GhRunUser, checkGhConfig, saveBudget, ghUserContext, ghWindow, loadGhUsers, openGhSession, planGh, planSince, loadGhState } from './google-health-common.js';
-import { userState } from './fitbit-common.js';
-import { defaultStatePath, saveState } from './state.js';
-import { runUserStreams, usageProblem } from './user-streams.js';
+import { checkGhConfig, GH_DEF, ghWindow, planGh, runGhPipeline } from './google-health-common.js';
+import { untilFor } from './fitbit-common.js';
+import { usageProblem } from './user-streams.js';
 import { addDays, minDate } from '../lib/dates.js';
 
 const PIPELINE = 'google-health-intraday' as const;
@@ -30,81 +28,46 @@ export function ghIntradayResources(config: RunConfig): GhIntradayType[] {
 
 export const googleHealthIntraday: PipelineDef = {
   name: PIPELINE,
-  provider: 'google-health',
+  ...GH_DEF,
   summary: 'Google Health API v4 intraday (steps, distance, floors, altitude, active energy, heart rate) → intraday',
   datasets: ['intraday'],
   flags: ['users', 'since', 'until', 'resources', 'lookback', 'concurrency'],
   check: (config) => checkGhConfig(config) ?? usageProblem(() => ghIntradayResources(config)),
-  plan: (config, now) => {
-    const resources = ghIntradayResources(config);
-    return planGh(config, PIPELINE, now, (saved, until) => {
-      let requests = 0;
-      let first = until;
-      for (const r of resources) {
-        const since = planSince(config, saved[r], until);
-        if (since < first) first = since;
-        requests += windowCount(since, until, WINDOW_DAYS);
-      }
-      return { window: `${first} .. ${until} × ${resources.join(',')} (windows of ${WINDOW_DAYS} days)`, requests };
-    });
-  },
+  plan: (config, now, store) => planGh(config, store, PIPELINE, now, ghIntradayResources(config), WINDOW_DAYS),
   run: (ctx) => runGoogleHealthIntraday(ctx),
   demo: { args: ['--since', '2016-05-07', '--until', '2016-05-13', '--concurrency', '8'], help: 'steps, distance, active energy, 2016-05-07 .. 2016-05-13: the last week of the legacy run, one row per minute where both have it' },
 };
 
-export async function runGoogleHealthIntraday(ctx: RunContext): Promise<PipelineResult> {
-  const { config } = ctx;
-  const resources = ghIntradayResources(config);
-  const { file, users } = await loadGhUsers(ctx);
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadGhState(config, PIPELINE, Date.now());
-  const fetched = new Map<GhRunUser, Record<string, string>>();
-  const budgets = new Map<GhRunUser, () => void>();
-
-  async function* userBatches(user: GhRunUser, deadLetters: DeadLetterWriter): AsyncGenerator<IntradayRecord[]> {
-    const session = openGhSession(ctx, file, user, state, PIPELINE);
-    const progress: Record<string, string> = {};
-    fetched.set(user, progress);
-    budgets.set(user, () => saveBudget(state, user, session.budget.snapshot()));
-    const { ctx: userCtx, zone } = await ghUserContext(session, user);
-    const saved = userState(state, user.humanId).streams;
-    const windows = new Map(resources.map((r) => [r, ghWindow(ctx, saved[r], userCtx.timeZone)] as const));
-    const first = [...windows.values()].reduce((a, w) => minDate(a, w.since), '9999-12-31');
-    const until = [...windows.values()][0]!.until;
-    const all = dateWindows(first, until, WINDOW_DAYS);
+export function runGoogleHealthIntraday(ctx: RunContext): Promise<PipelineResult> {
+  const resources = ghIntradayResources(ctx.config);
+  return runGhPipeline(ctx, PIPELINE, 'intraday', async function* ({ user, session, userCtx, zone }, { deadLetters, progress }): AsyncGenerator<IntradayRecord[]> {
+    // Per data type: its window, or after what an unfinished run of the same window committed.
+    const starts = new Map(resources.map((r) => [r, progress.open(r, ghWindow(ctx, progress.saved.streams[r], userCtx.timeZone))] as const));
+    const first = [...starts.values()].reduce((a, b) => minDate(a, b));
+    const all = dateWindows(first, untilFor(ctx, userCtx.timeZone), WINDOW_DAYS);
     ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: all.length * resources.length });
     for (const w of all) {
       for (const type of resources) {
-        const mine = windows.get(type)!;
         // This stream's own dates within the shared window.
-        const from = w.from < mine.since ? mine.since : w.from;
+        const start = starts.get(type) as string;
+        const from = w.from < start ? start : w.from;
         if (from >= w.to) continue;
+        // A window's points of one type go out as one batch: a stop commits whole windows only.
+        const records: IntradayRecord[] = [];
         const seen = new Set<string>();
         for await (const page of dataPointPages(session, type, { from, to: w.to })) {
           for (const letter of invalidToDeadLetters('intraday', PIPELINE, user, page.invalid, { dataType: type })) deadLetters.write(letter);
           const result = normalizeGhPoints(page.records, userCtx, zone, ctx.seenAt, seen);
           for (const letter of result.deadLetters) deadLetters.write(letter);
-          if (result.records.length > 0) yield result.records;
+          for (const r of result.records) records.push(r);
         }
-        const last = minDate(addDays(w.to, -1), mine.lastComplete);
-        if (last >= from) progress[type] = last;
+        try {
+          if (records.length > 0) yield records;
+        } finally {
+          progress.done(type, addDays(w.to, -1));
+        }
         ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
       }
     }
-  }
-
-  let result;
-  try {
-    result = await runUserStreams(ctx, PIPELINE, 'intraday', users, userBatches);
-  } finally {
-    for (const save of budgets.values()) save();
-  }
-  for (const [user, progress] of fetched) {
-    const u = userState(state, user.humanId);
-    for (const [type, date] of Object.entries(progress)) {
-      if (!u.streams[type] || date > u.streams[type]) u.streams[type] = date;
-    }
-  }
-  await saveState(statePath, state);
-  return { pipeline: PIPELINE, datasets: [result.summary], users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles };
+  });
 }

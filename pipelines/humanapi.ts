@@ -31,7 +31,7 @@ import { humanApiDataset, normalizeHumanApi } from '../transforms/humanapi.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { describeError, usageProblem } from './user-streams.js';
-import { defaultStatePath, loadState, saveState, type PipelineState, type UserState } from './state.js';
+import type { PipelineState, UserState } from './state.js';
 
 const PIPELINE = 'humanapi' as const;
 /** Batch queries are per app, not per user: the state keeps them under this key (plan.ts reads it). */
@@ -111,9 +111,9 @@ export const humanApi: PipelineDef = {
     !config.env.humanApiClientId || !config.env.humanApiAppKey
       ? 'needs HUMANAPI_CLIENT_ID and HUMANAPI_APP_KEY in the environment'
       : usageProblem(() => humanApiTypes(typesOf(config))),
-  plan: async (config, now) => {
+  plan: async (config, now, store) => {
     // The same windows the run would walk: per type, from --since or the watermark less the lookback.
-    const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, PIPELINE), PIPELINE);
+    const state = await store.load(PIPELINE);
     return typesOf(config).map((type) => {
       const { start, end } = humanApiRange(config, now, state.users[HUMANAPI_STATE_KEY]?.streams[type]);
       const windows = start < end ? planWindows(start, end) : [];
@@ -141,8 +141,7 @@ export async function runHumanApi(ctx: RunContext, options: HumanApiRunOptions =
   const pageSize = options.pageSize ?? MAX_PAGE_SIZE;
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw new EtlError('USAGE', `Human API page size must be 1..${MAX_PAGE_SIZE}, got ${pageSize}`);
 
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
+  const state = await ctx.state.load(PIPELINE);
   const saved = appState(state);
   const client = new HumanApiClient({
     baseUrl: humanApiUrl,
@@ -195,7 +194,7 @@ export async function runHumanApi(ctx: RunContext, options: HumanApiRunOptions =
         const mark = new Date(w.before).toISOString();
         const previous = saved.streams[plan.type];
         if (previous === undefined || !(Date.parse(previous) >= w.before)) saved.streams[plan.type] = mark;
-        await saveState(statePath, state);
+        await ctx.state.save(state);
         const fields = { pipeline: PIPELINE, type: plan.type, window: describeWindow(w), pages: fetched.pages, records: fetched.records, rows: summary.rowsIn };
         if (fetched.records > 0) ctx.log.info('window committed', fields);
         else ctx.log.debug('window committed', fields);

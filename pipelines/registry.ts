@@ -3,6 +3,7 @@
 import { EtlError } from '../lib/errors.js';
 import { ENV_HELP, parseRunOptions, PIPELINE_FLAGS, type PipelineFlag, type RunConfig } from './config.js';
 import type { PipelineDef } from './context.js';
+import { fileStateStore, type StateStore } from './state/store.js';
 import { fitbitActivities } from './fitbit-activities.js';
 import { fitbitIntraday } from './fitbit-intraday.js';
 import { googleHealthActivities } from './google-health-activities.js';
@@ -108,11 +109,11 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv, cwd = proce
 }
 
 /** --dry-run: every chosen pipeline's plan. Sends no request and writes nothing. */
-export async function planRun(config: RunConfig, now = Date.now()): Promise<string> {
+export async function planRun(config: RunConfig, now = Date.now(), state: StateStore = fileStateStore(config.outDir, config.stateFile)): Promise<string> {
   const lines: string[] = [`dry run: nothing is fetched or written (output would go to ${config.outDir})`];
   for (const name of config.pipelines) {
     const def = findPipeline(name);
-    if (def) lines.push(...(await def.plan(config, now)));
+    if (def) lines.push(...(await def.plan(config, now, state)));
   }
   return lines.join('\n');
 }

@@ -15,6 +15,7 @@ import { runTmpDir, TMP_DIR } from '../sinks/files.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { defaultStatePath, loadState } from './state.js';
+import { fileStateStore, type StateStore } from './state/store.js';
 import { describeError } from './user-streams.js';
 import { findPipeline } from './registry.js';
 
@@ -159,6 +160,8 @@ export interface RunOptions {
   now?: () => number;
   /** Aborted with the signal's name (reason) to stop gracefully. */
   stop?: AbortSignal;
+  /** Where pipelines keep their state (default: the state files, --state FILE). */
+  state?: StateStore;
 }
 
 export async function runPipelines(config: RunConfig, options: RunOptions): Promise<RunSummary> {
@@ -171,6 +174,7 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
   const started = (options.now ?? Date.now)();
   const runId = newRunId(new Date(started));
   const stats = new HttpStats();
+  const state = options.state ?? fileStateStore(config.outDir, config.stateFile);
   await fs.mkdir(config.outDir, { recursive: true });
   const unlock = await lockOutput(config.outDir);
   const results: PipelineResult[] = [];
@@ -203,6 +207,7 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
         seenAt: started,
         log: options.log,
         stats,
+        state,
         ...(options.tuning ? { tuning: options.tuning } : {}),
         ...(options.progress ? { progress: options.progress } : {}),
         ...(options.stop ? { stop: options.stop } : {}),

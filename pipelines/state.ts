@@ -53,15 +53,3 @@ export async function saveState(file: string, state: PipelineState): Promise<voi
   state.updatedAt = new Date().toISOString();
   await writeFileAtomic(file, JSON.stringify(state, null, 2) + '\n');
 }
-
-/**
- * Saves a state file after each checkpoint, one write at a time (writeFileAtomic renames a
- * fresh temporary file, so the last call's content is what stays).
- */
-export function stateSaver(file: string, state: PipelineState): () => Promise<void> {
-  let chain: Promise<void> = Promise.resolve();
-  return () => {
-    chain = chain.then(() => saveState(file, state));
-    return chain;
-  };
-}

@@ -23,11 +23,12 @@ import {
 import { isValidTimeZone } from '../transforms/time.js';
 import { mergeSorted } from '../lib/async.js';
 import { EtlError } from '../lib/errors.js';
-import type { DatasetSummary } from '../lib/sink.js';
 import type { RunConfig } from './config.js';
-import type { FailedUser, PipelineDef, PipelineResult, RunContext } from './context.js';
-import { runUserStreams } from './user-streams.js';
-import { defaultStatePath, loadState, saveState } from './state.js';
+import type { PipelineDef, PipelineResult, RunContext } from './context.js';
+import { startSideSink } from './side-sink.js';
+import type { PipelineState } from './state.js';
+import { perUserState, runPerUser, type UserIo } from './user-streams.js';
+import type { StateStore } from './state/store.js';
 
 export const PIPELINE = 'takeout' as const;
 
@@ -68,10 +69,15 @@ function selfCheckStream(plan: ArchivePlan): StreamPlan | null {
   return both.find((s) => s.stream === 'steps') ?? both[0] ?? null;
 }
 
-export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutUser[], options: TakeoutOptions, state: { get(humanId: string): string | undefined; set(humanId: string, fingerprint: string): void }): Promise<{ datasets: DatasetSummary[]; failedUsers: FailedUser[]; deadLetterFiles: string[]; reports: TakeoutUserReport[] }> {
+/**
+ * One pass per user over its archive on the per-user skeleton: the minute streams into the
+ * `intraday` sink, the exercise logs into an `activities` side sink. At the user's checkpoint
+ * (both committed) an archive read whole — no date filter, the user neither failed nor
+ * stopped — is marked imported by its fingerprint, so a rerun after a stop or a kill skips it.
+ */
+async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutUser[], options: TakeoutOptions, state: PipelineState): Promise<{ result: PipelineResult; reports: TakeoutUserReport[] }> {
   const { config } = ctx;
   const reports = new Map<string, TakeoutUserReport>();
-  const contexts = new Map<string, TakeoutUserContext>();
   const fingerprints = new Map<string, string>();
   const pending: TakeoutUser[] = [];
   for (const user of users) {
@@ -82,7 +88,7 @@ export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutU
     }
     const fingerprint = (archive as Archive).fingerprint;
     await (archive as Archive).close();
-    if (!options.reimport && state.get(user.humanId) === fingerprint) {
+    if (!options.reimport && state.users[user.humanId]?.streams[ARCHIVE_STATE_KEY] === fingerprint) {
       ctx.log.info('archive already imported whole; skipped (--reimport imports it again)', { pipeline: PIPELINE, user: user.humanId });
       reports.set(user.humanId, { humanId: user.humanId, skipped: true, zoneCheck: null, healthConnectRows: 0, duplicateRows: 0 });
       continue;
@@ -92,14 +98,21 @@ export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutU
   }
   const since = config.since;
   const until = config.until;
+  const activities = startSideSink(ctx, 'activities');
 
-  async function* intradayBatches(user: TakeoutUser, deadLetters: DeadLetterWriter): AsyncGenerator<PartitionColumns> {
+  async function* userBatches(user: TakeoutUser, { deadLetters, progress }: UserIo): AsyncGenerator<PartitionColumns> {
+    const userCtx = yield* intradayBatches(user, deadLetters);
+    await exercises(user, userCtx);
+    const fingerprint = fingerprints.get(user.humanId);
+    if (fingerprint !== undefined && since === null && until === null) progress.mark(ARCHIVE_STATE_KEY, fingerprint);
+  }
+
+  async function* intradayBatches(user: TakeoutUser, deadLetters: DeadLetterWriter): AsyncGenerator<PartitionColumns, TakeoutUserContext> {
     const archive = await openArchive(user.archive);
     try {
       const plan = planArchive(archive.members);
       ctx.progress?.({ pipeline: PIPELINE, kind: 'planned', user: user.humanId, units: archive.totalBytes });
       const userCtx = await userContext(user, plan);
-      contexts.set(user.humanId, userCtx);
       const report: TakeoutUserReport = { humanId: user.humanId, skipped: false, zoneCheck: null, healthConnectRows: 0, duplicateRows: 0 };
       reports.set(user.humanId, report);
       let reported = 0;
@@ -178,14 +191,15 @@ export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutU
         if (v.disagrees) ctx.log.warn('time-zone self-check disagrees with how the JSON stamps were read; set "jsonTimeZone" in the users file', fields);
         else ctx.log.info('time-zone self-check of the JSON stamps', fields);
       }
+      return userCtx;
     } finally {
       await archive.close();
     }
   }
 
-  async function* activityBatches(user: TakeoutUser, deadLetters: DeadLetterWriter): AsyncGenerator<readonly ActivityRecord[]> {
-    const userCtx = contexts.get(user.humanId);
-    if (userCtx === undefined) return; // its intraday pass failed: reported there
+  // The exercise logs, into the activities side sink (with its own dead letters).
+  async function exercises(user: TakeoutUser, userCtx: TakeoutUserContext): Promise<void> {
+    const deadLetters = activities.deadLetters;
     const archive = await openArchive(user.archive);
     try {
       const plan = planArchive(archive.members);
@@ -199,7 +213,7 @@ export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutU
               if (!r.ok) deadLetters.write(r.deadLetter);
               else if ((since === null || r.record.date >= since) && (until === null || r.record.date <= until)) records.push(r.record);
             }
-            if (records.length > 0) yield records;
+            if (records.length > 0) await activities.push(records);
           }
         } catch (err) {
           deadLetters.write(memberLetter('activities', user.humanId, member.name, member.part, err));
@@ -211,23 +225,8 @@ export async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutU
     }
   }
 
-  const intraday = await runUserStreams(ctx, PIPELINE, 'intraday', pending, intradayBatches);
-  const activities = await runUserStreams(ctx, PIPELINE, 'activities', pending, activityBatches);
-  const failed = new Map<string, FailedUser>();
-  for (const f of [...intraday.failedUsers, ...activities.failedUsers]) if (!failed.has(f.user)) failed.set(f.user, f);
-  // Committed: an archive read whole (no date filter, the user did not fail) is not read again.
-  if (since === null && until === null) {
-    for (const user of pending) {
-      const fp = fingerprints.get(user.humanId);
-      if (fp !== undefined && !failed.has(user.humanId) && contexts.has(user.humanId)) state.set(user.humanId, fp);
-    }
-  }
-  return {
-    datasets: [intraday.summary, activities.summary],
-    failedUsers: [...failed.values()],
-    deadLetterFiles: [...intraday.deadLetterFiles, ...activities.deadLetterFiles],
-    reports: users.map((u) => reports.get(u.humanId) ?? { humanId: u.humanId, skipped: false, zoneCheck: null, healthConnectRows: 0, duplicateRows: 0 }),
-  };
+  const result = await runPerUser(ctx, { pipeline: PIPELINE, dataset: 'intraday', users: pending, state, batches: userBatches, sides: [activities] });
+  return { result: { ...result, users: users.length }, reports: users.map((u) => reports.get(u.humanId) ?? { humanId: u.humanId, skipped: false, zoneCheck: null, healthConnectRows: 0, duplicateRows: 0 }) };
 }
 
 /** The --dry-run lines: per user, the members and bytes it would read and skip. */
@@ -284,7 +283,7 @@ export const takeout: PipelineDef = {
   datasets: ['intraday', 'activities'],
   flags: ['users', 'since', 'until', 'concurrency'],
   check: checkTakeout,
-  plan: (config) => planTakeoutRun(config),
+  plan: (config, _now, store) => planTakeoutRun(config, store),
   run: (ctx) => runTakeout(ctx),
   demo: { args: [], help: 'Takeout archives of five of the users, one per export layout (their rows merge with the API rows)' },
 };
@@ -295,27 +294,18 @@ export async function runTakeout(ctx: RunContext): Promise<PipelineResult & { ta
   if (config.usersFile === null) throw new EtlError('CONFIG', 'takeout needs --users FILE (entries with "provider": "takeout")');
   const users = await loadTakeoutUsers(config.usersFile);
   if (users.length === 0) return { pipeline: PIPELINE, datasets: [], users: 0, failedUsers: [], deadLetterFiles: [], takeout: [] };
-  const statePath = config.stateFile ?? defaultStatePath(config.outDir, PIPELINE);
-  const state = await loadState(statePath, PIPELINE);
-  const store = {
-    get: (humanId: string): string | undefined => state.users[humanId]?.streams[ARCHIVE_STATE_KEY],
-    set: (humanId: string, fingerprint: string): void => {
-      const u = (state.users[humanId] ??= { streams: {} });
-      u.streams[ARCHIVE_STATE_KEY] = fingerprint;
-    },
-  };
-  const result = await runTakeoutImport(ctx, users, { reimport: config.reimport }, store);
-  await saveState(statePath, state);
+  const state = await perUserState(ctx, PIPELINE);
+  const { result, reports } = await runTakeoutImport(ctx, users, { reimport: config.reimport }, state);
   // The self-check verdicts go to the run summary (`pipelines[].checks`).
-  const checks = result.reports.flatMap((r) => (r.zoneCheck === null ? [] : [{ check: 'json-time-zone', user: r.humanId, ...r.zoneCheck }]));
-  return { pipeline: PIPELINE, datasets: result.datasets, users: users.length, failedUsers: result.failedUsers, deadLetterFiles: result.deadLetterFiles, checks, takeout: result.reports };
+  const checks = reports.flatMap((r) => (r.zoneCheck === null ? [] : [{ check: 'json-time-zone', user: r.humanId, ...r.zoneCheck }]));
+  return { ...result, checks, takeout: reports };
 }
 
 /** --dry-run lines for the takeout pipeline. */
-export async function planTakeoutRun(config: RunConfig): Promise<string[]> {
+export async function planTakeoutRun(config: RunConfig, store: StateStore): Promise<string[]> {
   if (config.usersFile === null) return ['takeout: needs --users FILE'];
   const users = await loadTakeoutUsers(config.usersFile);
-  const state = await loadState(config.stateFile ?? defaultStatePath(config.outDir, PIPELINE), PIPELINE);
+  const state = await store.load(PIPELINE);
   const lines = await planTakeout(users, (h) => state.users[h]?.streams[ARCHIVE_STATE_KEY], config.reimport);
   return lines.length > 0 ? lines : ['takeout: no users file entries with "provider": "takeout"'];
 }

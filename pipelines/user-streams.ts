@@ -1,13 +1,24 @@
-// Users side by side into one sink, for every pipeline that works per user: one stream of
-// batches per user, `userStreams(--concurrency)` users at a time, one dataset per call.
+// The skeleton of every pipeline that works per user (Fitbit, Google Health, Takeout): the
+// users' streams side by side into one sink (`userStreams(--concurrency)` users at a time, and
+// side sinks for the other datasets they bring); at each user's checkpoint — its partitions
+// committed in every dataset — that user's watermarks, rate budget and unfinished windows are
+// saved; the whole state is saved at the end.
 import path from 'node:path';
 import { mergeConcurrent } from '../lib/async.js';
+import { addDays, minDate, yesterdayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
 import type { Dataset } from '../lib/schema.js';
 import type { DatasetSummary, DeadLetterWriter, SinkBatch } from '../lib/sink.js';
 import { createDeadLetterWriter, createSink, deadLetterPath, UserCommit } from '../sinks/index.js';
-import type { PipelineName } from './config.js';
-import type { FailedUser, RunContext } from './context.js';
+import type { RateBudgetState } from '../sources/fitbit/rate-limit.js';
+import type { PipelineFlag, PipelineName, RunConfig } from './config.js';
+import type { FailedUser, PipelineResult, RunContext } from './context.js';
+import type { SideCommits } from './side-sink.js';
+import type { PipelineState, UserState } from './state.js';
+import type { StateStore } from './state/store.js';
+
+/** The options of a pipeline over a date window per user. */
+export const WINDOW_FLAGS: readonly PipelineFlag[] = ['users', 'since', 'until', 'lookback', 'concurrency'];
 
 /** True for errors that end the whole pipeline rather than one user (the API was turned off). */
 export function isPipelineFatal(err: unknown): boolean {
@@ -36,6 +47,32 @@ export function perRun<T>(cache: WeakMap<RunContext['stats'], T>, ctx: RunContex
     cache.set(ctx.stats, shared);
   }
   return shared;
+}
+
+/** A user as a dry run sees it: its name, its key in the state, its zone if the users file names one, and the requests it costs whatever its window (profile, identity). */
+export interface PlanUser {
+  name: string;
+  key: string | undefined;
+  zone: string | undefined;
+  fixedRequests: number;
+}
+
+/** What a pipeline would fetch for one user, from its saved watermarks and its last date. */
+export type PlanRequests = (saved: Record<string, string>, until: string) => { window: string; requests: number };
+
+/**
+ * The dry run of a per-user pipeline: per user its window and requests from the state (read
+ * through the store) and the users file (without the profile, the users file's zone or UTC
+ * decides "yesterday"), then the total and the time the per-user limit takes.
+ */
+export async function planUsers(config: RunConfig, store: StateStore, pipeline: PipelineName, now: number, users: readonly PlanUser[], requestsFor: PlanRequests, limit: { perUser: number; unit: 'hour' | 'minute' }, atLeast = false): Promise<string[]> {
+  const state = await store.load(pipeline);
+  const plans = users.map((u) => {
+    const until = config.until ?? yesterdayIn(u.zone ?? 'UTC', now);
+    const r = requestsFor(u.key === undefined ? {} : state.users[u.key]?.streams ?? {}, until);
+    return { name: u.name, window: r.window, requests: r.requests + u.fixedRequests };
+  });
+  return planLines(pipeline, plans, config.concurrency, limit, atLeast);
 }
 
 /** One user's part of a dry run: the window and the requests (`atLeast`: pages not known yet). */
@@ -78,30 +115,187 @@ export function userStreams(concurrency: number): number {
   return concurrency * 2;
 }
 
-/** How a user's stream ended, when the sink has committed everything it brought. */
+/** How a user's stream ended, when the sinks have committed everything it brought. */
 export interface UserOutcome {
   /** Every batch of the user's window was fetched (not stopped, not failed). */
   complete: boolean;
 }
 
+/** One user's part of the state, made on first use. */
+export function userState(state: PipelineState, humanId: string): UserState {
+  let u = state.users[humanId];
+  if (!u) {
+    u = { streams: {} };
+    state.users[humanId] = u;
+  }
+  return u;
+}
+
+/** A stream's local-date window: the dates asked for, and the last one that is over in the user's zone. */
+export interface DateWindow {
+  since: string;
+  until: string;
+  lastComplete: string;
+}
+
+/**
+ * What one user's stream has delivered to the sinks, for that user's checkpoint. A pipeline
+ * opens each date stream's window here (which tells it where to resume), says which dates went
+ * out, and sets other watermarks (a lastModified, an archive's fingerprint) once the user's
+ * stream is through; the skeleton writes it all into the state once the sinks have committed.
+ */
+export class UserProgress {
+  /** The user's rate budget now, saved at the checkpoint (null: the source has none). */
+  budget: (() => RateBudgetState) | null = null;
+  private readonly windows = new Map<string, DateWindow & { done?: string }>();
+  private readonly marks = new Map<string, string>();
+
+  constructor(
+    private readonly state: PipelineState,
+    private readonly user: { readonly humanId: string },
+  ) {}
+
+  /** The user's saved state (looked up by its name now: a Google Health user's is known once its identity is). */
+  get saved(): UserState {
+    return userState(this.state, this.user.humanId);
+  }
+
+  /**
+   * Opens `stream`'s window and returns its first date to fetch: `since`, or the day after what
+   * an unfinished run of this same window committed (a stopped or killed run; the watermark
+   * moves only over days that are over, so a repeated --since/--until needs this to resume).
+   */
+  open(stream: string, w: DateWindow): string {
+    const pending = this.saved.pending?.[stream];
+    const resumed = pending !== undefined && pending.since === w.since && pending.until === w.until ? pending.done : undefined;
+    this.windows.set(stream, resumed === undefined ? { ...w } : { ...w, done: resumed });
+    return resumed === undefined ? w.since : addDays(resumed, 1);
+  }
+
+  /** Every date of `stream` through `date` has gone to the sink (days are delivered in order). */
+  done(stream: string, date: string): void {
+    const w = this.windows.get(stream);
+    if (w && (w.done === undefined || date > w.done)) w.done = date;
+  }
+
+  /** A watermark that is not a date window, saved when the user's stream is complete. */
+  mark(stream: string, value: string): void {
+    this.marks.set(stream, value);
+  }
+
+  /** Into the user's state, once what it describes is committed. */
+  checkpoint(u: UserState, outcome: UserOutcome): void {
+    if (this.budget) u.rateBudget = this.budget();
+    for (const [stream, w] of this.windows) {
+      if (w.done === undefined) continue;
+      // Days through `done` are committed, in order: the watermark passes the ones that are over,
+      // even for a user that failed or was stopped later (the next scheduled run starts after it).
+      const complete = minDate(w.done, w.lastComplete);
+      const mark = u.streams[stream];
+      if (complete >= w.since && (mark === undefined || complete > mark)) u.streams[stream] = complete;
+      // Kept until the run ends: if it is killed, the next run of this window skips these days.
+      (u.pending ??= {})[stream] = { since: w.since, until: w.until, done: w.done };
+    }
+    if (outcome.complete) for (const [stream, value] of this.marks) u.streams[stream] = value;
+  }
+}
+
+/** What every user's stream gets. */
+export interface UserIo {
+  deadLetters: DeadLetterWriter;
+  progress: UserProgress;
+}
+
+/** One per-user pipeline, as the skeleton runs it. */
+export interface PerUserPipeline<D extends Dataset, U extends { readonly humanId: string }> {
+  pipeline: PipelineName;
+  /** The dataset the users' batches go to. */
+  dataset: D;
+  users: readonly U[];
+  /** Loaded from ctx.state (perUserState); saved through it at each checkpoint and at the end. */
+  state: PipelineState;
+  /** One user's batches. */
+  batches(user: U, io: UserIo): AsyncIterable<SinkBatch<D>>;
+  /** Sinks of the other datasets the batches' streams push to: committed at every checkpoint too. */
+  sides?: readonly SideCommits[];
+  /** What a checkpoint saves beyond the user's progress (Google Health: the budget under the user's other name). */
+  onCheckpoint?(user: U, state: PipelineState): void;
+}
+
+/** The pipeline's state from the run's store. */
+export function perUserState(ctx: RunContext, pipeline: PipelineName): Promise<PipelineState> {
+  return ctx.state.load(pipeline);
+}
+
+/**
+ * Runs a per-user pipeline: every user's stream into the sink (and its side sinks); at each
+ * user's checkpoint (stream done, failed or stopped) the sinks commit that user's partitions
+ * and manifests, then its progress goes into the state and the store saves it; at the end the
+ * windows finished by a run that was not stopped are cleared, and the state is saved whole.
+ */
+export async function runPerUser<D extends Dataset, U extends { readonly humanId: string }>(ctx: RunContext, p: PerUserPipeline<D, U>): Promise<PipelineResult> {
+  const progress = new Map<U, UserProgress>();
+  const finished = new Set<string>();
+  const sides = p.sides ?? [];
+  const store: StateStore = ctx.state;
+  async function committed(user: U, outcome: UserOutcome): Promise<void> {
+    for (const side of sides) await side.commitUser(user.humanId);
+    const mine = progress.get(user);
+    if (mine) mine.checkpoint(userState(p.state, user.humanId), outcome);
+    p.onCheckpoint?.(user, p.state);
+    if (outcome.complete) finished.add(user.humanId);
+    await store.saveUser(p.state, user.humanId);
+  }
+  const batches = (user: U, deadLetters: DeadLetterWriter): AsyncIterable<SinkBatch<D>> => {
+    const mine = new UserProgress(p.state, user);
+    progress.set(user, mine);
+    return p.batches(user, { deadLetters, progress: mine });
+  };
+  let main: Awaited<ReturnType<typeof runUserStreams<D, U>>>;
+  try {
+    main = await runUserStreams(ctx, p.pipeline, p.dataset, p.users, batches, committed);
+  } finally {
+    for (const side of sides) side.close();
+  }
+  const datasets = [main.summary];
+  const deadLetterFiles = [...main.deadLetterFiles];
+  let sideError: unknown = null;
+  for (const side of sides) {
+    const r = await side.done;
+    if ('error' in r) sideError ??= r.error;
+    else {
+      datasets.push(r.summary);
+      deadLetterFiles.push(...r.deadLetterFiles);
+    }
+  }
+  // The run ended (not stopped): the windows it finished need no resuming, so a later run of
+  // the same window (a backfill repeated on purpose) fetches it again.
+  if (!ctx.stop?.aborted) for (const humanId of finished) delete userState(p.state, humanId).pending;
+  await store.save(p.state);
+  if (sideError !== null) throw sideError; // what the main sink and the checkpoints committed is kept
+  return { pipeline: p.pipeline, datasets, users: p.users.length, failedUsers: main.failedUsers, deadLetterFiles };
+}
+
 /**
  * Streams every user's batches (userStreams(config.concurrency) users at a time, one request at
- * a time per user, config.concurrency requests in flight) into one sink. When it returns, the sink has committed: only then may watermarks move.
- * A user that fails is named and the others go on; a 410 is kept for the pipeline to report once.
+ * a time per user, config.concurrency requests in flight) into one sink. When it returns, the
+ * sink has committed. A user that fails is named and the others go on; a 410 is kept for the
+ * pipeline to report once.
  *
  * Checkpoints: when a user's stream ends (done, failed or stopped), the sink commits that
- * user's partitions and the manifest, then `onUserCommitted` runs (the pipeline saves the user's
- * watermark and rate budget), so a run killed later resumes after what is committed.
+ * user's partitions and the manifest, then `onUserCommitted` runs.
  * Stop (ctx.stop aborted): no user starts, and each running user stops before its next
  * batch — at once, even while its request waits for a rate limit (that request is dropped).
+ * So that a stop commits whole units of work only, a pipeline yields each unit (a day, a
+ * window of a data type) as one batch.
  */
-export async function runUserStreams<D extends Dataset, U extends { readonly humanId: string }>(
+async function runUserStreams<D extends Dataset, U extends { readonly humanId: string }>(
   ctx: RunContext,
   pipeline: PipelineName,
   dataset: D,
   users: readonly U[],
   userBatches: (user: U, deadLetters: DeadLetterWriter) => AsyncIterable<SinkBatch<D>>,
-  onUserCommitted?: (user: U, outcome: UserOutcome) => Promise<void>,
+  onUserCommitted: (user: U, outcome: UserOutcome) => Promise<void>,
 ): Promise<{ summary: DatasetSummary; failedUsers: FailedUser[]; deadLetterFiles: string[] }> {
   const { config } = ctx;
   // One writer per dataset: the normalizer's dead letters and the sink's placement failures.
@@ -152,7 +346,7 @@ export async function runUserStreams<D extends Dataset, U extends { readonly hum
     if (failure === null && complete && rows === 0 && letters > 0) {
       failure = new EtlError('BAD_RESPONSE', `all ${letters} record(s) went to the dead letters (${path.relative(config.outDir, deadLetterPath(config.outDir, dataset, ctx.runId))})`);
     }
-    if (onUserCommitted) yield new UserCommit(user.humanId, () => onUserCommitted(user, { complete: complete && failure === null }));
+    yield new UserCommit(user.humanId, () => onUserCommitted(user, { complete: complete && failure === null }));
     if (failure !== null) throw failure;
   }
 

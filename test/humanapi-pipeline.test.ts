@@ -23,6 +23,7 @@ import { parseRunArgs } from '../pipelines/registry.js';
 import type { ProgressEvent, RunContext } from '../pipelines/context.js';
 import { runHumanApi } from '../pipelines/humanapi.js';
 import { newRunId } from '../pipelines/run.js';
+import { fileStateStore } from '../pipelines/state/store.js';
 import { query } from './duckdb.js';
 
 const DAY = 86_400_000;
@@ -49,6 +50,7 @@ function context(api: FixtureApi, out: string, args: string[], seenAt: number, e
     seenAt,
     log: extra.log ?? silentLogger,
     stats: new HttpStats(),
+    state: fileStateStore(config.outDir, config.stateFile),
     tuning: { retry: FAST_RETRY },
     ...(extra.progress ? { progress: extra.progress } : {}),
   };

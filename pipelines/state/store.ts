@@ -1,8 +1,9 @@
 // One interface over the two places a pipeline's state can live: the state files (default,
-// ../state.ts) or PostgreSQL (pg.ts). A pipeline loads its state, works, and saves it once the
-// sink has committed; with PostgreSQL, saving moves each watermark forward only (several
-// workers save their own users in any order) and rate budgets live in their own rows, shared
-// while the run goes, instead of a snapshot saved at the end.
+// ../state.ts) or PostgreSQL (pg.ts). Pipelines reach their state only through the run
+// context's StateStore: they load it, save one user's part at that user's checkpoint (its
+// partitions are committed), and save the whole at the end. With PostgreSQL, saving moves each
+// watermark forward only (several workers save their own users in any order) and rate budgets
+// live in their own rows, shared while the run goes, instead of a snapshot in the state.
 import { loadState, saveState, defaultStatePath, type PipelineState, type UserState } from '../state.js';
 import type { PipelineName } from '../config.js';
 import type { PgState } from './pg.js';
@@ -10,20 +11,39 @@ import type { PgState } from './pg.js';
 export interface StateStore {
   readonly kind: 'file' | 'postgres';
   load(pipeline: PipelineName): Promise<PipelineState>;
+  /** The whole state, at the end of a pipeline. */
   save(state: PipelineState): Promise<void>;
+  /**
+   * One user's checkpoint: `state.users[humanId]` (watermarks, rate budget, unfinished
+   * windows), called once that user's partitions are committed. A store may write more than
+   * that user (the file store rewrites its file); saves of one state land in call order.
+   */
+  saveUser(state: PipelineState, humanId: string): Promise<void>;
 }
 
 /** The state files: `--state FILE`, else <out>/_state/<pipeline>.json. */
 export function fileStateStore(outDir: string, file: string | null): StateStore {
   const pathOf = (pipeline: PipelineName): string => file ?? defaultStatePath(outDir, pipeline);
+  // One write at a time per file: writeFileAtomic renames a fresh temporary file, so the last
+  // call's content is what stays, and checkpoints of users side by side do not interleave.
+  const chains = new Map<string, Promise<void>>();
+  const save = (state: PipelineState): Promise<void> => {
+    const target = pathOf(state.pipeline);
+    const next = (chains.get(target) ?? Promise.resolve()).catch(() => undefined).then(() => saveState(target, state));
+    chains.set(target, next);
+    return next;
+  };
   return {
     kind: 'file',
     load: (pipeline) => loadState(pathOf(pipeline), pipeline),
-    save: (state) => saveState(pathOf(state.pipeline), state),
+    save,
+    saveUser: (state) => save(state),
   };
 }
 
 export function pgStateStore(db: PgState): StateStore {
+  const commit = (state: PipelineState, users: ReadonlyArray<readonly [string, UserState]>): Promise<void> =>
+    db.commitWatermarks(state.pipeline, users.map(([user, u]) => [user, u.streams] as const));
   return {
     kind: 'postgres',
     async load(pipeline) {
@@ -31,8 +51,10 @@ export function pgStateStore(db: PgState): StateStore {
       for (const [user, streams] of await db.watermarks(pipeline)) users[user] = { streams };
       return { version: 1, pipeline, updatedAt: '', users };
     },
-    async save(state) {
-      await db.commitWatermarks(state.pipeline, Object.entries(state.users).map(([user, u]) => [user, u.streams] as const));
+    save: (state) => commit(state, Object.entries(state.users)),
+    async saveUser(state, humanId) {
+      const u = state.users[humanId];
+      if (u) await commit(state, [[humanId, u]]);
     },
   };
 }
