@@ -34,7 +34,7 @@ async function tmp(t: { teardown(fn: () => Promise<void>): void }): Promise<stri
 }
 
 test('a user whose every row went to the dead letters is named in the result line (exit 3)', async (t) => {
-  t.timeout(120_000);
+  t.timeout(300_000);
   const dir = await tmp(t);
   const set = buildTakeoutFixtures(path.join(dir, 'archives'), { days: 2 });
   // The unpacked-folder user: every minute value made unreadable, so each row is a dead letter.
@@ -142,7 +142,7 @@ function screen(text: string): string[] {
 }
 
 test('on a terminal: the progress bar total never shrinks, and log lines never land on the bar line', async (t) => {
-  t.timeout(120_000);
+  t.timeout(300_000);
   const api = await startFixtureApi({ fitbit: { users: ['1503960366', '1624580081', '1644430081'], sampleUser: false } });
   t.teardown(() => api.close());
   api.faults.latencyMs = 20;
@@ -185,7 +185,7 @@ test.serial('--out /proc/x fails in one line within a second', async (t) => {
 });
 
 test('the wearable-etl command: a usage error prints its one line and nothing else, and creates nothing', async (t) => {
-  t.timeout(60_000);
+  t.timeout(300_000);
   const dir = await tmp(t);
   const users = path.join(dir, 'users.json');
   await fs.writeFile(users, JSON.stringify([{ userId: 'U1', humanId: 'h-1', accessToken: 'a'.repeat(20), refreshToken: 'r'.repeat(20) }]));
