@@ -9,7 +9,7 @@ import type { UserEntry } from '../sources/fitbit/users.js';
 import { normalizeActivity } from '../transforms/activities.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { checkFitbitUsers, loadUsers, openSession, planFitbit, throwIfGone, untilFor, userContext } from './fitbit-common.js';
-import { perUserState, runPerUser, type UserIo } from './user-streams.js';
+import { perUserState, runPerUser, WINDOW_FLAGS, type UserIo } from './user-streams.js';
 
 const PIPELINE = 'fitbit-activities' as const;
 const STREAM = 'activities';
@@ -19,7 +19,7 @@ export const fitbitActivities: PipelineDef = {
   provider: 'fitbit',
   summary: 'Fitbit Web API (legacy) activity log list, oldest first, following pagination.next',
   datasets: ['activities'],
-  flags: ['users', 'since', 'until', 'lookback', 'concurrency'],
+  flags: WINDOW_FLAGS,
   check: checkFitbitUsers,
   plan: (config, now, store) =>
     planFitbit(config, store, PIPELINE, now, (saved, until) => {

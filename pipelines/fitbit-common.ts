@@ -10,7 +10,7 @@ import type { PipelineName, RunConfig } from './config.js';
 import type { RunContext } from './context.js';
 import type { UserState } from './state.js';
 import type { StateStore } from './state/store.js';
-import { perRun, planLines } from './user-streams.js';
+import { perRun, planUsers, type PlanRequests } from './user-streams.js';
 
 export async function loadUsers(ctx: RunContext): Promise<UsersFile> {
   const file = ctx.config.usersFile;
@@ -104,18 +104,7 @@ const FITBIT_PER_HOUR = 150;
  * file and the state; without the profile, the users file's zone or UTC decides "yesterday"),
  * then the time the 150 requests/hour/user limit makes it take with users side by side.
  */
-export async function planFitbit(
-  config: RunConfig,
-  store: StateStore,
-  pipeline: PipelineName,
-  now: number,
-  requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
-): Promise<string[]> {
-  const state = await store.load(pipeline);
-  const users = await UsersFile.load(config.usersFile as string);
-  const plans = users.users().map((user) => {
-    const until = config.until ?? yesterdayIn(user.timezone ?? 'UTC', now);
-    return { name: user.humanId, ...requestsFor(state.users[user.humanId]?.streams ?? {}, until) };
-  });
-  return planLines(pipeline, plans, config.concurrency, { perUser: FITBIT_PER_HOUR, unit: 'hour' });
+export async function planFitbit(config: RunConfig, store: StateStore, pipeline: PipelineName, now: number, requestsFor: PlanRequests): Promise<string[]> {
+  const users = (await UsersFile.load(config.usersFile as string)).users().map((u) => ({ name: u.humanId, key: u.humanId, zone: u.timezone, fixedRequests: 0 }));
+  return planUsers(config, store, pipeline, now, users, requestsFor, { perUser: FITBIT_PER_HOUR, unit: 'hour' });
 }

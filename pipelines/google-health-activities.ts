@@ -3,26 +3,20 @@
 // per user: the last local date fetched whole; the next run starts there less the lookback.
 import { addDays } from '../lib/dates.js';
 import type { ActivityRecord } from '../lib/schema.js';
-import { EXERCISE_WINDOW_DAYS, dateWindows, exercisePages, windowCount } from '../sources/google-health/index.js';
+import { EXERCISE_WINDOW_DAYS, dateWindows, exercisePages } from '../sources/google-health/index.js';
 import { invalidToDeadLetters, normalizeExercise } from '../transforms/google-health.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
-import { checkGhConfig, ghWindow, planGh, planSince, runGhPipeline } from './google-health-common.js';
+import { GH_DEF, ghWindow, planGh, runGhPipeline } from './google-health-common.js';
 
 const PIPELINE = 'google-health-activities' as const;
 const STREAM = 'exercise';
 
 export const googleHealthActivities: PipelineDef = {
   name: PIPELINE,
-  provider: 'google-health',
-  summary: 'Google Health API v4 exercise sessions → activities',
+  ...GH_DEF,
+  summary: 'Google Health API v4 exercise sessions (25 a page) → activities',
   datasets: ['activities'],
-  flags: ['users', 'since', 'until', 'lookback', 'concurrency'],
-  check: (config) => checkGhConfig(config),
-  plan: (config, now, store) =>
-    planGh(config, store, PIPELINE, now, (saved, until) => {
-      const since = planSince(config, saved[STREAM], until);
-      return { window: `${since} .. ${until} (windows of ${EXERCISE_WINDOW_DAYS} days, 25 sessions a page)`, requests: windowCount(since, until, EXERCISE_WINDOW_DAYS) };
-    }),
+  plan: (config, now, store) => planGh(config, store, PIPELINE, now, [STREAM], EXERCISE_WINDOW_DAYS),
   run: (ctx) => runGoogleHealthActivities(ctx),
   demo: { args: ['--since', '2016-04-12', '--until', '2016-05-13', '--concurrency', '8'], help: 'exercise sessions, 2016-04-12 .. 2016-05-13' },
 };

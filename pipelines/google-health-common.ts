@@ -1,11 +1,12 @@
 // What the Google Health pipelines share: the users file's google-health entries, one session
 // per user (budget and queue shared by every pipeline of a run), identity and time zone, the
 // option checks and the dry run.
-import { addDays, daysInclusive, isValidZone, todayIn, yesterdayIn } from '../lib/dates.js';
+import { addDays, daysInclusive, isValidZone, todayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
 import { UsersFile } from '../lib/users-file.js';
 import {
   GH_RATE_DEFAULTS,
+  windowCount,
   GoogleHealthSession,
   GoogleHealthShared,
   fetchIdentity,
@@ -22,7 +23,7 @@ import type { PipelineResult, RunContext } from './context.js';
 import { sinceFor, untilFor } from './fitbit-common.js';
 import type { PipelineState } from './state.js';
 import type { StateStore } from './state/store.js';
-import { perRun, planLines, runPerUser, userState, type UserIo } from './user-streams.js';
+import { perRun, planUsers, runPerUser, userState, WINDOW_FLAGS, type UserIo } from './user-streams.js';
 import { ghEntryKey, type PgTokens } from './state/shared.js';
 
 export { GOOGLE_HEALTH_PROVIDER };
@@ -131,6 +132,9 @@ export function ghWindow(ctx: RunContext, watermark: string | undefined, zone: s
   return { since: sinceFor(ctx, watermark, until), until, lastComplete: addDays(todayIn(zone, ctx.seenAt), -1) };
 }
 
+/** What every Google Health pipeline's definition shares. */
+export const GH_DEF = { provider: GOOGLE_HEALTH_PROVIDER, flags: WINDOW_FLAGS, check: (config: RunConfig): string | null => checkGhConfig(config) } as const;
+
 /** What every Google Health pipeline needs: google-health entries and the OAuth client. */
 export function checkGhConfig(config: RunConfig): string | null {
   if (!config.usersFile) return 'needs --users FILE (a users file with google-health entries)';
@@ -144,23 +148,21 @@ export function checkGhConfig(config: RunConfig): string | null {
  * windows, one page each at least), then the time the 300 requests/minute/user limit takes
  * with users side by side. Reads the users file and the state; sends nothing.
  */
-export async function planGh(
-  config: RunConfig,
-  store: StateStore,
-  pipeline: PipelineName,
-  now: number,
-  requestsFor: (saved: Record<string, string>, until: string) => { window: string; requests: number },
-): Promise<string[]> {
-  const state = await store.load(pipeline);
+export async function planGh(config: RunConfig, store: StateStore, pipeline: PipelineName, now: number, streams: readonly string[], windowDays: number): Promise<string[]> {
   const file = await UsersFile.load(config.usersFile as string);
   const entries = parseGoogleHealthEntries(file.entries(GOOGLE_HEALTH_PROVIDER), file.path);
-  const plans = entries.map((e) => {
-    const until = config.until ?? yesterdayIn(e.timezone ?? 'UTC', now);
-    const perUser = requestsFor(e.humanId !== undefined ? state.users[e.humanId]?.streams ?? {} : {}, until);
-    // identity (+ settings when the users file names no zone)
-    return { name: e.humanId ?? `entry ${e.index}`, window: perUser.window, requests: perUser.requests + (e.timezone === undefined ? 2 : 1) };
-  });
-  return planLines(pipeline, plans, config.concurrency, { perUser: GH_PER_MINUTE, unit: 'minute' }, true);
+  // identity (+ settings when the users file names no zone)
+  const users = entries.map((e) => ({ name: e.humanId ?? `entry ${e.index}`, key: e.humanId, zone: e.timezone, fixedRequests: e.timezone === undefined ? 2 : 1 }));
+  return planUsers(config, store, pipeline, now, users, (saved, until) => {
+    let requests = 0;
+    let first = until;
+    for (const s of streams) {
+      const since = planSince(config, saved[s], until);
+      if (since < first) first = since;
+      requests += windowCount(since, until, windowDays);
+    }
+    return { window: `${first} .. ${until} × ${streams.join(',')} (windows of ${windowDays} days)`, requests };
+  }, { perUser: GH_PER_MINUTE, unit: 'minute' }, true);
 }
 
 /** since for a stream in a dry run (no identity, no settings: the saved watermark and the users file). */

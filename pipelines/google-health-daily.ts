@@ -4,11 +4,11 @@
 // A value the roll-up does not carry is null; a carried 0 is 0. State per user and data type.
 import { addDays, minDate } from '../lib/dates.js';
 import type { DailySummaryRecord } from '../lib/schema.js';
-import { GH_ROLLUP_TYPES, ROLLUP_MAX_DAYS, dailyRollUp, dateWindows, windowCount } from '../sources/google-health/index.js';
+import { GH_ROLLUP_TYPES, ROLLUP_MAX_DAYS, dailyRollUp, dateWindows } from '../sources/google-health/index.js';
 import { invalidToDeadLetters, normalizeDailyRollups, type GhDayRollups } from '../transforms/google-health.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { untilFor } from './fitbit-common.js';
-import { checkGhConfig, ghWindow, planGh, planSince, runGhPipeline } from './google-health-common.js';
+import { GH_DEF, ghWindow, planGh, runGhPipeline } from './google-health-common.js';
 
 const PIPELINE = 'google-health-daily' as const;
 /** One window for the three types: the smallest cap among them. */
@@ -16,22 +16,10 @@ const DAILY_WINDOW_DAYS = Math.min(...GH_ROLLUP_TYPES.map((t) => ROLLUP_MAX_DAYS
 
 export const googleHealthDaily: PipelineDef = {
   name: PIPELINE,
-  provider: 'google-health',
+  ...GH_DEF,
   summary: 'Google Health API v4 daily roll-ups (steps, distance, total calories) → daily_summaries',
   datasets: ['daily_summaries'],
-  flags: ['users', 'since', 'until', 'lookback', 'concurrency'],
-  check: (config) => checkGhConfig(config),
-  plan: (config, now, store) =>
-    planGh(config, store, PIPELINE, now, (saved, until) => {
-      let requests = 0;
-      let first = until;
-      for (const t of GH_ROLLUP_TYPES) {
-        const since = planSince(config, saved[t], until);
-        if (since < first) first = since;
-        requests += windowCount(since, until, DAILY_WINDOW_DAYS);
-      }
-      return { window: `${first} .. ${until} × ${GH_ROLLUP_TYPES.join(',')} (windows of ${DAILY_WINDOW_DAYS} days)`, requests };
-    }),
+  plan: (config, now, store) => planGh(config, store, PIPELINE, now, GH_ROLLUP_TYPES, DAILY_WINDOW_DAYS),
   run: (ctx) => runGoogleHealthDaily(ctx),
   demo: { args: ['--since', '2016-05-07', '--until', '2016-05-13', '--concurrency', '8'], help: 'daily roll-ups of steps, distance, total calories, 2016-05-07 .. 2016-05-13' },
 };

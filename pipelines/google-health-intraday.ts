@@ -3,12 +3,12 @@
 // user, type and local minute, so history continues in the same rows. State per user and data
 // type (Google's name): the last local date fetched whole, moved only after the sink committed.
 import { EtlError } from '../lib/errors.js';
-import type { IntradayRecord } from '../lib/schema.js';
-import { GH_INTRADAY_TYPES, WINDOW_DAYS, dataPointPages, dateWindows, windowCount, type GhIntradayType } from '../sources/google-health/index.js';
-import { invalidToDeadLetters, normalizeGhPoints } from '../transforms/google-health.js';
+import type { PartitionColumns } from '../lib/sink.js';
+import { GH_INTRADAY_TYPES, WINDOW_DAYS, dataPointPages, dateWindows, type GhIntradayType } from '../sources/google-health/index.js';
+import { GhSeenIds, normalizeGhPointColumns } from '../transforms/google-health.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
-import { checkGhConfig, ghWindow, planGh, planSince, runGhPipeline } from './google-health-common.js';
+import { checkGhConfig, GH_DEF, ghWindow, planGh, runGhPipeline } from './google-health-common.js';
 import { untilFor } from './fitbit-common.js';
 import { usageProblem } from './user-streams.js';
 import { addDays, minDate } from '../lib/dates.js';
@@ -28,31 +28,19 @@ export function ghIntradayResources(config: RunConfig): GhIntradayType[] {
 
 export const googleHealthIntraday: PipelineDef = {
   name: PIPELINE,
-  provider: 'google-health',
+  ...GH_DEF,
   summary: 'Google Health API v4 intraday (steps, distance, floors, altitude, active energy, heart rate) → intraday',
   datasets: ['intraday'],
   flags: ['users', 'since', 'until', 'resources', 'lookback', 'concurrency'],
   check: (config) => checkGhConfig(config) ?? usageProblem(() => ghIntradayResources(config)),
-  plan: (config, now, store) => {
-    const resources = ghIntradayResources(config);
-    return planGh(config, store, PIPELINE, now, (saved, until) => {
-      let requests = 0;
-      let first = until;
-      for (const r of resources) {
-        const since = planSince(config, saved[r], until);
-        if (since < first) first = since;
-        requests += windowCount(since, until, WINDOW_DAYS);
-      }
-      return { window: `${first} .. ${until} × ${resources.join(',')} (windows of ${WINDOW_DAYS} days)`, requests };
-    });
-  },
+  plan: (config, now, store) => planGh(config, store, PIPELINE, now, ghIntradayResources(config), WINDOW_DAYS),
   run: (ctx) => runGoogleHealthIntraday(ctx),
   demo: { args: ['--since', '2016-05-07', '--until', '2016-05-13', '--concurrency', '8'], help: 'steps, distance, active energy, 2016-05-07 .. 2016-05-13: the last week of the legacy run, one row per minute where both have it' },
 };
 
 export function runGoogleHealthIntraday(ctx: RunContext): Promise<PipelineResult> {
   const resources = ghIntradayResources(ctx.config);
-  return runGhPipeline(ctx, PIPELINE, 'intraday', async function* ({ user, session, userCtx, zone }, { deadLetters, progress }): AsyncGenerator<IntradayRecord[]> {
+  return runGhPipeline(ctx, PIPELINE, 'intraday', async function* ({ user, session, userCtx, zone }, { deadLetters, progress }): AsyncGenerator<PartitionColumns> {
     // Per data type: its window, or after what an unfinished run of the same window committed.
     const starts = new Map(resources.map((r) => [r, progress.open(r, ghWindow(ctx, progress.saved.streams[r], userCtx.timeZone))] as const));
     const first = [...starts.values()].reduce((a, b) => minDate(a, b));
@@ -64,20 +52,27 @@ export function runGoogleHealthIntraday(ctx: RunContext): Promise<PipelineResult
         const start = starts.get(type) as string;
         const from = w.from < start ? start : w.from;
         if (from >= w.to) continue;
-        // A window's points of one type go out as one batch: a stop commits whole windows only.
-        const records: IntradayRecord[] = [];
-        const seen = new Set<string>();
+        // A window's points of one type go out once all its pages are in, oldest local date
+        // first, each date marked delivered once its last partition went out: a stop commits
+        // whole days only (a date split by a page boundary is two partitions; a stop between
+        // them leaves that day to be fetched again, merged by id).
+        const parts: PartitionColumns[] = [];
+        const seen = new GhSeenIds();
         for await (const page of dataPointPages(session, type, { from, to: w.to })) {
-          for (const letter of invalidToDeadLetters('intraday', PIPELINE, user, page.invalid, { dataType: type })) deadLetters.write(letter);
-          const result = normalizeGhPoints(page.records, userCtx, zone, ctx.seenAt, seen);
+          const result = normalizeGhPointColumns(page, userCtx, zone, ctx.seenAt, seen);
           for (const letter of result.deadLetters) deadLetters.write(letter);
-          for (const r of result.records) records.push(r);
+          for (const part of result.partitions) parts.push(part);
         }
-        try {
-          if (records.length > 0) yield records;
-        } finally {
-          progress.done(type, addDays(w.to, -1));
+        parts.sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
+        for (let k = 0; k < parts.length; k++) {
+          try {
+            yield parts[k]!;
+          } finally {
+            const next = parts[k + 1]?.date;
+            if (next !== parts[k]!.date) progress.done(type, next === undefined ? addDays(w.to, -1) : addDays(next, -1));
+          }
         }
+        if (parts.length === 0) progress.done(type, addDays(w.to, -1));
         ctx.progress?.({ pipeline: PIPELINE, kind: 'done', user: user.humanId, units: 1 });
       }
     }

@@ -5,18 +5,21 @@
 // saved; the whole state is saved at the end.
 import path from 'node:path';
 import { mergeConcurrent } from '../lib/async.js';
-import { addDays, minDate } from '../lib/dates.js';
+import { addDays, minDate, yesterdayIn } from '../lib/dates.js';
 import { EtlError } from '../lib/errors.js';
 import type { Dataset } from '../lib/schema.js';
 import type { DatasetSummary, DeadLetterWriter, SinkBatch } from '../lib/sink.js';
 import { createDeadLetterWriter, createSink, deadLetterPath, UserCommit, type SharedWriters } from '../sinks/index.js';
 import type { RateBudgetState } from '../sources/fitbit/rate-limit.js';
-import type { PipelineName } from './config.js';
+import type { PipelineFlag, PipelineName, RunConfig } from './config.js';
 import type { FailedUser, PipelineResult, RunContext } from './context.js';
 import type { SideCommits } from './side-sink.js';
 import type { PipelineState, UserState } from './state.js';
 import type { StateStore } from './state/store.js';
 import { leasedFeed } from './state/feed.js';
+
+/** The options of a pipeline over a date window per user. */
+export const WINDOW_FLAGS: readonly PipelineFlag[] = ['users', 'since', 'until', 'lookback', 'concurrency'];
 
 /**
  * True for errors that end the whole pipeline rather than one user: the API was turned off, or
@@ -48,6 +51,32 @@ export function perRun<T>(cache: WeakMap<RunContext['stats'], T>, ctx: RunContex
     cache.set(ctx.stats, shared);
   }
   return shared;
+}
+
+/** A user as a dry run sees it: its name, its key in the state, its zone if the users file names one, and the requests it costs whatever its window (profile, identity). */
+export interface PlanUser {
+  name: string;
+  key: string | undefined;
+  zone: string | undefined;
+  fixedRequests: number;
+}
+
+/** What a pipeline would fetch for one user, from its saved watermarks and its last date. */
+export type PlanRequests = (saved: Record<string, string>, until: string) => { window: string; requests: number };
+
+/**
+ * The dry run of a per-user pipeline: per user its window and requests from the state (read
+ * through the store) and the users file (without the profile, the users file's zone or UTC
+ * decides "yesterday"), then the total and the time the per-user limit takes.
+ */
+export async function planUsers(config: RunConfig, store: StateStore, pipeline: PipelineName, now: number, users: readonly PlanUser[], requestsFor: PlanRequests, limit: { perUser: number; unit: 'hour' | 'minute' }, atLeast = false): Promise<string[]> {
+  const state = await store.load(pipeline);
+  const plans = users.map((u) => {
+    const until = config.until ?? yesterdayIn(u.zone ?? 'UTC', now);
+    const r = requestsFor(u.key === undefined ? {} : state.users[u.key]?.streams ?? {}, until);
+    return { name: u.name, window: r.window, requests: r.requests + u.fixedRequests };
+  });
+  return planLines(pipeline, plans, config.concurrency, limit, atLeast);
 }
 
 /** One user's part of a dry run: the window and the requests (`atLeast`: pages not known yet). */

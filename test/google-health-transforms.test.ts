@@ -5,7 +5,7 @@ import test from 'ava';
 import { check, DailyRollup, Exercise, POINT_SCHEMAS, type GhPoint } from '../sources/google-health/types.js';
 import type { FitbitUserContext, IntradayDay } from '../sources/fitbit/types.js';
 import { normalizeIntraday } from '../transforms/intraday.js';
-import { ZoneDays, exerciseActivityType, fixedOffsetZone, normalizeDailyRollups, normalizeExercise, normalizeGhPoints } from '../transforms/google-health.js';
+import { GhSeenIds, ZoneDays, exerciseActivityType, fixedOffsetZone, normalizeDailyRollups, normalizeExercise, normalizeGhPoints } from '../transforms/google-health.js';
 
 const SEEN = Date.UTC(2026, 11, 1);
 const LA = 'America/Los_Angeles';
@@ -26,7 +26,7 @@ test('a Google point has the id, instant and offset of the legacy Fitbit point o
     ['2016-11-06', '01:30:00', '2016-11-06T08:30:00Z', '-25200s'], // the earlier pass
   ];
   for (const [date, time, instant, offset] of cases) {
-    const g = normalizeGhPoints([point('steps', instant, offset, '17')], user, new ZoneDays(LA), SEEN, new Set());
+    const g = normalizeGhPoints([point('steps', instant, offset, '17')], user, new ZoneDays(LA), SEEN, new GhSeenIds());
     t.is(g.records.length, 1, `${date} ${time}`);
     // The Fitbit normalizer, given that minute (twice on the fall-back day, so both passes exist).
     const repeated = date === '2016-11-06';
@@ -47,7 +47,7 @@ test('a Google point has the id, instant and offset of the legacy Fitbit point o
 test('local date and time come from the point\'s own offset, not the user\'s zone', (t) => {
   // 23:30 in New York on the 16th is 20:30 in Los Angeles: the row belongs to the 16th either way,
   // but 00:30 in New York on the 17th is the 16th in Los Angeles — New York's date wins.
-  const r = normalizeGhPoints([point('steps', '2016-04-17T04:30:00Z', '-14400s', '5')], user, new ZoneDays(LA), SEEN, new Set()).records[0]!;
+  const r = normalizeGhPoints([point('steps', '2016-04-17T04:30:00Z', '-14400s', '5')], user, new ZoneDays(LA), SEEN, new GhSeenIds()).records[0]!;
   t.is(r.date, '2016-04-17');
   t.is(r.id, 'fitbit:1503960366:steps:2016-04-17T00:30:00');
   t.is(r.tzOffset, '-04:00');
@@ -63,12 +63,12 @@ test('units: mm to m exactly, kcal and counts as sent; a served 0 is a row with 
     point('active-energy-burned', '2016-04-20T15:15:00Z', '-25200s', 1.2345),
     point('floors', '2016-04-20T15:15:00Z', '-25200s', '0'),
   ];
-  const rows = normalizeGhPoints(pts, user, new ZoneDays(LA), SEEN, new Set()).records;
+  const rows = normalizeGhPoints(pts, user, new ZoneDays(LA), SEEN, new GhSeenIds()).records;
   t.deepEqual(rows.map((r) => [r.type, r.value, r.unit]), [['distance', 3590.4, 'm'], ['elevation', 3.048, 'm'], ['active-calories', 1.2345, 'kcal'], ['floors', 0, 'count']]);
 });
 
 test('a second point of the same local minute is a dead letter, not an overwrite', (t) => {
-  const seen = new Set<string>();
+  const seen = new GhSeenIds();
   const r = normalizeGhPoints([point('steps', '2016-04-20T15:15:00Z', '-25200s', '1'), point('steps', '2016-04-20T12:15:00Z', '-14400s', '2')], user, new ZoneDays(LA), SEEN, seen);
   t.is(r.records.length, 1);
   t.is(r.deadLetters.length, 1);

@@ -11,11 +11,13 @@
 //   (transforms/intraday.ts intradayId), so both sources merge into one row per minute.
 // - Absent is not zero (§1.11): a minute the API did not serve has no row; a day without a
 //   roll-up value has nulls; a served 0 is a row with 0.
-import type { ActivityRecord, DailySummaryRecord, DeadLetter, IntradayRecord, IntradayRowType } from '../lib/schema.js';
+import { packedRecords, type PartitionColumns } from '../lib/batch.js';
+import { type ActivityRecord, type DailySummaryRecord, type DeadLetter, type IntradayRecord, type IntradayRowType } from '../lib/schema.js';
+import type { GhPointPage } from '../sources/google-health/points.js';
 import type { GhDailyRollup, GhExercise, GhIntradayType, GhPoint, InvalidRecord } from '../sources/google-health/types.js';
 import { activityType, exactLogId, stableStringify, type ActivityType } from './activities.js';
 import { cleanFloat, paceAndSpeed } from './formulas.js';
-import { intradayId } from './intraday.js';
+import { dictIndex, intradayBuffers, intradayIdPrefix, packIntradayTable } from './intraday.js';
 import { buildDayHourTable, formatOffset, resolveInDay, utcDateString, zoneOffsetMinutes, type DayHourTable } from './time.js';
 
 export const GOOGLE_HEALTH_SOURCE = 'google-health';
@@ -79,27 +81,56 @@ export class ZoneDays {
 
   /** Whether a wall time (date + seconds of the day) occurs twice in the zone (a fall-back hour). */
   repeated(date: string, wallMs: number): boolean {
+    const check = this.repeatedOn(date);
+    return check !== null && check(wallMs);
+  }
+
+  /** The check of `repeated` for one date, or null when no wall time of that date occurs twice. */
+  repeatedOn(date: string): ((wallMs: number) => boolean) | null {
     let table = this.tables.get(date);
     if (table === undefined) {
       table = buildDayHourTable(this.zone, date);
       this.tables.set(date, table);
     }
-    if (table === null || !table.hasRepeated) return false;
-    const hour = Math.floor((wallMs - table.wallMidnightMs) / 3_600_000);
-    if (table.uniform[hour] === 1) return table.earlierTzOffset[hour] !== '';
-    return resolveInDay(table, wallMs).earlier !== null;
+    if (table === null || !table.hasRepeated) return null;
+    const t = table;
+    return (wallMs) => {
+      const hour = Math.floor((wallMs - t.wallMidnightMs) / 3_600_000);
+      if (t.uniform[hour] === 1) return t.earlierTzOffset[hour] !== '';
+      return resolveInDay(t, wallMs).earlier !== null;
+    };
   }
 
-  /** The zone's offset per quarter hour (every offset change since 1970 falls on one): one Intl look-up per 15 minutes of points. */
+  /**
+   * The zone's offset over each UTC day, or NaN for a day in which it changes: two Intl look-ups
+   * a day instead of one per quarter hour of points (no zone changes its offset and back within
+   * one day).
+   */
+  private readonly days = new Map<number, number>();
+  private lastDay = Number.NaN;
+  private lastDayOffset = Number.NaN;
+  /** On a day of a change: the offset per quarter hour (every offset change since 1970 falls on one). */
   private readonly quarters = new Map<number, number>();
 
   /** The zone to write for an instant seen in `offsetMinutes`. */
   zoneFor(epochMs: number, offsetMinutes: number): string {
-    const q = Math.floor(epochMs / 900_000);
-    let zoneOffset = this.quarters.get(q);
-    if (zoneOffset === undefined) {
-      zoneOffset = zoneOffsetMinutes(this.zone, q * 900_000);
-      this.quarters.set(q, zoneOffset);
+    const day = Math.floor(epochMs / 86_400_000);
+    if (day !== this.lastDay) {
+      let o = this.days.get(day);
+      if (o === undefined) {
+        const start = zoneOffsetMinutes(this.zone, day * 86_400_000);
+        o = start === zoneOffsetMinutes(this.zone, (day + 1) * 86_400_000) ? start : Number.NaN;
+        this.days.set(day, o);
+      }
+      this.lastDay = day;
+      this.lastDayOffset = o;
+    }
+    let zoneOffset = this.lastDayOffset;
+    if (Number.isNaN(zoneOffset)) {
+      const q = Math.floor(epochMs / 900_000);
+      const known = this.quarters.get(q);
+      zoneOffset = known ?? zoneOffsetMinutes(this.zone, q * 900_000);
+      if (known === undefined) this.quarters.set(q, zoneOffset);
     }
     return zoneOffset === offsetMinutes ? this.zone : fixedOffsetZone(offsetMinutes);
   }
@@ -110,68 +141,198 @@ export interface GhIntradayResult {
   deadLetters: DeadLetter[];
 }
 
+export interface GhIntradayColumnsResult {
+  /** The page's rows, one partition (local date) each, in COLUMNS.intraday order. */
+  partitions: PartitionColumns[];
+  deadLetters: DeadLetter[];
+}
+
+const DAY_MS = 86_400_000;
+
+/** "HH:MM:00" of every minute of the day, built once: most points start on a minute. */
+const MINUTE_TIMES: readonly string[] = Array.from({ length: 1440 }, (_, m) => `${pad2(Math.floor(m / 60))}:${pad2(m % 60)}:00`);
+
 /**
- * Points of one type → intraday rows. `seen` holds the ids already produced for this user and
- * window: a second point of the same local minute (two offsets, one wall time) is a dead letter
- * rather than a silent overwrite.
+ * The ids already produced for one user and window, per type: a second point of the same local
+ * minute (two offsets, one wall time) is a dead letter rather than a silent overwrite. One flag
+ * per second of each local day; ids that carry an offset (a fall-back day's repeated hour) by id.
  */
-export function normalizeGhPoints(points: readonly GhPoint[], user: GhUserContext, zone: ZoneDays, seenAt: number, seen: Set<string>): GhIntradayResult {
+export class GhSeenIds {
+  private readonly days = new Map<string, Uint8Array>();
+  readonly withOffset = new Set<string>();
+
+  day(type: string, date: string): Uint8Array {
+    const key = `${type} ${date}`;
+    let flags = this.days.get(key);
+    if (flags === undefined) {
+      flags = new Uint8Array(86_400);
+      this.days.set(key, flags);
+    }
+    return flags;
+  }
+}
+
+/**
+ * One checked page of points → the columns of each local date it touches, for the sink to take
+ * as they are (no row object per point; a page of 10,000 minutes spans about a week). The rows
+ * are the ones `normalizeGhPoints` reads back as records. Never throws for bad data: a point
+ * whose instant, offset or value cannot be read, or whose local minute is taken, is a dead
+ * letter (its JSON as sent), and the rest of the page goes on.
+ */
+export function normalizeGhPointColumns(page: GhPointPage, user: GhUserContext, zone: ZoneDays, seenAt: number, seen: GhSeenIds): GhIntradayColumnsResult {
+  const deadLetters: DeadLetter[] = [];
+  const spec = GH_INTRADAY[page.type];
+  // The point as the source read it (its JSON is not kept past the page check).
+  const fail = (i: number, reason: string): void => {
+    const startMs = page.startMs[i]!;
+    const raw = { type: page.type, startTime: Number.isNaN(startMs) ? null : new Date(startMs).toISOString(), startUtcOffset: page.offsets[page.offsetIndex[i]!], value: page.values[i] };
+    deadLetters.push({ dataset: 'intraday', reason, context: { stream: 'google-health-intraday', humanId: user.humanId, userId: user.userId, dataType: page.type }, raw });
+  };
+  for (const letter of invalidToDeadLetters('intraday', 'google-health-intraday', user, page.invalid, { dataType: page.type })) deadLetters.push(letter);
+  // Each distinct offset (a page holds a handful) parsed and formatted once.
+  const offsetMinutes = page.offsets.map(parseOffsetMinutes);
+  const offsetText = offsetMinutes.map((m) => (m === null ? '' : formatOffset(m)));
+  const { length: n, startMs, offsetIndex, values } = page;
+
+  // Pass 1: each point's local day (days since 1970 of its wall time), or NaN for a dead letter;
+  // the days in the order they come, with their counts.
+  const dayOf = new Float64Array(n);
+  const days: number[] = [];
+  const counts: number[] = [];
+  let lastDay = Number.NaN;
+  let lastSlot = -1;
+  for (let i = 0; i < n; i++) {
+    dayOf[i] = Number.NaN;
+    const instant = startMs[i]!;
+    const offset = offsetMinutes[offsetIndex[i]!];
+    if (Number.isNaN(instant)) {
+      fail(i, 'startTime is not an instant');
+      continue;
+    }
+    if (offset === null || offset === undefined) {
+      fail(i, `UTC offset ${JSON.stringify(page.offsets[offsetIndex[i]!])} is not whole minutes within ±18 h`);
+      continue;
+    }
+    if (!Number.isFinite(values[i]!)) {
+      fail(i, `value ${values[i]} is not a number`);
+      continue;
+    }
+    const day = Math.floor((instant + offset * 60_000) / DAY_MS);
+    dayOf[i] = day;
+    if (day !== lastDay) {
+      lastDay = day;
+      lastSlot = days.indexOf(day);
+      if (lastSlot < 0) {
+        lastSlot = days.push(day) - 1;
+        counts.push(0);
+      }
+    }
+    counts[lastSlot] = counts[lastSlot]! + 1;
+  }
+
+  // Pass 2: one partition per local day.
+  const partitions: PartitionColumns[] = [];
+  const interval = page.type === 'heart-rate' ? 0 : 60;
+  for (let g = 0; g < days.length; g++) {
+    const day = days[g]!;
+    const date = utcDateString(day * DAY_MS);
+    const wallMidnight = day * DAY_MS;
+    const idPrefix = intradayIdPrefix(user.humanId, spec.type, date);
+    const flags = seen.day(page.type, date);
+    const repeated = zone.repeatedOn(date);
+    const cap = counts[g]!;
+    const buffers = intradayBuffers(cap);
+    const { idParts, idLengths, timestamps, values: rowValues, offsetIndex: tzIndex, offsetDict: tzDict } = buffers;
+    const zoneIndex = new Int32Array(cap);
+    const zoneDict: string[] = [];
+    let lastOffsetIndex = -1;
+    let lastTz = -1;
+    let lastZone = '';
+    let lastZoneIndex = -1;
+    let rows = 0;
+    for (let i = 0; i < n; i++) {
+      if (dayOf[i] !== day) continue;
+      const instant = startMs[i]!;
+      const oi = offsetIndex[i]!;
+      const offset = offsetMinutes[oi]!;
+      const wallMs = instant + offset * 60_000;
+      const ms = wallMs - wallMidnight;
+      const sec = Math.floor(ms / 1000);
+      const time = ms % 60_000 === 0 ? MINUTE_TIMES[ms / 60_000]! : `${pad2(Math.floor(sec / 3600))}:${pad2(Math.floor(sec / 60) % 60)}:${pad2(sec % 60)}`;
+      const tzOffset = offsetText[oi]!;
+      let idLength = idPrefix.length + time.length;
+      if (repeated !== null && repeated(wallMs)) {
+        const id = idPrefix + time + tzOffset;
+        if (seen.withOffset.has(id)) {
+          fail(i, `a second point for local time ${date}T${time} (${tzOffset}): the id ${id} is taken`);
+          continue;
+        }
+        seen.withOffset.add(id);
+        idParts.push(idPrefix, time, tzOffset);
+        idLength += tzOffset.length;
+      } else {
+        if (flags[sec] !== 0) {
+          fail(i, `a second point for local time ${date}T${time} (${tzOffset}): the id ${idPrefix + time} is taken`);
+          continue;
+        }
+        flags[sec] = 1;
+        idParts.push(idPrefix, time);
+      }
+      if (oi !== lastOffsetIndex) {
+        lastOffsetIndex = oi;
+        lastTz = dictIndex(tzDict, tzOffset);
+      }
+      const timeZone = zone.zoneFor(instant, offset);
+      if (timeZone !== lastZone) {
+        lastZone = timeZone;
+        lastZoneIndex = dictIndex(zoneDict, timeZone);
+      }
+      idLengths[rows] = idLength;
+      timestamps[rows] = instant;
+      // mm → m: an exact decimal, no float noise (3590400 mm → 3590.4).
+      rowValues[rows] = spec.factor === 1 ? values[i]! : cleanFloat(values[i]! * spec.factor);
+      tzIndex[rows] = lastTz;
+      zoneIndex[rows] = lastZoneIndex;
+      rows++;
+    }
+    if (rows === 0) continue;
+    const table = packIntradayTable(rows, buffers, {
+      humanId: user.humanId, userId: user.userId, source: GOOGLE_HEALTH_SOURCE, type: spec.type, unit: spec.unit,
+      timeZone: { dict: zoneDict, index: zoneIndex }, interval, seenAt,
+    });
+    partitions.push({ kind: 'columns', date, humanId: user.humanId, table });
+  }
+  return { partitions, deadLetters };
+}
+
+/**
+ * Points of one or more types → intraday rows: normalizeGhPointColumns read back as records
+ * (tests and callers with a few points; the pipeline takes the columns). `seen` holds the ids
+ * already produced for this user and window.
+ */
+export function normalizeGhPoints(points: readonly GhPoint[], user: GhUserContext, zone: ZoneDays, seenAt: number, seen: GhSeenIds): GhIntradayResult {
   const records: IntradayRecord[] = [];
   const deadLetters: DeadLetter[] = [];
-  const fail = (p: GhPoint, reason: string): void => {
-    deadLetters.push({ dataset: 'intraday', reason, context: { stream: 'google-health-intraday', humanId: user.humanId, userId: user.userId, dataType: p.type }, raw: p });
-  };
-  // A page holds a handful of distinct offsets: parse each once.
-  const offsets = new Map<string, number | null>();
-  for (const p of points) {
-    const spec = GH_INTRADAY[p.type];
-    const instant = Date.parse(p.startTime);
-    let offset = offsets.get(p.startUtcOffset);
-    if (offset === undefined) {
-      offset = parseOffsetMinutes(p.startUtcOffset);
-      offsets.set(p.startUtcOffset, offset);
-    }
-    if (Number.isNaN(instant)) {
-      fail(p, `startTime ${JSON.stringify(p.startTime)} is not an instant`);
-      continue;
-    }
-    if (offset === null) {
-      fail(p, `UTC offset ${JSON.stringify(p.startUtcOffset)} is not whole minutes within ±18 h`);
-      continue;
-    }
-    const raw = typeof p.value === 'number' ? p.value : Number(p.value);
-    if (!Number.isFinite(raw)) {
-      fail(p, `value ${JSON.stringify(p.value)} is not a number`);
-      continue;
-    }
-    const { date, time, wallMs } = localParts(instant, offset);
-    const tzOffset = formatOffset(offset);
-    const id = intradayId(user.humanId, spec.type, date, time, zone.repeated(date, wallMs) ? tzOffset : undefined);
-    if (seen.has(id)) {
-      fail(p, `a second point for local time ${date}T${time} (${tzOffset}): the id ${id} is taken`);
-      continue;
-    }
-    seen.add(id);
-    records.push({
-      date,
-      id,
-      humanId: user.humanId,
-      userId: user.userId,
-      source: GOOGLE_HEALTH_SOURCE,
-      type: spec.type,
-      timestamp: instant,
-      tzOffset,
-      timeZone: zone.zoneFor(instant, offset),
-      // mm → m: an exact decimal, no float noise (3590400 mm → 3590.4).
-      value: spec.factor === 1 ? raw : cleanFloat(raw * spec.factor),
-      unit: spec.unit,
-      interval: p.type === 'heart-rate' ? 0 : 60,
-      level: null,
-      mets: null,
-      estimated: null,
-      createdAt: seenAt,
-      updatedAt: seenAt,
-    });
+  // Runs of one type, in the order given.
+  for (let from = 0; from < points.length; ) {
+    const type = points[from]!.type;
+    let to = from;
+    while (to < points.length && points[to]!.type === type) to++;
+    const run = points.slice(from, to);
+    const offsets: string[] = [];
+    const page: GhPointPage = {
+      type,
+      length: run.length,
+      startMs: Float64Array.from(run, (p) => Date.parse(p.startTime)),
+      offsetIndex: Int32Array.from(run, (p) => (offsets.includes(p.startUtcOffset) ? offsets.indexOf(p.startUtcOffset) : offsets.push(p.startUtcOffset) - 1)),
+      offsets,
+      values: Float64Array.from(run, (p) => (typeof p.value === 'number' ? p.value : Number(p.value))),
+      invalid: [],
+    };
+    const result = normalizeGhPointColumns(page, user, zone, seenAt, seen);
+    for (const part of result.partitions) records.push(...packedRecords('intraday', part.date, part.table));
+    deadLetters.push(...result.deadLetters);
+    from = to;
   }
   return { records, deadLetters };
 }

@@ -104,6 +104,70 @@ export function parseTimeOfDay(time: unknown): number {
   return h * 3600 + m * 60 + s;
 }
 
+/** The columns of one intraday partition that vary by point, sized for its most rows; ids as one text (prefix and time pushed as parts). */
+export interface IntradayBuffers {
+  idParts: string[];
+  idLengths: Int32Array;
+  timestamps: Float64Array;
+  values: Float64Array;
+  offsetIndex: Int32Array;
+  offsetDict: string[];
+}
+
+/** The index of a value in a small dictionary, added at the end when it is new. */
+export function dictIndex(dict: string[], value: string): number {
+  const k = dict.indexOf(value);
+  return k < 0 ? dict.push(value) - 1 : k;
+}
+
+export function intradayBuffers(cap: number): IntradayBuffers {
+  return { idParts: [], idLengths: new Int32Array(cap), timestamps: new Float64Array(cap), values: new Float64Array(cap), offsetIndex: new Int32Array(cap), offsetDict: [] };
+}
+
+/** What is the same for every row of a partition, and the columns only some sources fill (null when absent). */
+export interface IntradayConstants {
+  humanId: string;
+  userId: string;
+  source: string;
+  type: string;
+  unit: string;
+  /** The zone of each row as a dictionary; `index` null when every row has dict[0]. */
+  timeZone: { dict: string[]; index: Int32Array | null };
+  interval: number;
+  seenAt: number;
+  level?: { values: Int32Array; valid: Uint8Array | null };
+  mets?: { values: Float64Array; valid: Uint8Array | null };
+  estimated?: boolean | null;
+}
+
+/** The packed table (COLUMNS.intraday order) of the first `rows` rows of a partition's buffers. */
+export function packIntradayTable(rows: number, b: IntradayBuffers, c: IntradayConstants): PackedTable {
+  const cap = b.timestamps.length;
+  // Cut to the rows kept (a copy only when a point was a dead letter).
+  const cut = <T extends Float64Array | Int32Array | Uint8Array>(a: T): T => (rows === cap ? a : (a.slice(0, rows) as T));
+  const constant = (value: string): PackedColumn => ({ type: 'string', strings: { kind: 'dict', dict: [value], index: new Int32Array(rows) } });
+  const absent = (type: 'int32' | 'double' | 'boolean'): PackedColumn => ({ type, values: type === 'double' ? new Float64Array(rows) : new Int32Array(rows), valid: new Uint8Array(rows) });
+  const byName: Record<string, PackedColumn> = {
+    id: { type: 'string', strings: { kind: 'joined', text: b.idParts.join(''), lengths: cut(b.idLengths) } },
+    humanId: constant(c.humanId),
+    userId: constant(c.userId),
+    source: constant(c.source),
+    type: constant(c.type),
+    timestamp: { type: 'timestamp', values: cut(b.timestamps), valid: null },
+    tzOffset: { type: 'string', strings: { kind: 'dict', dict: b.offsetDict, index: cut(b.offsetIndex) } },
+    timeZone: { type: 'string', strings: { kind: 'dict', dict: c.timeZone.dict, index: c.timeZone.index === null ? new Int32Array(rows) : cut(c.timeZone.index) } },
+    value: { type: 'double', values: cut(b.values), valid: null },
+    unit: constant(c.unit),
+    interval: { type: 'int32', values: new Int32Array(rows).fill(c.interval), valid: null },
+    level: c.level ? { type: 'int32', values: cut(c.level.values), valid: c.level.valid && cut(c.level.valid) } : absent('int32'),
+    mets: c.mets ? { type: 'double', values: cut(c.mets.values), valid: c.mets.valid && cut(c.mets.valid) } : absent('double'),
+    estimated: c.estimated === undefined || c.estimated === null ? absent('boolean') : { type: 'boolean', values: new Int32Array(rows).fill(c.estimated ? 1 : 0), valid: null },
+    createdAt: { type: 'timestamp', values: new Float64Array(rows).fill(c.seenAt), valid: null },
+    updatedAt: { type: 'timestamp', values: new Float64Array(rows).fill(c.seenAt), valid: null },
+  };
+  return { rowCount: rows, columns: COLUMNS.intraday.map((spec) => byName[spec.name]!) };
+}
+
 /**
  * Normalizes one intraday response into rows. The pipelines use normalizeIntradayColumns; this
  * is the same work, read back as records.
@@ -176,13 +240,7 @@ export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserConte
   // given the earlier instant.
   const twice = table.hasRepeated ? countRepeated(dataset, table) : null;
 
-  // The columns that vary by point; the ids as one text (prefix and time, pushed as parts).
-  const idParts: string[] = [];
-  const idLengths = new Int32Array(n);
-  const timestamps = new Float64Array(n);
-  const values = new Float64Array(n);
-  const offsetIndex = new Int32Array(n);
-  const offsetDict: string[] = [];
+  const { idParts, idLengths, timestamps, values, offsetIndex, offsetDict } = intradayBuffers(n);
   const levels = new Int32Array(n);
   const levelValid = new Uint8Array(n);
   const metsValues = new Float64Array(n);
@@ -255,8 +313,7 @@ export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserConte
 
     if (tzOffset !== lastOffset) {
       lastOffset = tzOffset;
-      lastOffsetIndex = offsetDict.indexOf(tzOffset);
-      if (lastOffsetIndex < 0) lastOffsetIndex = offsetDict.push(tzOffset) - 1;
+      lastOffsetIndex = dictIndex(offsetDict, tzOffset);
     }
     idLengths[rows] = idLength;
     timestamps[rows] = timestamp;
@@ -276,30 +333,13 @@ export function normalizeIntradayColumns(day: IntradayDay, user: FitbitUserConte
   }
   if (rows === 0) return { columns: null, deadLetters };
 
-  const constant = (value: string): PackedColumn => ({ type: 'string', strings: { kind: 'dict', dict: [value], index: new Int32Array(rows) } });
-  const filled = (value: number): Float64Array => new Float64Array(rows).fill(value);
-  // Cut to the rows kept (a copy only when a point was a dead letter).
-  const cut = <T extends Float64Array | Int32Array | Uint8Array>(a: T): T => (rows === n ? a : (a.slice(0, rows) as T));
-  const byName: Record<string, PackedColumn> = {
-    id: { type: 'string', strings: { kind: 'joined', text: idParts.join(''), lengths: cut(idLengths) } },
-    humanId: constant(humanId),
-    userId: constant(userId),
-    source: constant(INTRADAY_SOURCE),
-    type: constant(type),
-    timestamp: { type: 'timestamp', values: cut(timestamps), valid: null },
-    tzOffset: { type: 'string', strings: { kind: 'dict', dict: offsetDict, index: cut(offsetIndex) } },
-    timeZone: constant(timeZone),
-    value: { type: 'double', values: cut(values), valid: null },
-    unit: constant(unit),
-    interval: { type: 'int32', values: new Int32Array(rows).fill(interval), valid: null },
+  const packed = packIntradayTable(rows, { idParts, idLengths, timestamps, values, offsetIndex, offsetDict }, {
+    humanId, userId, source: INTRADAY_SOURCE, type, unit, timeZone: { dict: [timeZone], index: null }, interval, seenAt,
     // As the sink packs records: a validity mask only for a column that holds a null.
-    level: { type: 'int32', values: cut(levels), valid: levelNulls === 0 ? null : cut(levelValid) },
-    mets: { type: 'double', values: cut(metsValues), valid: metsNulls === 0 ? null : cut(metsValid) },
-    estimated: estimated === null ? { type: 'boolean', values: new Int32Array(rows), valid: new Uint8Array(rows) } : { type: 'boolean', values: new Int32Array(rows).fill(estimated ? 1 : 0), valid: null },
-    createdAt: { type: 'timestamp', values: filled(seenAt), valid: null },
-    updatedAt: { type: 'timestamp', values: filled(seenAt), valid: null },
-  };
-  const packed: PackedTable = { rowCount: rows, columns: COLUMNS.intraday.map((spec) => byName[spec.name]!) };
+    level: { values: levels, valid: levelNulls === 0 ? null : levelValid },
+    mets: { values: metsValues, valid: metsNulls === 0 ? null : metsValid },
+    estimated,
+  });
   return { columns: { kind: 'columns', date, humanId, table: packed }, deadLetters };
 }
 

@@ -15,6 +15,7 @@ import {
   type RetryPolicy,
 } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
+import { requestToken } from '../../lib/oauth.js';
 import { RateBudget, type RateBudgetState, type RateLimitOptions, type SharedRateBudget } from './rate-limit.js';
 import type { FitbitProfile, UnitSystem } from './types.js';
 import type { TokenPair } from './users.js';
@@ -64,8 +65,6 @@ export function acceptLanguageFor(units: UnitSystem): string {
 export const GOOGLE_HEALTH_SUCCESSOR =
   'the Fitbit Web API answered 410 Gone: Google turned it off in autumn 2026. Its successor is the Google Health API (https://health.googleapis.com/v4); users must re-consent there';
 
-/** A refresh is given at least this long: abandoning one that the server completed spends the refresh token. */
-export const TOKEN_TIMEOUT_MS = 30_000;
 
 /** Refreshes (or adoptions of a pair another run wrote) one request may go through before its user fails. */
 const MAX_ROTATIONS_PER_REQUEST = 2;
@@ -307,17 +306,13 @@ export class FitbitSession {
       throw new EtlError('AUTH_EXPIRED', `user ${this.humanId}: the access token expired and FITBIT_CLIENT_ID / FITBIT_CLIENT_SECRET are not set, so it cannot be refreshed`, { user: this.humanId });
     }
     this.seenSecrets.add(refreshToken);
-    const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString();
-    const policy = this.config.retry ?? DEFAULT_RETRY;
-    // A lost answer (timeout, reset) may hide a refresh the server completed: then the token we
-    // retry with is spent, and the message must say so.
-    let lostAnswer = '';
-    let rateWaits = 0;
-    const { value } = await requestJson(
+    const value = await requestToken(
+      this.config,
+      { user: this.humanId, secrets: () => this.secrets() },
       {
         url: this.url('oauth2/token'),
         method: 'POST',
-        body,
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString(),
         headers: {
           Authorization: 'Basic ' + Buffer.from(`${clientId}:${clientSecret}`).toString('base64'),
           'Content-Type': 'application/x-www-form-urlencoded',
@@ -325,45 +320,22 @@ export class FitbitSession {
         },
       },
       parseTokenResponse,
-      {
-        policy: { ...policy, timeoutMs: Math.max(policy.timeoutMs, TOKEN_TIMEOUT_MS) },
-        stats: this.config.stats,
-        hooks: {
-          context: { user: this.humanId },
-          secrets: () => this.secrets(),
-          onRetry: (reason, failures, delayMs) => {
-            if (!reason.startsWith('HTTP ')) lostAnswer = reason;
-            this.config.log.warn('token refresh failed, retrying', { user: this.humanId, reason: this.redact(reason), attempt: failures, delayMs });
-          },
-          onStatus: async (result) => {
-            const types = errorTypes(result.text);
-            if (result.status === 429 && rateWaits < 5) {
-              // Throttled: the refresh token was not spent. Wait as asked (bounded) and try again.
-              rateWaits++;
-              this.config.stats.rateLimited++;
-              const asked = Number(result.headers.get('retry-after'));
-              const wait = Math.min(60_000, Math.max(1_000, Number.isFinite(asked) ? asked * 1000 : 1_000 * 2 ** rateWaits));
-              this.config.log.warn('token endpoint answered 429, waiting', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
-              await sleep(wait);
-              return 'again';
-            }
-            if (result.status === 410) throw this.gone();
-            const detail = summarizeBody(this.redact(result.text));
-            if (types.includes('invalid_client')) {
-              throw new EtlError('AUTH_EXPIRED', `user ${this.humanId}: the token endpoint rejected the app's credentials (${detail}); check FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET`, { user: this.humanId, status: result.status });
-            }
-            const spent = types.includes('invalid_grant') || result.status === 409;
-            const why = spent
-              ? lostAnswer
-                ? `the refresh token was spent by an earlier attempt whose answer was lost (${this.redact(lostAnswer)})`
-                : 'the refresh token was already used or revoked (by another run, or consent was withdrawn)'
-              : `HTTP ${result.status}, ${detail}`;
-            throw new EtlError('AUTH_EXPIRED', `user ${this.humanId}: refreshing the token failed: ${why}; re-authorise this user and put the new tokens in the users file`, { user: this.humanId, status: result.status });
-          },
-        },
+      (result, lostAnswer) => {
+        if (result.status === 410) return this.gone();
+        const types = errorTypes(result.text);
+        const detail = summarizeBody(this.redact(result.text));
+        if (types.includes('invalid_client')) {
+          return new EtlError('AUTH_EXPIRED', `user ${this.humanId}: the token endpoint rejected the app's credentials (${detail}); check FITBIT_CLIENT_ID and FITBIT_CLIENT_SECRET`, { user: this.humanId, status: result.status });
+        }
+        const spent = types.includes('invalid_grant') || result.status === 409;
+        const why = spent
+          ? lostAnswer
+            ? `the refresh token was spent by an earlier attempt whose answer was lost (${this.redact(lostAnswer)})`
+            : 'the refresh token was already used or revoked (by another run, or consent was withdrawn)'
+          : `HTTP ${result.status}, ${detail}`;
+        return new EtlError('AUTH_EXPIRED', `user ${this.humanId}: refreshing the token failed: ${why}; re-authorise this user and put the new tokens in the users file`, { user: this.humanId, status: result.status });
       },
     );
-    this.config.stats.refreshes++;
     this.seenSecrets.add(value.accessToken);
     this.seenSecrets.add(value.refreshToken);
     this.config.log.info('access token refreshed', { user: this.humanId });

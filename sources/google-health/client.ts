@@ -7,6 +7,7 @@ import { Slots } from '../../lib/async.js';
 import { EtlError, redactSecrets } from '../../lib/errors.js';
 import { DEFAULT_RETRY, HttpStats, requestJson, sleep, type HttpResult, type RequestSpec, type RetryPolicy } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
+import { requestToken } from '../../lib/oauth.js';
 import { GhRateBudget, type GhRateBudgetState, type GhRateLimitOptions } from './rate-limit.js';
 import { ErrorBody, OAuthErrorBody, TokenResponse, type GhIdentity, type GhSettings } from './types.js';
 
@@ -42,8 +43,6 @@ export interface GoogleHealthClientConfig {
   onWait?: (user: string, waitMs: number) => void;
 }
 
-/** A refresh is given at least this long: abandoning one the server completed spends the refresh token. */
-const TOKEN_TIMEOUT_MS = 30_000;
 
 const noop = (): void => undefined;
 
@@ -266,52 +265,35 @@ export class GoogleHealthSession {
       throw new EtlError('AUTH_EXPIRED', `user ${this.label}: the access token is missing or expired and GOOGLE_CLIENT_ID / GOOGLE_CLIENT_SECRET are not set, so it cannot be refreshed`, { user: this.label });
     }
     this.seen.add(refreshToken);
-    const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId, client_secret: clientSecret }).toString();
-    const policy = this.config.retry ?? DEFAULT_RETRY;
-    let lostAnswer = '';
-    let rateWaits = 0;
-    const { value } = await requestJson(
-      { url: tokenUrl, method: 'POST', body, headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' } },
+    const value = await requestToken(
+      this.config,
+      { user: this.label, secrets: () => this.secrets() },
+      {
+        url: tokenUrl,
+        method: 'POST',
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId, client_secret: clientSecret }).toString(),
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+      },
       (text) => {
         const r = v.safeParse(TokenResponse, JSON.parse(text));
         // Never quote the body: it holds the new tokens.
         if (!r.success) throw new EtlError('BAD_RESPONSE', `user ${this.label}: the token endpoint's answer has no access_token`);
         return r.output;
       },
-      {
-        policy: { ...policy, timeoutMs: Math.max(policy.timeoutMs, TOKEN_TIMEOUT_MS) },
-        stats: this.config.stats,
-        hooks: {
-          context: { user: this.label },
-          secrets: () => this.secrets(),
-          onRetry: (reason, failures, delayMs) => {
-            if (!reason.startsWith('HTTP ')) lostAnswer = reason;
-            this.config.log.warn('token refresh failed, retrying', { user: this.label, reason: this.redact(reason), attempt: failures, delayMs });
-          },
-          onStatus: async (result) => {
-            const error = oauthError(result.text);
-            if (result.status === 429 && rateWaits < 5) {
-              rateWaits++;
-              this.config.stats.rateLimited++;
-              const asked = Number(result.headers.get('retry-after'));
-              await sleep(Math.min(60_000, Number.isFinite(asked) && asked > 0 ? asked * 1000 : 1_000 * 2 ** rateWaits));
-              return 'again';
-            }
-            if (error === 'invalid_client' || error === 'unauthorized_client') {
-              throw new EtlError('CONFIG', `the Google token endpoint rejected the OAuth client (${error}); check GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET`, { status: result.status });
-            }
-            if (error === 'invalid_grant') {
-              const why = lostAnswer
-                ? `the refresh token was spent by an earlier attempt whose answer was lost (${this.redact(lostAnswer)})`
-                : 'the refresh token was revoked, expired or already used';
-              throw new EtlError('AUTH_INVALID', `user ${this.label}: Google refused the refresh token (invalid_grant: ${why}); the user must re-consent and the new refresh token go into the users file (see README, "Google Health API")`, { user: this.label, status: result.status });
-            }
-            throw new EtlError('AUTH_EXPIRED', `user ${this.label}: refreshing the token failed: HTTP ${result.status} ${error}`, { user: this.label, status: result.status });
-          },
-        },
+      (result, lostAnswer) => {
+        const error = oauthError(result.text);
+        if (error === 'invalid_client' || error === 'unauthorized_client') {
+          return new EtlError('CONFIG', `the Google token endpoint rejected the OAuth client (${error}); check GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET`, { status: result.status });
+        }
+        if (error === 'invalid_grant') {
+          const why = lostAnswer
+            ? `the refresh token was spent by an earlier attempt whose answer was lost (${this.redact(lostAnswer)})`
+            : 'the refresh token was revoked, expired or already used';
+          return new EtlError('AUTH_INVALID', `user ${this.label}: Google refused the refresh token (invalid_grant: ${why}); the user must re-consent and the new refresh token go into the users file (see README, "Google Health API")`, { user: this.label, status: result.status });
+        }
+        return new EtlError('AUTH_EXPIRED', `user ${this.label}: refreshing the token failed: HTTP ${result.status} ${error}`, { user: this.label, status: result.status });
       },
     );
-    this.config.stats.refreshes++;
     const pair = { accessToken: value.access_token, refreshToken: value.refresh_token ?? refreshToken };
     this.remember(pair);
     this.config.log.info('access token refreshed', { user: this.label, refreshTokenRotated: value.refresh_token !== undefined });

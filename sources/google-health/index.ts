@@ -18,13 +18,13 @@ import * as v from 'valibot';
 import { addDays, daysInclusive } from '../../lib/dates.js';
 import { EtlError } from '../../lib/errors.js';
 import { paginate, type Paginator } from '../../lib/paginate.js';
-import type { GoogleHealthSession } from './client.js';
+import type { GhUserShared, GoogleHealthSession } from './client.js';
+import { checkPointPage, type GhPointPage } from './points.js';
 import {
   DataPointPage,
   DailyRollup,
   Exercise,
   Identity,
-  POINT_SCHEMAS,
   RollupPage,
   Settings,
   check,
@@ -32,7 +32,6 @@ import {
   type GhExercise,
   type GhIdentity,
   type GhIntradayType,
-  type GhPoint,
   type GhRollupType,
   type GhSettings,
   type InvalidRecord,
@@ -41,6 +40,7 @@ import {
 export { GoogleHealthSession, GoogleHealthShared, googleError, type GoogleHealthClientConfig, type TokenPair, type TokenStore } from './client.js';
 export { GH_RATE_DEFAULTS, GhRateBudget, type GhRateBudgetState, type GhRateLimitOptions } from './rate-limit.js';
 export * from './types.js';
+export { checkPointPage, fastInstant, fastInt64, type GhPointPage } from './points.js';
 
 /** Local days per data-points window: 7 days of minutes (≈ 10,080 points) fit one page of 10,000 or two. */
 export const WINDOW_DAYS = 7;
@@ -69,28 +69,27 @@ function where(err: unknown, session: GoogleHealthSession, what: string): unknow
   return err;
 }
 
-/** GET /v4/users/me/identity (once per run and user: kept in the session's shared state). */
-export async function fetchIdentity(session: GoogleHealthSession): Promise<GhIdentity> {
-  if (session.shared.identity) return session.shared.identity;
+/** GET a resource the user's sessions fetch once per run (identity, settings), kept in their shared state. */
+async function once<K extends 'identity' | 'settings'>(session: GoogleHealthSession, key: K, schema: v.GenericSchema<unknown, NonNullable<GhUserShared[K]>>): Promise<NonNullable<GhUserShared[K]>> {
+  const known = session.shared[key];
+  if (known) return known as NonNullable<GhUserShared[K]>;
   try {
-    const identity = await session.request({ url: session.url('v4/users/me/identity') }, (t) => body(Identity, t, 'identity'));
-    session.shared.identity = identity;
-    return identity;
+    const value = await session.request({ url: session.url(`v4/users/me/${key}`) }, (t) => body(schema, t, key));
+    session.shared[key] = value;
+    return value;
   } catch (err) {
-    throw where(err, session, 'identity');
+    throw where(err, session, key);
   }
 }
 
+/** GET /v4/users/me/identity (once per run and user). */
+export function fetchIdentity(session: GoogleHealthSession): Promise<GhIdentity> {
+  return once(session, 'identity', Identity);
+}
+
 /** GET /v4/users/me/settings (time zone), once per run and user. */
-export async function fetchSettings(session: GoogleHealthSession): Promise<GhSettings> {
-  if (session.shared.settings) return session.shared.settings;
-  try {
-    const settings = await session.request({ url: session.url('v4/users/me/settings') }, (t) => body(Settings, t, 'settings'));
-    session.shared.settings = settings;
-    return settings;
-  } catch (err) {
-    throw where(err, session, 'settings');
-  }
+export function fetchSettings(session: GoogleHealthSession): Promise<GhSettings> {
+  return once(session, 'settings', Settings);
 }
 
 /** A window of local dates: `from` inclusive, `to` exclusive. */
@@ -129,27 +128,56 @@ interface RawPage {
   nextPageToken: string;
 }
 
-function pagePaginator(session: GoogleHealthSession, path: string, params: Record<string, string>): Paginator<RawPage> {
+/** A page once checked: its records (null when it had none) and its token. */
+interface CheckedPage<T extends object> {
+  checked: T | null;
+  nextPageToken: string;
+}
+
+function pagePaginator<T extends object>(session: GoogleHealthSession, path: string, params: Record<string, string>): Paginator<CheckedPage<T>> {
   const url = (token: string): string => session.url(`${path}?${new URLSearchParams(token ? { ...params, pageToken: token } : params).toString()}`);
   return {
     first: () => url(''),
     next: (page) => (page.nextPageToken === '' ? null : url(page.nextPageToken)),
     // An empty page that still carries a token is not the end (§1.8, I-FITGAUGE3).
-    isEmpty: (page) => page.dataPoints.length === 0 && page.nextPageToken === '',
+    isEmpty: (page) => page.checked === null && page.nextPageToken === '',
   };
 }
 
-async function* rawPages(session: GoogleHealthSession, path: string, params: Record<string, string>, what: string): AsyncGenerator<unknown[]> {
-  const paginator = pagePaginator(session, path, params);
-  const fetchPage = async (url: string): Promise<RawPage> => {
+/**
+ * A list / :reconcile page: its array and token checked by hand (a valibot array would copy the
+ * array of up to 10,000 points), valibot's reason when they are not what they should be.
+ */
+function pageBody(text: string, what: string): RawPage {
+  const parsed: unknown = JSON.parse(text);
+  if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+    const o = parsed as { dataPoints?: unknown; nextPageToken?: unknown };
+    const points = o.dataPoints === undefined ? [] : o.dataPoints;
+    const token = o.nextPageToken === undefined ? '' : o.nextPageToken;
+    if (Array.isArray(points) && typeof token === 'string') return { dataPoints: points, nextPageToken: token };
+  }
+  const r = check(DataPointPage, parsed);
+  // The schema takes what the hand check takes; anything else it refuses.
+  throw new EtlError('BAD_RESPONSE', `${what}: ${r.ok ? 'not a page of data points' : r.reason}`);
+}
+
+/**
+ * The pages of a list / :reconcile, each checked by `check` as soon as it is parsed: the parsed
+ * JSON (a page of 10,000 points is ~2.5 MB of objects) is dropped before the page is handed on,
+ * so it is not held while the rows go through the sink.
+ */
+async function* checkedPages<T extends object>(session: GoogleHealthSession, path: string, params: Record<string, string>, what: string, checkPage: (raws: unknown[]) => T): AsyncGenerator<T> {
+  const paginator = pagePaginator<T>(session, path, params);
+  const fetchPage = async (url: string): Promise<CheckedPage<T>> => {
     try {
-      return await session.request({ url }, (t) => body(DataPointPage, t, `${what} page`));
+      const raw = await session.request({ url }, (t) => pageBody(t, `${what} page`));
+      return { checked: raw.dataPoints.length > 0 ? checkPage(raw.dataPoints) : null, nextPageToken: raw.nextPageToken };
     } catch (err) {
       throw where(err, session, what);
     }
   };
   for await (const page of paginate(paginator, fetchPage, { maxRequests: MAX_PAGES_PER_WINDOW, context: { user: session.label, stream: what } })) {
-    if (page.dataPoints.length > 0) yield page.dataPoints;
+    if (page.checked !== null) yield page.checked;
   }
 }
 
@@ -168,20 +196,16 @@ function checkAll<T>(schema: v.GenericSchema<unknown, T>, raws: unknown[]): Chec
   return out;
 }
 
-/** The points of one type and local-date window (`:reconcile`), page by page, newest first. */
-export async function* dataPointPages(session: GoogleHealthSession, type: GhIntradayType, w: DateWindow): AsyncGenerator<Checked<GhPoint>> {
+/** The points of one type and local-date window (`:reconcile`), page by page, newest first, in columns. */
+export async function* dataPointPages(session: GoogleHealthSession, type: GhIntradayType, w: DateWindow): AsyncGenerator<GhPointPage> {
   const path = `v4/users/me/dataTypes/${type}/dataPoints:reconcile`;
-  for await (const raws of rawPages(session, path, { filter: civilFilter(type, w), pageSize: String(PAGE_SIZE) }, `${type} ${w.from}..${w.to}`)) {
-    yield checkAll(POINT_SCHEMAS[type], raws);
-  }
+  yield* checkedPages(session, path, { filter: civilFilter(type, w), pageSize: String(PAGE_SIZE) }, `${type} ${w.from}..${w.to}`, (raws) => checkPointPage(type, raws));
 }
 
 /** The exercise sessions starting in a local-date window (`list`, 25 a page), newest first. */
 export async function* exercisePages(session: GoogleHealthSession, w: DateWindow): AsyncGenerator<Checked<GhExercise>> {
   const path = 'v4/users/me/dataTypes/exercise/dataPoints';
-  for await (const raws of rawPages(session, path, { filter: civilFilter('exercise', w), pageSize: String(EXERCISE_PAGE_SIZE) }, `exercise ${w.from}..${w.to}`)) {
-    yield checkAll(Exercise, raws);
-  }
+  yield* checkedPages(session, path, { filter: civilFilter('exercise', w), pageSize: String(EXERCISE_PAGE_SIZE) }, `exercise ${w.from}..${w.to}`, (raws) => checkAll(Exercise, raws));
 }
 
 const civil = (date: string): { date: { year: number; month: number; day: number } } => ({
