@@ -2,7 +2,7 @@
 // as the CLI does, so neither tsx's compile time nor its loader thread lands in a case's time
 // or peak RSS), one child process per case, medians, CPU profiles, and the results file.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -109,8 +109,19 @@ export function mb(bytes: number): number {
   return round(bytes / 1e6, 1);
 }
 
-/** Peak resident set of this process so far, in MB (1e6 bytes). */
+/**
+ * Peak resident set of this process so far, in MB (1e6 bytes). On Linux from VmHWM, not from
+ * getrusage's maxRSS: a child's maxRSS starts at its parent's RSS when it was forked (Linux
+ * keeps it across exec), so a case spawned by a 270 MB orchestrator reported at least 270 MB
+ * (measured: a node child of a 343 MB parent says maxRSS 290 MB, VmHWM 40 MB).
+ */
 export function peakRssMB(): number {
+  try {
+    const hwm = /^VmHWM:\s*(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return round((Number(hwm[1]) * 1024) / 1e6, 1);
+  } catch {
+    // not Linux: getrusage below
+  }
   return round((process.resourceUsage().maxRSS * 1024) / 1e6, 1);
 }
 

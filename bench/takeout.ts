@@ -15,7 +15,7 @@
 //
 //   npx tsx bench/takeout.ts [--runs 1]
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DateTime } from 'luxon';
@@ -104,7 +104,7 @@ interface Input {
 async function ensureInput(name: string, users: number, months: number): Promise<Input> {
   const dir = join(INPUT, name);
   const meta = join(dir, 'input.json');
-  if (existsSync(meta)) return (await import('node:fs/promises')).readFile(meta, 'utf8').then((t) => JSON.parse(t) as Input);
+  if (existsSync(meta)) return JSON.parse(await readFile(meta, 'utf8')) as Input;
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   let rows = 0;
@@ -135,13 +135,37 @@ async function dataFilesSizeZip(dir: string): Promise<{ bytes: number }> {
 async function runOurs(name: string, input: Input, out: string): Promise<CaseResult> {
   const config = parseRunArgs(['takeout', '--users', input.usersFile, '--out', out], {}) as RunConfig;
   const startRssMB = peakRssMB();
+  const sampler = flag('memory') ? sampleMemory() : null;
   const { value, seconds, cpuSeconds } = await timed(() => runPipelines(config, { log: createLogger({ json: true, write: () => {} }) }));
+  sampler?.stop();
   const intraday = value.datasets.find((d) => d.dataset === 'intraday');
   if (value.exitCode !== 0 || intraday === undefined) throw new Error(`run failed: exit ${value.exitCode}`);
   if (intraday.rows !== input.rows || intraday.deadLetters !== 0) throw new Error(`wrote ${intraday.rows} rows of ${input.rows}, ${intraday.deadLetters} dead letters`);
   const peak = peakRssMB();
   const size = await dataFilesSize(out);
   return { case: name, rows: input.rows, seconds, cpuSeconds, rowsPerSecond: Math.round(input.rows / seconds), peakRssMB: peak, startRssMB, outputBytes: size.bytes, files: size.files };
+}
+
+/**
+ * `--memory`: process.memoryUsage() of this (the CLI) thread every 50 ms; prints the sample at
+ * the highest RSS and the highest of each field (MB) to stderr. RSS is the whole process's
+ * (writer thread included); heap and external are this thread's.
+ */
+function sampleMemory(): { stop(): void } {
+  const mbOf = (m: NodeJS.MemoryUsage): Record<string, number> => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v / 1e6, 1)]));
+  let atPeak = mbOf(process.memoryUsage());
+  const highest: Record<string, number> = { ...atPeak };
+  const timer = setInterval(() => {
+    const m = mbOf(process.memoryUsage());
+    if (m['rss']! > atPeak['rss']!) atPeak = m;
+    for (const [k, v] of Object.entries(m)) highest[k] = Math.max(highest[k] ?? 0, v);
+  }, 50);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      process.stderr.write(`memory MB at the highest RSS ${JSON.stringify(atPeak)}; highest of each ${JSON.stringify(highest)}\n`);
+    },
+  };
 }
 
 const sql = (s: string): string => `'${s.replace(/'/g, "''")}'`;
@@ -179,9 +203,11 @@ async function caseMain(): Promise<void> {
   const name = option('case', '');
   const out = option('out', '');
   const shape = SHAPES[name.replace(/^(ours|duckdb)-/, '')];
-  if (!shape || !out) throw new Error('usage: --case ours-1user|ours-10users|ours-1month|duckdb-1user|duckdb-10users --out DIR');
+  if (!shape || !out) throw new Error('usage: --case ours-1user|ours-10users|ours-1month|duckdb-1user|duckdb-10users --out DIR --input DIR');
   if (name.startsWith('ours') && (await asOnCliThread())) return;
-  const input = await ensureInput(name.replace(/^(ours|duckdb)-/, ''), shape.users, shape.months);
+  // The input the orchestrator made (a case never makes it: that would count in its peak RSS,
+  // and BUILD_DIR seen from the compiled copy is another folder).
+  const input = JSON.parse(await readFile(join(option('input', ''), 'input.json'), 'utf8')) as Input;
   await rm(out, { recursive: true, force: true });
   await mkdir(out, { recursive: true });
   printResult(name.startsWith('ours') ? await runOurs(name, input, out) : await runDuckdb(name, input, out));
@@ -192,7 +218,7 @@ async function caseMain(): Promise<void> {
 
 async function orchestrate(): Promise<void> {
   const runs = Number(option('runs', '1'));
-  const [script] = compile(['bench/takeout.ts']);
+  const [script] = compile(['bench/takeout.ts', 'sinks/write-worker.ts']);
   const startLoad = round(loadavg()[0]!, 2);
   // Inputs first (in a child each, so that generating them never counts as a case).
   for (const shape of Object.keys(SHAPES)) await ensureInput(shape, SHAPES[shape]!.users, SHAPES[shape]!.months);
@@ -201,7 +227,7 @@ async function orchestrate(): Promise<void> {
   for (let run = 0; run < runs; run++) {
     for (const c of cases) {
       const out = join(BUILD_DIR, 'takeout-out', c);
-      const r = await runChild<CaseResult>(script!, ['--case', c, '--out', out]);
+      const r = await runChild<CaseResult>(script!, ['--case', c, '--out', out, '--input', join(INPUT, c.replace(/^(ours|duckdb)-/, ''))]);
       console.log(`${c}: ${r.result.rows.toLocaleString('en-US')} rows, ${round(r.result.seconds, 1)} s, ${r.result.rowsPerSecond.toLocaleString('en-US')} rows/s, peak RSS ${r.result.peakRssMB} MB (load ${r.load.join(' → ')})`);
       results.set(c, [...(results.get(c) ?? []), r.result]);
       await rm(out, { recursive: true, force: true });

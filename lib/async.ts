@@ -117,3 +117,38 @@ export class SerialQueue {
     return next;
   }
 }
+
+/**
+ * Merges sequences that are each in ascending `key` order (mostly: an item out of order only
+ * comes later than it could) into one ascending sequence; on a tie the earlier source's item
+ * comes first. One item of each source is held at a time, and the sources are pulled one after
+ * another, never side by side. When one throws, the others are closed and the error passes on.
+ */
+export async function* mergeSorted<T>(sources: readonly AsyncIterable<T>[], key: (item: T) => string): AsyncGenerator<T> {
+  const iterators = sources.map((s) => s[Symbol.asyncIterator]());
+  const heads: ({ item: T; key: string } | null)[] = [];
+  const open = new Set(iterators);
+  const pull = async (i: number): Promise<void> => {
+    const it = iterators[i]!;
+    const next = await it.next();
+    if (next.done) {
+      open.delete(it);
+      heads[i] = null;
+    } else heads[i] = { item: next.value, key: key(next.value) };
+  };
+  try {
+    for (let i = 0; i < iterators.length; i++) await pull(i);
+    for (;;) {
+      let min = -1;
+      for (let i = 0; i < heads.length; i++) {
+        const h = heads[i];
+        if (h != null && (min < 0 || h.key < heads[min]!.key)) min = i;
+      }
+      if (min < 0) return;
+      yield heads[min]!.item;
+      await pull(min);
+    }
+  } finally {
+    for (const it of open) await it.return?.(undefined);
+  }
+}

@@ -21,6 +21,7 @@ import {
   type ZoneCheckVerdict,
 } from '../transforms/takeout.js';
 import { isValidTimeZone } from '../transforms/time.js';
+import { mergeSorted } from '../lib/async.js';
 import { EtlError } from '../lib/errors.js';
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
@@ -137,7 +138,8 @@ async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutUser[], 
         }
       }
 
-      for (const stream of plan.streams) {
+      // One stream's local days, in order; the streams are merged by date below.
+      const streamDays = async function* (stream: StreamPlan): AsyncGenerator<PartitionColumns> {
         const mapping = streamMapping(stream.stream, stream.encoding);
         const builder = new IntradayColumnsBuilder(userCtx, mapping, ctx.seenAt, since, until);
         for (const member of stream.members) {
@@ -174,7 +176,11 @@ async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutUser[], 
         report.duplicateRows += builder.stats.duplicates;
         // Twins are not read (only sampled): their bytes count as done.
         done(stream.twins.reduce((s, m) => s + m.storedBytes, 0));
-      }
+      };
+      // A local day of every stream, one after another: a partition's streams reach the sink
+      // together and it is written once (stream after stream, each stream of a day came a
+      // year apart: the partition file was written, then read back and merged twice).
+      yield* mergeSorted(plan.streams.map(streamDays), (p) => p.date);
       // Zip headers and the central directory: the rest of the archive's bytes but the exercise
       // logs, which the activities pass reports.
       done(Math.max(0, archive.totalBytes - reported - plan.exercises.reduce((n, m) => n + m.storedBytes, 0)));

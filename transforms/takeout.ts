@@ -66,6 +66,8 @@ export function streamMapping(stream: TakeoutStream, encoding: 'json' | 'csv'): 
   }
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] as const;
+
 const d2 = (text: string, at: number): number => {
   const a = text.charCodeAt(at) - 48;
   const b = text.charCodeAt(at + 1) - 48;
@@ -85,8 +87,9 @@ export function parseUsStamp(text: string): number {
   const mi = d2(text, 12);
   const s = d2(text, 15);
   if ((mo | d | y | h | mi | s) < 0 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return Number.NaN;
-  const ms = Date.UTC(2000 + y, mo - 1, d, h, mi, s);
-  return new Date(ms).getUTCDate() === d ? ms : Number.NaN;
+  // No 31 April nor 29 February 2023 (20YY: every fourth year is a leap year).
+  if (d > (mo === 2 ? (y % 4 === 0 ? 29 : 28) : DAYS_IN_MONTH[mo - 1]!)) return Number.NaN;
+  return Date.UTC(2000 + y, mo - 1, d, h, mi, s);
 }
 
 /** The instant of a JSON stamp's wall time, by the user's jsonTimeZone. */
@@ -129,6 +132,24 @@ class OffsetCache {
 
 const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
 
+/** `HH:MM:SS` of a second of the day, made once per second ever used (86,400 at most). */
+const TIME_OF_DAY: string[] = [];
+function timeOfDay(sec: number): string {
+  return (TIME_OF_DAY[sec] ??= `${pad2(Math.floor(sec / 3600))}:${pad2(Math.floor(sec / 60) % 60)}:${pad2(sec % 60)}`);
+}
+
+/** Typed arrays twice as long, the old values first. */
+function grownF64(a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
+  const b = new Float64Array(a.length * 2);
+  b.set(a);
+  return b;
+}
+function grownI32(a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
+}
+
 export interface BuilderStats {
   rows: number;
   /** Points outside --since/--until. */
@@ -140,7 +161,9 @@ export interface BuilderStats {
 /**
  * Collects one stream's points (instants in time order, mostly) into the columns of their
  * partitions: a partition is handed out when the local date moves on, so memory holds one
- * local day of one stream.
+ * local day of one stream. A point is kept as numbers in typed arrays; its id text is made
+ * when the day is handed out (strings made per point and held for a day were most of the
+ * thread's garbage collection: bench/takeout.ts).
  */
 export class IntradayColumnsBuilder {
   private readonly offsets: OffsetCache;
@@ -148,12 +171,15 @@ export class IntradayColumnsBuilder {
   private dayStartWallMs = Number.NaN;
   private table: DayHourTable | null = null;
   private idPrefix = '';
-  private idParts: string[] = [];
-  private idLengths: number[] = [];
-  private timestamps: number[] = [];
-  private values: number[] = [];
-  private offsetIndex: number[] = [];
+  private rows = 0;
+  /** Per point: second of the local day, + 86,400 when the id carries the offset (a repeated wall time). */
+  private seconds = new Int32Array(2048);
+  private timestamps = new Float64Array(2048);
+  private values = new Float64Array(2048);
+  private offsetIndex = new Int32Array(2048);
   private offsetDict: string[] = [];
+  private lastOffsetMin = Number.NaN;
+  private lastOffsetIndex = -1;
   /** Seconds of the day seen (+86,400 for the earlier pass of a repeated wall time). */
   private seen = new Uint8Array(2 * 86_400);
   readonly stats: BuilderStats = { rows: 0, filtered: 0, duplicates: 0 };
@@ -185,7 +211,6 @@ export class IntradayColumnsBuilder {
       return done;
     }
     const sec = Math.floor((wallMs - this.dayStartWallMs) / 1000);
-    const tzOffset = formatOffset(offsetMin);
     // Inside a repeated (fall-back) range the id carries the offset, as the API's does.
     this.table ??= buildDayHourTable(this.user.timeZone, this.date);
     let repeated = false;
@@ -203,43 +228,64 @@ export class IntradayColumnsBuilder {
       return done;
     }
     this.seen[slot] = 1;
-    const time = `${pad2(Math.floor(sec / 3600))}:${pad2(Math.floor(sec / 60) % 60)}:${pad2(sec % 60)}`;
-    this.idParts.push(this.idPrefix, time);
-    let length = this.idPrefix.length + 8;
-    if (repeated) {
-      this.idParts.push(tzOffset);
-      length += tzOffset.length;
+    if (offsetMin !== this.lastOffsetMin) {
+      const tzOffset = formatOffset(offsetMin);
+      let oi = this.offsetDict.indexOf(tzOffset);
+      if (oi < 0) oi = this.offsetDict.push(tzOffset) - 1;
+      this.lastOffsetMin = offsetMin;
+      this.lastOffsetIndex = oi;
     }
-    let oi = this.offsetDict.indexOf(tzOffset);
-    if (oi < 0) oi = this.offsetDict.push(tzOffset) - 1;
-    this.idLengths.push(length);
-    this.timestamps.push(epochMs);
-    this.offsetIndex.push(oi);
+    const i = this.rows;
+    if (i === this.timestamps.length) {
+      this.seconds = grownI32(this.seconds);
+      this.timestamps = grownF64(this.timestamps);
+      this.values = grownF64(this.values);
+      this.offsetIndex = grownI32(this.offsetIndex);
+    }
+    this.seconds[i] = repeated ? sec + 86_400 : sec;
+    this.timestamps[i] = epochMs;
+    this.offsetIndex[i] = this.lastOffsetIndex;
     // Metres and feet: drop float noise below 1 µm, as the API normalizer does.
-    this.values.push(this.mapping.factor === 1 ? rawValue : Math.round(rawValue * this.mapping.factor * 1e6) / 1e6);
+    this.values[i] = this.mapping.factor === 1 ? rawValue : Math.round(rawValue * this.mapping.factor * 1e6) / 1e6;
+    this.rows = i + 1;
     this.stats.rows++;
     return done;
   }
 
   /** The current local date's columns (or null), and a fresh start. */
   flush(): PartitionColumns | null {
-    const rows = this.timestamps.length;
+    const rows = this.rows;
     if (rows === 0) return null;
+    // The ids: the day's prefix, the local time, and the offset where the wall time repeats.
+    const parts: string[] = [];
+    const idLengths = new Int32Array(rows);
+    const prefix = this.idPrefix;
+    for (let i = 0; i < rows; i++) {
+      const s = this.seconds[i]!;
+      parts.push(prefix, timeOfDay(s % 86_400));
+      let length = prefix.length + 8;
+      if (s >= 86_400) {
+        const tzOffset = this.offsetDict[this.offsetIndex[i]!]!;
+        parts.push(tzOffset);
+        length += tzOffset.length;
+      }
+      idLengths[i] = length;
+    }
     const constant = (value: string): PackedColumn => ({ type: 'string', strings: { kind: 'dict', dict: [value], index: new Int32Array(rows) } });
     const filled = (value: number): Float64Array => new Float64Array(rows).fill(value);
     const nulls = (type: 'int32' | 'double' | 'boolean'): PackedColumn =>
       type === 'double' ? { type, values: new Float64Array(rows), valid: new Uint8Array(rows) } : { type, values: new Int32Array(rows), valid: new Uint8Array(rows) };
     const unit = (INTRADAY_UNITS as Readonly<Record<string, string>>)[this.mapping.type] ?? OTHER_UNITS[this.mapping.type] ?? '';
     const byName: Record<string, PackedColumn> = {
-      id: { type: 'string', strings: { kind: 'joined', text: this.idParts.join(''), lengths: Int32Array.from(this.idLengths) } },
+      id: { type: 'string', strings: { kind: 'joined', text: parts.join(''), lengths: idLengths } },
       humanId: constant(this.user.humanId),
       userId: constant(this.user.userId),
       source: constant(TAKEOUT_SOURCE),
       type: constant(this.mapping.type),
-      timestamp: { type: 'timestamp', values: Float64Array.from(this.timestamps), valid: null },
-      tzOffset: { type: 'string', strings: { kind: 'dict', dict: this.offsetDict, index: Int32Array.from(this.offsetIndex) } },
+      timestamp: { type: 'timestamp', values: this.timestamps.slice(0, rows), valid: null },
+      tzOffset: { type: 'string', strings: { kind: 'dict', dict: this.offsetDict, index: this.offsetIndex.slice(0, rows) } },
       timeZone: constant(this.user.timeZone),
-      value: { type: 'double', values: Float64Array.from(this.values), valid: null },
+      value: { type: 'double', values: this.values.slice(0, rows), valid: null },
       unit: constant(unit),
       interval: { type: 'int32', values: new Int32Array(rows).fill(this.mapping.interval), valid: null },
       level: nulls('int32'),
@@ -250,12 +296,10 @@ export class IntradayColumnsBuilder {
     };
     const table: PackedTable = { rowCount: rows, columns: COLUMNS.intraday.map((spec) => byName[spec.name]!) };
     const out: PartitionColumns = { kind: 'columns', date: this.date, humanId: this.user.humanId, table };
-    this.idParts = [];
-    this.idLengths = [];
-    this.timestamps = [];
-    this.values = [];
-    this.offsetIndex = [];
+    this.rows = 0;
     this.offsetDict = [];
+    this.lastOffsetMin = Number.NaN;
+    this.lastOffsetIndex = -1;
     this.seen.fill(0);
     return out;
   }

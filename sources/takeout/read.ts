@@ -1,14 +1,13 @@
-// Reading the members an import needs, each as a stream: the JSON arrays element by element
-// (stream-json), the CSVs row by row (csv-parse), in batches so the caller's loop is not a
-// promise per point. Shapes are checked here, at the source edge: a row of the wrong shape is
+// Reading the members an import needs, each as a stream: the JSON arrays a few thousand
+// elements at a time (json-array.ts), the CSVs row by row (csv-parse), in batches so the
+// caller's loop is not a promise per point. Shapes are checked here, at the source edge: a row of the wrong shape is
 // reported as such; a member that cannot be parsed at all throws, naming the member.
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse';
-import streamJsonParser from 'stream-json/Parser.js';
-import StreamArray from 'stream-json/streamers/StreamArray.js';
 import * as v from 'valibot';
 import { EtlError, errorMessage } from '../../lib/errors.js';
 import type { ArchiveMember } from './archive.js';
+import { jsonArrayBatches } from './json-array.js';
 import type { TakeoutStream } from './layout.js';
 
 /** Rows per batch handed to the normalizer. */
@@ -52,74 +51,61 @@ export interface RowBatch<T> {
   bad: BadRow[];
 }
 
-/** Passes the tokens through, making the number after a `logId` key a string (exact int64). */
-class ExactLogIds extends Transform {
-  private lastKey: string | null = null;
-  constructor() {
-    super({ objectMode: true });
-  }
-  override _transform(token: { name: string; value?: unknown }, _enc: BufferEncoding, done: TransformCallback): void {
-    if (token.name === 'keyValue') this.lastKey = typeof token.value === 'string' ? token.value : null;
-    else if (token.name === 'numberValue' && this.lastKey === 'logId') {
-      this.lastKey = null;
-      done(null, { name: 'stringValue', value: token.value });
-      return;
-    }
-    done(null, token);
-  }
-}
-
-/** The elements of a member's top-level JSON array, in batches. */
+/** The elements of a member's top-level JSON array, in batches (json-array.ts). */
 async function* jsonElements(member: ArchiveMember, exactLogIds: boolean): AsyncGenerator<unknown[]> {
   if (await isEmptyMarker(member)) return;
   const source: Readable = await member.open();
-  const parser = streamJsonParser.parser({ packKeys: true, packStrings: true, packNumbers: true, streamKeys: false, streamStrings: false, streamNumbers: false });
-  const array = StreamArray.streamArray();
-  const fail = (err: unknown): void => {
-    array.destroy(err instanceof Error ? err : new Error(String(err)));
-  };
-  source.on('error', fail);
-  parser.on('error', fail);
-  let tail: Readable = source.pipe(parser);
-  if (exactLogIds) {
-    const fix = new ExactLogIds();
-    fix.on('error', fail);
-    tail = tail.pipe(fix);
-  }
-  tail.pipe(array);
-  let batch: unknown[] = [];
   try {
-    for await (const item of array as AsyncIterable<{ key: number; value: unknown }>) {
-      batch.push(item.value);
-      if (batch.length >= BATCH_ROWS) {
-        yield batch;
-        batch = [];
-      }
-    }
+    // What was read before an error has been handed on by then; then the member fails.
+    yield* jsonArrayBatches(source, exactLogIds ? { exactNumberKeys: ['logId'] } : {});
   } catch (err) {
-    // What was read before the error is handed on (earlier batches were already); then the error.
-    if (batch.length > 0) yield batch;
     throw memberError(member, err);
   } finally {
     source.destroy();
   }
-  if (batch.length > 0) yield batch;
 }
 
-/** Minute rows of a JSON stream member (`steps-…json`, …), checked. */
-export async function* readJsonMinutes(member: ArchiveMember): AsyncGenerator<RowBatch<JsonMinuteRow>> {
+/**
+ * The elements of a JSON member checked against `schema`: the rows that pass, and the others
+ * with the schema's reason. `plain` is a quicker test of the usual shape: a row it accepts is
+ * one the schema accepts (it is kept as parsed, unknown keys included); any other row goes
+ * through the schema, which gives the reason.
+ */
+async function* checkedElements<T>(
+  member: ArchiveMember,
+  exactLogIds: boolean,
+  schema: v.GenericSchema<unknown, T>,
+  plain: (el: unknown) => el is T,
+  what: string,
+): AsyncGenerator<RowBatch<T>> {
   let index = 0;
-  for await (const elements of jsonElements(member, false)) {
-    const rows: JsonMinuteRow[] = [];
+  for await (const elements of jsonElements(member, exactLogIds)) {
+    const rows: T[] = [];
     const bad: BadRow[] = [];
     for (const el of elements) {
-      const r = v.safeParse(JsonMinuteRow, el);
-      if (r.success) rows.push(r.output);
-      else bad.push({ index, reason: `row is not {dateTime, value}: ${v.summarize(r.issues).split('\n')[0]}`, raw: el });
+      if (plain(el)) rows.push(el);
+      else {
+        const r = v.safeParse(schema, el);
+        if (r.success) rows.push(r.output);
+        else bad.push({ index, reason: `${what}: ${v.summarize(r.issues).split('\n')[0]}`, raw: el });
+      }
       index++;
     }
     yield { rows, bad };
   }
+}
+
+/** The usual minute row: both fields strings (or a number, or heart rate's `{bpm}` object). */
+function isPlainMinuteRow(el: unknown): el is JsonMinuteRow {
+  if (typeof el !== 'object' || el === null || !('dateTime' in el) || typeof el.dateTime !== 'string' || !('value' in el)) return false;
+  const value = el.value;
+  if (typeof value === 'string' || typeof value === 'number') return true;
+  return typeof value === 'object' && value !== null && 'bpm' in value && (typeof value.bpm === 'number' || typeof value.bpm === 'string');
+}
+
+/** Minute rows of a JSON stream member (`steps-…json`, …), checked. */
+export function readJsonMinutes(member: ArchiveMember): AsyncGenerator<RowBatch<JsonMinuteRow>> {
+  return checkedElements(member, false, JsonMinuteRow, isPlainMinuteRow, 'row is not {dateTime, value}');
 }
 
 /** A CSV row of a stream: the stamp, the value text, the `data source` (when the file has one). */
@@ -203,19 +189,8 @@ const ExerciseRecord = v.looseObject({
 export type ExerciseRecord = v.InferOutput<typeof ExerciseRecord>;
 
 /** The logs of an `exercise-N.json` member, logIds kept exact as decimal strings. */
-export async function* readExercises(member: ArchiveMember): AsyncGenerator<RowBatch<ExerciseRecord>> {
-  let index = 0;
-  for await (const elements of jsonElements(member, true)) {
-    const rows: ExerciseRecord[] = [];
-    const bad: BadRow[] = [];
-    for (const el of elements) {
-      const r = v.safeParse(ExerciseRecord, el);
-      if (r.success) rows.push(r.output);
-      else bad.push({ index, reason: `exercise log: ${v.summarize(r.issues).split('\n')[0]}`, raw: el });
-      index++;
-    }
-    yield { rows, bad };
-  }
+export function readExercises(member: ArchiveMember): AsyncGenerator<RowBatch<ExerciseRecord>> {
+  return checkedElements(member, true, ExerciseRecord, (_el): _el is ExerciseRecord => false, 'exercise log');
 }
 
 /** What the importer takes from Profile.csv (§2.7; exact header UNCONFIRMED: found by name). */
