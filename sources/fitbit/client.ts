@@ -2,7 +2,7 @@
 // and the meaning of Fitbit's statuses (API-REFERENCE.md §A.4, §A.6). A user's requests go
 // one at a time: every session of one user (within a run) shares a lock and a rate budget,
 // so even two pipelines fetching the same user cannot send in parallel or overspend.
-import { Slots } from '../../lib/async.js';
+import { SerialQueue, Slots } from '../../lib/async.js';
 import { EtlError, redactSecrets } from '../../lib/errors.js';
 import {
   DEFAULT_RETRY,
@@ -82,21 +82,7 @@ function errorTypes(text: string): string[] {
   }
 }
 
-const noop = (): void => undefined;
-
-/** Runs async jobs one after another (a per-user request queue). */
-export class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(job: () => Promise<T>): Promise<T> {
-    const next = this.tail.then(job, job);
-    // The queue goes on whatever one job did; its caller sees the failure. The tail holds no
-    // value: `next.catch()` would keep the last answer (a parsed day and its text) of every
-    // user for the whole run, ~185 KB a user in bench/api-bound.
-    this.tail = next.then(noop, noop);
-    return next;
-  }
-}
+export { SerialQueue };
 
 /** Per run: what every session of one API base shares, keyed by the user's humanId. */
 export class FitbitShared {

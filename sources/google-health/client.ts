@@ -3,7 +3,7 @@
 // statuses (§1.14, §1.15). A user's requests go one at a time and share one budget across every
 // pipeline of a run, so a 429 pauses all of that user's requests, not only the one that failed.
 import * as v from 'valibot';
-import { Slots } from '../../lib/async.js';
+import { SerialQueue, Slots } from '../../lib/async.js';
 import { EtlError, redactSecrets } from '../../lib/errors.js';
 import { DEFAULT_RETRY, HttpStats, requestJson, sleep, type HttpResult, type RequestSpec, type RetryPolicy } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
@@ -43,18 +43,6 @@ export interface GoogleHealthClientConfig {
   onWait?: (user: string, waitMs: number) => void;
 }
 
-
-const noop = (): void => undefined;
-
-class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(job: () => Promise<T>): Promise<T> {
-    const next = this.tail.then(job, job);
-    // The tail holds no value, so the last answer is not kept alive for the run.
-    this.tail = next.then(noop, noop);
-    return next;
-  }
-}
 
 /** What one user's sessions share within a run: budget, request queue, identity, settings. */
 export interface GhUserShared {
