@@ -225,7 +225,9 @@ async function runTakeoutImport(ctx: RunContext, users: readonly TakeoutUser[], 
     }
   }
 
-  const result = await runPerUser(ctx, { pipeline: PIPELINE, dataset: 'intraday', users: pending, state, batches: userBatches, sides: [activities] });
+  // One archive at a time: all of it is parsed on this thread, so users side by side only held
+  // more at once (bench/takeout.ts: ten users peaked at 292 MB with eight at a time, one 214 MB).
+  const result = await runPerUser(ctx, { pipeline: PIPELINE, dataset: 'intraday', users: pending, state, batches: userBatches, sides: [activities], usersAtOnce: 1 });
   return { result: { ...result, users: users.length }, reports: users.map((u) => reports.get(u.humanId) ?? { humanId: u.humanId, skipped: false, zoneCheck: null, healthConnectRows: 0, duplicateRows: 0 }) };
 }
 

@@ -218,6 +218,8 @@ export interface PerUserPipeline<D extends Dataset, U extends { readonly humanId
   batches(user: U, io: UserIo): AsyncIterable<SinkBatch<D>>;
   /** Sinks of the other datasets the batches' streams push to: committed at every checkpoint too. */
   sides?: readonly SideCommits[];
+  /** Users side by side (default userStreams(--concurrency)); an archive import has no requests to overlap. */
+  usersAtOnce?: number;
   /** What a checkpoint saves beyond the user's progress (Google Health: the budget under the user's other name). */
   onCheckpoint?(user: U, state: PipelineState): void;
 }
@@ -253,7 +255,7 @@ export async function runPerUser<D extends Dataset, U extends { readonly humanId
   };
   let main: Awaited<ReturnType<typeof runUserStreams<D, U>>>;
   try {
-    main = await runUserStreams(ctx, p.pipeline, p.dataset, p.users, batches, committed);
+    main = await runUserStreams(ctx, p.pipeline, p.dataset, p.users, batches, committed, p.usersAtOnce);
   } finally {
     for (const side of sides) side.close();
   }
@@ -296,6 +298,7 @@ async function runUserStreams<D extends Dataset, U extends { readonly humanId: s
   users: readonly U[],
   userBatches: (user: U, deadLetters: DeadLetterWriter) => AsyncIterable<SinkBatch<D>>,
   onUserCommitted: (user: U, outcome: UserOutcome) => Promise<void>,
+  usersAtOnce = userStreams(ctx.config.concurrency),
 ): Promise<{ summary: DatasetSummary; failedUsers: FailedUser[]; deadLetterFiles: string[] }> {
   const { config } = ctx;
   // One writer per dataset: the normalizer's dead letters and the sink's placement failures.
@@ -351,7 +354,7 @@ async function runUserStreams<D extends Dataset, U extends { readonly humanId: s
   }
 
   const batches = mergeConcurrent(users, guarded, {
-    concurrency: userStreams(config.concurrency),
+    concurrency: usersAtOnce,
     onError: (user, err) => {
       if (isPipelineFatal(err)) return; // reported once for the pipeline
       failedUsers.push({ user: user.humanId, reason: describeError(err) });
