@@ -233,6 +233,8 @@ export interface PerUserPipeline<D extends Dataset, U extends LeasedUser> {
    * them too, so the side datasets' small files are not written on this thread between answers.
    */
   writers?: SharedWriters;
+  /** Users side by side (default userStreams(--concurrency)); an archive import has no requests to overlap. */
+  usersAtOnce?: number;
   /** What a checkpoint saves beyond the user's progress (Google Health: the budget under the user's other name). */
   onCheckpoint?(user: U, state: PipelineState): void;
 }
@@ -268,7 +270,7 @@ export async function runPerUser<D extends Dataset, U extends LeasedUser>(ctx: R
   };
   let main: Awaited<ReturnType<typeof runUserStreams<D, U>>>;
   try {
-    main = await runUserStreams(ctx, p.pipeline, p.dataset, p.users, batches, committed, p.writers);
+    main = await runUserStreams(ctx, p.pipeline, p.dataset, p.users, batches, committed, p.writers, p.usersAtOnce);
   } finally {
     for (const side of sides) side.close();
     // Every sink on the shared threads has finished before they stop (even when one failed).
@@ -314,6 +316,7 @@ async function runUserStreams<D extends Dataset, U extends LeasedUser>(
   userBatches: (user: U, deadLetters: DeadLetterWriter) => AsyncIterable<SinkBatch<D>>,
   onUserCommitted: (user: U, outcome: UserOutcome) => Promise<void>,
   writers?: SharedWriters,
+  usersAtOnce = userStreams(ctx.config.concurrency),
 ): Promise<{ summary: DatasetSummary; failedUsers: FailedUser[]; deadLetterFiles: string[] }> {
   const { config } = ctx;
   // One writer per dataset: the normalizer's dead letters and the sink's placement failures.
@@ -379,7 +382,7 @@ async function runUserStreams<D extends Dataset, U extends LeasedUser>(
     failedUsers.push({ user: user.humanId, reason: describeError(err) });
     ctx.log.error('user failed; what was fetched before is kept', { pipeline, user: user.humanId, reason: describeError(err) });
   };
-  const streams = userStreams(config.concurrency);
+  const streams = usersAtOnce;
   // With the state in PostgreSQL, the users come from the leases this worker claims.
   const keys = users.map((u) => u.leaseKey ?? u.humanId);
   const feed = ctx.shared
