@@ -10,6 +10,7 @@ import { loadCodec } from './compression.js';
 import { fileFormat } from './formats.js';
 import type { FileFormat, FileMeta, ParquetEngine } from './formats.js';
 import type { MergeCounts } from './merge.js';
+import { FACTS_KEY, tableFacts } from './partition-facts.js';
 import { partitionTable } from './partition-table.js';
 import { localStorage } from './storage.js';
 import type { Storage, StorageConfig } from './storage.js';
@@ -72,7 +73,9 @@ export async function writePartition(job: PartitionJob): Promise<PartitionWritte
   const counts: MergeCounts = { added: 0, replaced: 0, unchanged: 0 };
   const existing = await storage.read(job.relPath);
   const table = await partitionTable(job.dataset, specs, format, joinPacked(job.tables), existing === null ? null : { bytes: existing, label: job.relPath }, counts);
-  const bytes = await format.encode(specs, table, job.meta);
+  // The report's facts of the file, from the rows it holds (after the merge): see partition-facts.ts.
+  const facts = JSON.stringify(tableFacts(job.dataset, specs, table));
+  const bytes = await format.encode(specs, table, { ...job.meta, keyValueMetadata: [...job.meta.keyValueMetadata, [FACTS_KEY, facts]] });
   await storage.commit(job.relPath, bytes);
   return { rows: table.rowCount, bytes: bytes.length, merged: existing !== null, counts };
 }
