@@ -2,7 +2,7 @@
 // merged by id with its file if it has one, sorted (partition-table.ts), encoded, and committed
 // whole (storage.ts). The one path from buffered rows to a file: the sink runs it on the calling
 // thread, or sends the job to a writer thread (pool.ts, write-worker.ts) that runs it there.
-import type { PackedTable } from '../lib/batch.js';
+import type { ColumnTable, PackedTable } from '../lib/batch.js';
 import type { Compression, OutputFormat } from '../lib/sink.js';
 import type { Dataset } from '../lib/schema.js';
 import { COLUMNS } from '../lib/schema.js';
@@ -65,6 +65,13 @@ function storageOf(cfg: StorageConfig): Storage {
   return storage;
 }
 
+/** The bytes of a partition file holding `table` (sorted), with the report's facts of its rows in its metadata (partition-facts.ts). */
+export async function encodePartition(format: FileFormat, dataset: Dataset, table: ColumnTable, meta: FileMeta): Promise<Buffer> {
+  const specs = COLUMNS[dataset];
+  const facts = JSON.stringify(tableFacts(dataset, specs, table));
+  return format.encode(specs, table, { ...meta, keyValueMetadata: [...meta.keyValueMetadata, [FACTS_KEY, facts]] });
+}
+
 /** Writes one partition file. Two writes of one partition must not overlap (the sink waits). */
 export async function writePartition(job: PartitionJob): Promise<PartitionWritten> {
   const format = await formatOf(job);
@@ -73,9 +80,7 @@ export async function writePartition(job: PartitionJob): Promise<PartitionWritte
   const counts: MergeCounts = { added: 0, replaced: 0, unchanged: 0 };
   const existing = await storage.read(job.relPath);
   const table = await partitionTable(job.dataset, specs, format, joinPacked(job.tables), existing === null ? null : { bytes: existing, label: job.relPath }, counts);
-  // The report's facts of the file, from the rows it holds (after the merge): see partition-facts.ts.
-  const facts = JSON.stringify(tableFacts(job.dataset, specs, table));
-  const bytes = await format.encode(specs, table, { ...job.meta, keyValueMetadata: [...job.meta.keyValueMetadata, [FACTS_KEY, facts]] });
+  const bytes = await encodePartition(format, job.dataset, table, job.meta);
   await storage.commit(job.relPath, bytes);
   return { rows: table.rowCount, bytes: bytes.length, merged: existing !== null, counts };
 }
