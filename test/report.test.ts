@@ -11,6 +11,7 @@ import { query } from './duckdb.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile } from '../fixtures/server.js';
 import { main } from '../pipelines/cli.js';
 import { writeReport, type ReportSummary } from '../pipelines/report.js';
+import { footerFacts } from '../pipelines/report-scan.js';
 import { FACTS_KEY, type PartitionFacts } from '../sinks/index.js';
 import { chromium } from 'playwright-core';
 
@@ -247,6 +248,11 @@ test.serial("the sink writes each partition's report facts into its metadata, as
   );
   t.true(counted.length >= USERS * 4);
   t.deepEqual(written.map((r) => r.f), counted.map((r) => r.f), 'every file carries its facts');
+  // The report's own walk of a footer finds what DuckDB finds there.
+  for (const r of written) {
+    const bytes = await fs.readFile(String(r.f));
+    t.deepEqual(footerFacts(bytes), { rows: (JSON.parse(String(r.v)) as PartitionFacts).rows, createdBy: 'wearable-etl', facts: String(r.v) });
+  }
   for (const [i, row] of counted.entries()) {
     const facts = JSON.parse(String(written[i]!.v)) as PartitionFacts;
     const rows = Number(row.rows);
