@@ -200,7 +200,7 @@ async function generate(users: number, days: number): Promise<{ dir: string; out
 async function touchLastDay(dir: string, users: number, days: number): Promise<number> {
   let files = 0;
   for (const { dataset, relPath, table } of partitionsOf(users, days - 1)) {
-    const storage = { outDir: dir, runId: RUN_ID, durable: false };
+    const storage = { kind: 'folder' as const, outDir: dir, runId: RUN_ID, durable: false };
     await writePartition({ dataset, format: 'parquet', compression: 'snappy', engine: 'fast', rowGroupRows: DEFAULT_ROW_GROUP_ROWS, meta: meta(dataset), storage, relPath, tables: [packTable(table).packed] });
     files++;
   }

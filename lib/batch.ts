@@ -5,7 +5,8 @@
 // lengths (mostly-unique columns: id, sourceData); numbers as typed arrays. A transform
 // builds one without importing the sink (transforms/intraday.ts); the sink checks and encodes
 // it (sinks/).
-import type { ColumnSpec, ColumnType } from './schema.js';
+import { COLUMNS } from './schema.js';
+import type { ColumnSpec, ColumnType, Dataset, RecordOf } from './schema.js';
 
 export interface StringColumn {
   readonly type: 'string';
@@ -63,59 +64,103 @@ export function assertPlainNames(names: readonly string[]): void {
   for (const name of names) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`column name ${JSON.stringify(name)} is not a plain identifier`);
 }
 
-type RowBuilder = (columns: readonly ColumnData[], n: number) => Record<string, unknown>[];
-const builders = new WeakMap<readonly ColumnSpec[], RowBuilder>();
+/** Generated code that reads rows out of columns: one object literal per row, `date` first when given. */
+type RowBuilder<R> = (columns: readonly ColumnData[], n: number, date?: string) => R[];
+
+function compileRowBuilder<R>(specs: readonly ColumnSpec[], withDate: boolean): RowBuilder<R> {
+  assertPlainNames(specs.map((s) => s.name));
+  // One object literal per row: every row gets the same hidden class (fast to read later).
+  const fields = specs.map((spec, c) =>
+    spec.type === 'string'
+      ? `${spec.name}: v${c}[i] ?? null`
+      : `${spec.name}: m${c} === null || m${c}[i] ? ${spec.type === 'boolean' ? `v${c}[i] === 1` : `v${c}[i]`} : null`,
+  );
+  if (withDate) fields.unshift('date');
+  const locals = specs.map((spec, c) => `const v${c} = columns[${c}].values;` + (spec.type === 'string' ? '' : ` const m${c} = columns[${c}].valid;`)).join('\n');
+  return new Function('columns', 'n', 'date', `${locals}\nconst rows = new Array(n);\nfor (let i = 0; i < n; i++) rows[i] = { ${fields.join(', ')} };\nreturn rows;`) as RowBuilder<R>;
+}
+
+const builders = new WeakMap<readonly ColumnSpec[], RowBuilder<Record<string, unknown>>>();
 
 /** Reads rows back out of a ColumnTable (decoded files become records to merge with). */
 export function fromColumns(specs: readonly ColumnSpec[], table: ColumnTable): Record<string, unknown>[] {
   let build = builders.get(specs);
-  if (build === undefined) {
-    assertPlainNames(specs.map((s) => s.name));
-    // One object literal per row: every row gets the same hidden class (fast to read later).
-    const fields = specs
-      .map((spec, c) =>
-        spec.type === 'string'
-          ? `${spec.name}: v${c}[i] ?? null`
-          : `${spec.name}: m${c} === null || m${c}[i] ? ${spec.type === 'boolean' ? `v${c}[i] === 1` : `v${c}[i]`} : null`,
-      )
-      .join(', ');
-    const locals = specs.map((spec, c) => `const v${c} = columns[${c}].values;` + (spec.type === 'string' ? '' : ` const m${c} = columns[${c}].valid;`)).join('\n');
-    build = new Function('columns', 'n', `${locals}\nconst rows = new Array(n);\nfor (let i = 0; i < n; i++) rows[i] = { ${fields} };\nreturn rows;`) as RowBuilder;
-    builders.set(specs, build);
-  }
+  if (build === undefined) builders.set(specs, (build = compileRowBuilder(specs, false)));
   return build(table.columns, table.rowCount);
 }
 
-function unpackStrings(p: PackedStrings, n: number): (string | null)[] {
-  const out = new Array<string | null>(n);
+// Per dataset: its records are built from COLUMNS[dataset], the table RecordOf is derived from.
+const recordBuilder = <D extends Dataset>(dataset: D): RowBuilder<RecordOf<D>> => compileRowBuilder(COLUMNS[dataset], true);
+const recordBuilders: { readonly [D in Dataset]: RowBuilder<RecordOf<D>> } = {
+  activities: recordBuilder('activities'),
+  intraday: recordBuilder('intraday'),
+  daily_summaries: recordBuilder('daily_summaries'),
+  readings: recordBuilder('readings'),
+};
+
+/** Unpacks the first n values of packed strings into out[at, at + n). */
+function unpackStringsInto(p: PackedStrings, n: number, out: (string | null)[], at: number): void {
   if (p.kind === 'dict') {
     const { dict, index } = p;
     for (let i = 0; i < n; i++) {
       const k = index[i]!;
-      out[i] = k < 0 ? null : dict[k]!;
+      out[at + i] = k < 0 ? null : dict[k]!;
     }
-    return out;
+    return;
   }
   const { text, lengths } = p;
-  let at = 0;
+  let from = 0;
   for (let i = 0; i < n; i++) {
     const len = lengths[i]!;
-    if (len < 0) out[i] = null;
+    if (len < 0) out[at + i] = null;
     else {
-      out[i] = text.slice(at, at + len);
-      at += len;
+      out[at + i] = text.slice(from, from + len);
+      from += len;
     }
   }
-  return out;
 }
 
 export function unpackTable(packed: PackedTable): ColumnTable {
-  const n = packed.rowCount;
-  const columns = packed.columns.map((col): ColumnData => (col.type === 'string' ? { type: 'string', values: unpackStrings(col.strings, n) } : col));
+  return unpackTables([packed]);
+}
+
+/**
+ * The rows of packed tables (each for the same columns) as one table, one after another. Each
+ * table's strings are unpacked on their own, never joined first: a partition's ids as one text
+ * (a day of steps and calories: ~150 KB) would be a string in V8's large-object space, which
+ * cost about 1 ms of CPU a partition to allocate and free (bench/api-bound, writer thread).
+ */
+export function unpackTables(tables: readonly PackedTable[]): ColumnTable {
+  if (tables.length === 0) throw new Error('unpackTables: no table');
+  const n = tables.reduce((sum, t) => sum + t.rowCount, 0);
+  const columns = tables[0]!.columns.map((first, c): ColumnData => {
+    if (first.type === 'string') {
+      const values = new Array<string | null>(n);
+      let at = 0;
+      for (const t of tables) {
+        unpackStringsInto((t.columns[c] as Extract<PackedColumn, { type: 'string' }>).strings, t.rowCount, values, at);
+        at += t.rowCount;
+      }
+      return { type: 'string', values };
+    }
+    if (tables.length === 1) return first;
+    const parts = tables.map((t) => t.columns[c] as NumberColumn);
+    const values = first.values instanceof Int32Array ? new Int32Array(n) : new Float64Array(n);
+    const valid = parts.some((p) => p.valid !== null) ? new Uint8Array(n).fill(1) : null;
+    let at = 0;
+    parts.forEach((p, k) => {
+      const count = tables[k]!.rowCount;
+      values.set(p.values.subarray(0, count), at);
+      if (valid !== null && p.valid !== null) valid.set(p.valid.subarray(0, count), at);
+      at += count;
+    });
+    return { type: first.type, values, valid };
+  });
   return { rowCount: n, columns };
 }
 
-/** The rows of a well-shaped packed table as records of partition `date`. */
-export function packedRows(specs: readonly ColumnSpec[], date: string, table: PackedTable): Record<string, unknown>[] {
-  return fromColumns(specs, unpackTable(table)).map((row) => ({ date, ...row }));
+/** The rows of a well-shaped packed table of `dataset` as its records, in partition `date`. */
+export function packedRecords<D extends Dataset>(dataset: D, date: string, table: PackedTable): RecordOf<D>[] {
+  const { columns, rowCount } = unpackTable(table);
+  return recordBuilders[dataset](columns, rowCount, date);
 }

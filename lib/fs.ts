@@ -24,6 +24,16 @@ function tmpNameFor(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
+/** fsync a file or a folder by path (a folder: so that a rename into it survives a power cut). */
+export async function fsyncPath(file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[], mode = 0o644, options: AtomicWriteOptions = {}): Promise<void> {
   const tmp = options.tmp ?? tmpNameFor(file);
   const durable = options.durable ?? true;
@@ -45,10 +55,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array | 
     }
     await ensureDir(path.dirname(file));
     await fs.rename(tmp, file);
-    if (durable) {
-      const dir = await fs.open(path.dirname(file), 'r');
-      await dir.sync().finally(() => dir.close());
-    }
+    if (durable) await fsyncPath(path.dirname(file));
   } catch (err) {
     await fs.rm(tmp, { force: true });
     throw err;

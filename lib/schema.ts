@@ -57,15 +57,22 @@ export const INTRADAY_TYPES: readonly IntradayType[] = ['steps', 'calories', 'di
 export type IntradayRowType = IntradayType | 'active-calories' | 'heart-rate';
 export const INTRADAY_ROW_TYPES: readonly IntradayRowType[] = [...INTRADAY_TYPES, 'active-calories', 'heart-rate'];
 
+/** Every dataset's first columns: the row's id (unique in its partition) and whose row it is. */
+const OWNER = [c('id', 'string'), c('humanId', 'string'), c('userId', 'string')] as const;
+/** What an activity and a day add up to (activities, daily_summaries). */
+const TOTALS = [c('distance', 'double', true, 'm'), c('steps', 'int64', true, 'count'), c('calories', 'double', true, 'kcal')] as const;
+/** A day's minutes at each activity intensity, most intense first (daily_summaries). */
+const INTENSITY_MINUTES = (['vigorous', 'moderate', 'light', 'sedentary'] as const).map((name) => c(name, 'double', true, 'min'));
+/** Every dataset's last columns: when the row was first written and last changed. */
+const STAMPS = [c('createdAt', 'timestamp', false, 'ms UTC'), c('updatedAt', 'timestamp', false, 'ms UTC')] as const;
+
 /**
  * Every dataset, declared once: its columns in file order. The record types below are derived
  * from this table, so a column added here is a field every transform must fill.
  */
 const TABLE = {
   activities: [
-    c('id', 'string'),
-    c('humanId', 'string'),
-    c('userId', 'string'),
+    ...OWNER,
     c('source', 'string'),
     c('type', 'string'),
     c('startTime', 'timestamp', false, 'ms UTC'),
@@ -73,19 +80,14 @@ const TABLE = {
     c('tzOffset', 'string'),
     c('timeZone', 'string', true),
     c('duration', 'double', false, 's'),
-    c('distance', 'double', true, 'm'),
-    c('steps', 'int64', true, 'count'),
-    c('calories', 'double', true, 'kcal'),
+    ...TOTALS,
     c('pace', 'double', true, 's/km'),
     c('speed', 'double', true, 'km/h'),
     c('sourceData', 'string'),
-    c('createdAt', 'timestamp', false, 'ms UTC'),
-    c('updatedAt', 'timestamp', false, 'ms UTC'),
+    ...STAMPS,
   ],
   intraday: [
-    c('id', 'string'),
-    c('humanId', 'string'),
-    c('userId', 'string'),
+    ...OWNER,
     c('source', 'string'),
     oneOf<IntradayRowType>()(c('type', 'string')),
     c('timestamp', 'timestamp', false, 'ms UTC'),
@@ -98,30 +100,19 @@ const TABLE = {
     c('mets', 'double', true),
     // Calories only: true on a day whose calories are a flat BMR estimate (no tracker data).
     c('estimated', 'boolean', true),
-    c('createdAt', 'timestamp', false, 'ms UTC'),
-    c('updatedAt', 'timestamp', false, 'ms UTC'),
+    ...STAMPS,
   ],
   daily_summaries: [
-    c('id', 'string'),
-    c('humanId', 'string'),
-    c('userId', 'string'),
+    ...OWNER,
     c('source', 'string'),
     c('duration', 'double', true, 's'),
-    c('distance', 'double', true, 'm'),
-    c('steps', 'int64', true, 'count'),
-    c('calories', 'double', true, 'kcal'),
-    c('vigorous', 'double', true, 'min'),
-    c('moderate', 'double', true, 'min'),
-    c('light', 'double', true, 'min'),
-    c('sedentary', 'double', true, 'min'),
+    ...TOTALS,
+    ...INTENSITY_MINUTES,
     c('sourceData', 'string'),
-    c('createdAt', 'timestamp', false, 'ms UTC'),
-    c('updatedAt', 'timestamp', false, 'ms UTC'),
+    ...STAMPS,
   ],
   readings: [
-    c('id', 'string'),
-    c('humanId', 'string'),
-    c('userId', 'string'),
+    ...OWNER,
     c('type', 'string'),
     c('timestamp', 'timestamp', false, 'ms UTC'),
     c('tzOffset', 'string', true),
@@ -129,8 +120,7 @@ const TABLE = {
     c('unit', 'string', true),
     c('source', 'string'),
     c('sourceData', 'string'),
-    c('createdAt', 'timestamp', false, 'ms UTC'),
-    c('updatedAt', 'timestamp', false, 'ms UTC'),
+    ...STAMPS,
   ],
 } as const;
 

@@ -15,6 +15,15 @@ export function cliResourceLimits(env: NodeJS.ProcessEnv = process.env): { maxYo
   return { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB, maxOldGenerationSizeMb: Number(asked) };
 }
 
+/**
+ * The AWS SDK prints a multi-line notice on stderr about Node 20's end of support the first
+ * time an S3 client is made (--out s3://); the run's stderr is for its own one-line messages.
+ * Set before a thread starts, so the CLI thread and its writer threads inherit it.
+ */
+export function quietAwsSdk(env: NodeJS.ProcessEnv = process.env): void {
+  env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] = 'true';
+}
+
 /** What the CLI thread needs to know about the terminal it writes to (it sees pipes). */
 export interface CliTerminal {
   stdoutIsTTY: boolean;
@@ -54,6 +63,7 @@ const PARENT_CHECK_MS = 500;
  * run stops as on SIGTERM rather than running on as an orphan.
  */
 export function startCliThread(argv: string[]): void {
+  quietAwsSdk();
   const workerData: CliThreadData = { wearableEtlCli: { argv, terminal: processTerminal() } };
   const resourceLimits = cliResourceLimits();
   const worker = startModuleWorker(new URL('./cli.js', import.meta.url), import.meta.url, { workerData, resourceLimits });

@@ -12,10 +12,12 @@ import { ENV_HELP, type RunConfig } from './config.js';
 import type { ProgressEvent } from './context.js';
 import { runDemo, demoHelp } from './demo.js';
 import { parseRunArgs, planRun, PIPELINES, runHelp } from './registry.js';
-import { cliThreadData, processTerminal, type CliTerminal } from './cli-thread.js';
+import { cliThreadData, processTerminal, quietAwsSdk, type CliTerminal } from './cli-thread.js';
 import { createProgressBar, type ProgressBar } from './progress.js';
 import { reportCommand, reportLine, writeReport } from './report.js';
-import { checkOutDir, EXIT, failureLine, RUNS_DIR, runPipelines, STOP_EXIT, type RunSummary } from './run.js';
+import { checkOutDir, EXIT, failureLine, runPipelines, runRecordPath, STOP_EXIT, type RunSummary } from './run.js';
+import { isBucketOut } from '../sinks/output.js';
+import { parseOutTarget } from '../sinks/object-store/url.js';
 
 export const MAIN_HELP = `wearable-etl — wearable activity data from paginated APIs and export archives to partitioned Parquet/Arrow files
 
@@ -89,7 +91,7 @@ export function printSummary(summary: RunSummary, io: CliIo, json: boolean): voi
   const verb = summary.status === 'stopped' ? 'stopped after' : summary.status === 'complete' ? 'finished in' : `ended ${summary.status} after`;
   io.stdout(
     `run ${summary.runId} ${verb} ${(summary.durationMs / 1000).toFixed(1)} s: ${data.length > 0 ? data.join(', ') : 'no rows'} from ${plural(h.requests, 'request')}` +
-      `${extra.length > 0 ? ` (${extra.join(', ')})` : ''}; details in ${path.relative(io.cwd, path.join(summary.outDir, RUNS_DIR, summary.runId + '.json')) || '.'}.\n`,
+      `${extra.length > 0 ? ` (${extra.join(', ')})` : ''}; details in ${isBucketOut(summary.outDir) ? runRecordPath(summary.outDir, summary.runId) : path.relative(io.cwd, runRecordPath(summary.outDir, summary.runId)) || '.'}.\n`,
   );
 }
 
@@ -148,6 +150,7 @@ export function createHeartbeat(log: Logger, everyMs: number): { progress: (e: P
 }
 
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
+  quietAwsSdk(); // also when cli.js is run directly, without bin.ts's thread
   const terminal = io.terminal ?? processTerminal();
   const json = !terminal.stdoutIsTTY;
   let bar: ProgressBar | null = null;
@@ -197,7 +200,9 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       }
       const format = parsed.values.format ?? 'parquet';
       if (format !== 'parquet' && format !== 'arrow') throw new EtlError('USAGE', `--format must be parquet or arrow, not "${format}"`);
-      const outDir = path.resolve(io.cwd, parsed.values.out ?? 'out');
+      const target = parseOutTarget(parsed.values.out ?? 'out', io.cwd);
+      if (target.kind !== 'folder') throw new EtlError('USAGE', `demo writes a local folder; --out ${parsed.values.out ?? ''} is not one (run the pipelines with --out s3://… instead)`);
+      const outDir = target.dir;
       await checkOutDir(outDir);
       const heartbeat = bar ? null : createHeartbeat(log, io.heartbeatMs ?? HEARTBEAT_MS);
       try {

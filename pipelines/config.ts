@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseOutTarget } from '../sinks/object-store/url.js';
+import { outLocation, parseOutTarget } from '../sinks/object-store/url.js';
 import { resolveStateTarget } from './state/url.js';
 import { EtlError } from '../lib/errors.js';
 import { isValidDate } from '../lib/dates.js';
@@ -22,6 +22,7 @@ export interface RunConfig {
   pipelines: PipelineName[];
   /** `run all`: the pipelines left out, and why (what they miss). */
   skipped: Array<{ pipeline: PipelineName; reason: string }>;
+  /** A folder path, or s3://bucket/prefix (sinks/output.ts: every write goes through it). */
   outDir: string;
   format: OutputFormat;
   compression: Compression;
@@ -37,7 +38,7 @@ export interface RunConfig {
   detail: string | null;
   /** --types as given; null: the pipeline's default. */
   types: string[] | null;
-  /** Explicit --state; null means <out>/_state/<pipeline>.json. */
+  /** Explicit --state; null means <out>/_state/<pipeline>.json (a folder --out only). */
   stateFile: string | null;
   lookbackDays: number;
   concurrency: number;
@@ -76,13 +77,14 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['WEARABLE_ETL_HEAP_MB', 'caps the heap (old generation, MB) of the thread the run works on'],
   ['WEARABLE_ETL_SNAPPY', '"js" uses the JavaScript snappy codec instead of the native one'],
   ['WEARABLE_ETL_DEBUG', 'set: a failure also prints its stack trace'],
-  // Issue #17, built but not wired into run yet (README "Object storage, PostgreSQL state, several workers").
+  // Issue #17 (README "Object storage, PostgreSQL state, several workers").
   ['WEARABLE_ETL_STATE_URL', 'state in PostgreSQL (postgres://…), as --state; not wired into run yet'],
   ['WEARABLE_ETL_TOKEN_KEY', 'PostgreSQL state (not wired into run yet): 32-byte key (hex or base64) encrypting tokens at rest'],
-  ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN', '--out s3:// (not wired into run yet): credentials (else the AWS SDK\'s own chain)'],
-  ['AWS_REGION, AWS_DEFAULT_REGION', '--out s3:// (not wired into run yet): region (default us-east-1)'],
-  ['AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL', '--out s3:// (not wired into run yet): an S3-compatible endpoint (path-style)'],
-  ['WEARABLE_ETL_STAGING_DIR, WEARABLE_ETL_STAGING_MB', '--out s3:// (not wired into run yet): where objects merged by id are staged, and the cap (default 512 MB)'],
+  ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN', '--out s3://bucket/prefix: credentials (else the AWS SDK\'s own chain)'],
+  ['AWS_REGION, AWS_DEFAULT_REGION', '--out s3://: region (default us-east-1)'],
+  ['AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL', '--out s3://: an S3-compatible endpoint (then path-style addressing)'],
+  ['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED', 'set to true by the command itself: the AWS SDK\'s multi-line Node 20 notice never reaches stderr'],
+  ['WEARABLE_ETL_STAGING_DIR, WEARABLE_ETL_STAGING_MB', '--out s3://: local folder for dead letters being collected and downloads, and the cap on downloads (default system temp, 512 MB)'],
 ];
 
 function usage(message: string): EtlError {
@@ -164,18 +166,22 @@ export function parseRunOptions(argv: string[], env: NodeJS.ProcessEnv, cwd: str
   }
   if (v.since && v.until && v.since > v.until) throw usage(`--since ${v.since} is after --until ${v.until}`);
   const usersFile = v.users ? path.resolve(cwd, v.users) : null;
-  // s3:// output and PostgreSQL state are built (sinks/object-store, pipelines/state) but not wired
-  // into the run yet: say so, rather than writing a local folder named `s3:` (issue #17).
+  // PostgreSQL state is built (pipelines/state) but not wired into the run yet: say so (issue #17).
   const out = parseOutTarget(v.out ?? 'out', cwd);
-  if (out.kind !== 'folder') throw usage(`--out ${v.out}: s3:// output is not wired into run yet; write to a folder`);
   const state = resolveStateTarget(v.state, env, cwd);
   if (state.kind !== 'file') throw usage(`${v.state ? '--state' : 'WEARABLE_ETL_STATE_URL'}: PostgreSQL state is not wired into run yet; use a state file`);
+  // A bucket holds no state files: the state is written after every user's checkpoint, and a
+  // lost refresh token means a new consent, so it lives where the operator chooses, never in
+  // a folder the runner throws away.
+  if (out.kind === 's3' && state.path === null) throw usage(`--out ${v.out} needs --state FILE or --state postgres://… (a bucket holds no state files)`);
+  // The report reads a local folder's files.
+  if (out.kind === 's3' && v.report) throw usage(`--report reads a local folder; --out ${v.out} is a bucket (run \`wearable-etl report\` on a copy)`);
   return {
     positionals,
     config: {
       pipelines: [],
       skipped: [],
-      outDir: out.dir,
+      outDir: outLocation(out),
       format,
       compression,
       since: v.since ?? null,

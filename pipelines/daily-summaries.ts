@@ -4,6 +4,7 @@
 import type { DailySummaryRecord } from '../lib/schema.js';
 import type { DatasetSummary } from '../lib/sink.js';
 import { createSink, deadLetterPath } from '../sinks/index.js';
+import type { SharedWriters } from '../sinks/index.js';
 import type { RunContext } from './context.js';
 
 export interface DailySummaries {
@@ -14,7 +15,8 @@ export interface DailySummaries {
   done: Promise<{ summary: DatasetSummary; deadLetterFiles: string[] } | { error: unknown }>;
 }
 
-export function startDailySummaries(ctx: RunContext): DailySummaries {
+/** `writers`: the main sink's writer threads, for this sink's files once they run (the caller closes them). */
+export function startDailySummaries(ctx: RunContext, writers?: SharedWriters): DailySummaries {
   let queued: DailySummaryRecord[] = [];
   let closed = false;
   let failed = false;
@@ -37,6 +39,7 @@ export function startDailySummaries(ctx: RunContext): DailySummaries {
     format: ctx.config.format,
     runId: ctx.runId,
     compression: ctx.config.compression,
+    ...(writers ? { writers } : {}),
   });
   const done = sink(batches()).then(
     (summary) => ({ summary, deadLetterFiles: summary.deadLetters > 0 ? [deadLetterPath(ctx.config.outDir, 'daily_summaries', ctx.runId)] : [] }),

@@ -13,6 +13,7 @@ import { dailySummaryFromIntraday, intradayDayTotal, normalizeIntradayColumns } 
 import type { RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { startDailySummaries } from './daily-summaries.js';
+import { SharedWriters } from '../sinks/index.js';
 import { checkFitbitUsers, loadUsers, openSession, planFitbit, sinceFor, throwIfGone, untilFor, userContext, userState } from './fitbit-common.js';
 import { runUserStreams, usageProblem, type UserOutcome } from './user-streams.js';
 import { defaultStatePath, loadState, stateSaver } from './state.js';
@@ -67,7 +68,10 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   // report to reconcile the minute sums with; a second sink, fed as the days come. It commits at
   // the end of the pipeline, not at the users' checkpoints: a killed run can leave days whose
   // minutes are committed without their totals (the report shows them as missing totals).
-  const daily = startDailySummaries(ctx);
+  // One writer thread for both sinks: the day totals' ~1 small file per user and date would
+  // otherwise be written on this thread, between the answers (bench/api-bound).
+  const writers = new SharedWriters();
+  const daily = startDailySummaries(ctx, writers);
 
   async function* userBatches(user: UserEntry, deadLetters: DeadLetterWriter): AsyncGenerator<PartitionColumns> {
     const saved = userState(state, user.humanId);
@@ -140,7 +144,12 @@ export async function runFitbitIntraday(ctx: RunContext): Promise<PipelineResult
   }
   const finished = new Set<string>();
 
-  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users.users(), userBatches, committed).finally(() => daily.close());
+  const { summary, failedUsers, deadLetterFiles } = await runUserStreams(ctx, PIPELINE, 'intraday', users.users(), userBatches, committed, writers)
+    .finally(() => daily.close())
+    .finally(async () => {
+      await daily.done; // the day totals' sink too (even when the minutes failed) before their thread stops
+      await writers.close();
+    });
   const dailyResult = await daily.done;
   // The run ended (not stopped): the windows it finished need no resuming, so a later run of
   // the same window (a backfill repeated on purpose) fetches it again.

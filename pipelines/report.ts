@@ -14,6 +14,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { EtlError, errorMessage } from '../lib/errors.js';
+import { parseOutTarget } from '../sinks/object-store/url.js';
 import { writeFileAtomic } from '../lib/fs.js';
 import { DATASETS, type Dataset } from '../lib/schema.js';
 import type { Worker } from 'node:worker_threads';
@@ -447,7 +448,11 @@ export async function reportCommand(args: string[], io: { stdout: (t: string) =>
     io.stdout(REPORT_HELP + '\n');
     return 0;
   }
-  const result = await writeReport({ outDir: path.resolve(io.cwd, parsed.values.out ?? 'out') });
+  // The report reads a folder's files by path; a bucket is not read: copy it to a folder first
+  // (`aws s3 sync s3://bucket/prefix out`) and report on that (README).
+  const target = parseOutTarget(parsed.values.out ?? 'out', io.cwd);
+  if (target.kind !== 'folder') throw new EtlError('USAGE', `report reads a local folder; --out ${parsed.values.out ?? ''} is a bucket: copy it to a folder first (aws s3 sync) and give that folder`);
+  const result = await writeReport({ outDir: target.dir });
   io.stdout(reportLine(result, json) + '\n');
   return 0;
 }

@@ -4,7 +4,6 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EtlError } from '../lib/errors.js';
-import { writeFileAtomic } from '../lib/fs.js';
 import { acquireLock } from '../lib/lock.js';
 import { HttpStats } from '../lib/http.js';
 import { printable, type Logger } from '../lib/log.js';
@@ -12,6 +11,7 @@ import type { Dataset } from '../lib/schema.js';
 import type { DatasetSummary } from '../lib/sink.js';
 import { prepareOutput, readManifest } from '../sinks/index.js';
 import { runTmpDir, TMP_DIR } from '../sinks/files.js';
+import { isBucketOut, openOutput, outputPath } from '../sinks/output.js';
 import type { PipelineName, RunConfig } from './config.js';
 import type { PipelineDef, PipelineResult, RunContext } from './context.js';
 import { defaultStatePath, loadState } from './state.js';
@@ -102,8 +102,19 @@ export async function checkOutDir(outDir: string): Promise<void> {
   }
 }
 
-/** One run at a time per output root: a second one would race the first on the same partitions. */
+/**
+ * One run at a time per output root: a second one would race the first on the same partitions.
+ * A bucket takes no lock: S3-compatible services without conditional writes (s3rver, older
+ * MinIO) cannot make one safely, and several processes on one bucket are coordinated through
+ * PostgreSQL (--state postgres://, README "Several workers"). Without it, two runs writing the
+ * same bucket at once can lose each other's manifest entries or merges: do not start them.
+ */
 async function lockOutput(outDir: string): Promise<() => Promise<void>> {
+  if (isBucketOut(outDir)) {
+    // Fails early, before any request to an API, when the bucket cannot be reached or read.
+    for await (const _ of openOutput(outDir).list(`${RUNS_DIR}/`)) break;
+    return async () => undefined;
+  }
   const lock = path.join(outDir, '_state', '.run.lock');
   await fs.mkdir(path.dirname(lock), { recursive: true });
   return acquireLock(lock, {
@@ -112,21 +123,33 @@ async function lockOutput(outDir: string): Promise<() => Promise<void>> {
   });
 }
 
-function runRecordPath(outDir: string, runId: string): string {
-  return path.join(outDir, RUNS_DIR, `${runId}.json`);
+function runRecordKey(runId: string): string {
+  return `${RUNS_DIR}/${runId}.json`;
 }
 
-async function writeRunRecord(record: RunSummary): Promise<void> {
-  await writeFileAtomic(runRecordPath(record.outDir, record.runId), JSON.stringify(record, null, 2) + '\n');
+/** Where a run's record is: a file path, or s3://bucket/prefix/_runs/<runId>.json. */
+export function runRecordPath(outDir: string, runId: string): string {
+  return outputPath(outDir, runRecordKey(runId));
+}
+
+/**
+ * Replaces a run's record whole (a folder: fsync'd before and after its rename), by the run
+ * `writer` (its temporary folder; the record may be a killed run's it takes over).
+ */
+async function writeRunRecord(record: RunSummary, writer: string): Promise<void> {
+  await openOutput(record.outDir, { runId: writer, durable: true }).put(runRecordKey(record.runId), Buffer.from(JSON.stringify(record, null, 2) + '\n'));
 }
 
 /** Run records in `<out>/_runs`, oldest first; unreadable ones are skipped. */
 export async function readRunRecords(outDir: string): Promise<RunSummary[]> {
-  const names = await fs.readdir(path.join(outDir, RUNS_DIR)).catch(() => [] as string[]);
+  const store = openOutput(outDir);
   const records: RunSummary[] = [];
-  for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+  for await (const { key } of store.list(`${RUNS_DIR}/`)) {
+    if (!key.endsWith('.json') || key.indexOf('/', RUNS_DIR.length + 1) >= 0) continue;
     try {
-      const r = JSON.parse(await fs.readFile(path.join(outDir, RUNS_DIR, name), 'utf8')) as RunSummary;
+      const bytes = await store.get(key);
+      if (bytes === null) continue;
+      const r = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as RunSummary;
       if (typeof r.runId === 'string' && typeof r.status === 'string') records.push(r);
     } catch {
       // a record being replaced, or not ours: not a finished run
@@ -138,10 +161,12 @@ export async function readRunRecords(outDir: string): Promise<RunSummary[]> {
 /**
  * The files this run commits, per dataset, and the killed runs it takes over: runs whose
  * record still says `running` while this run holds the lock. Their files stay in the
- * manifests (committed at their checkpoints) and are listed by this run from now on.
+ * manifests (committed at their checkpoints) and are listed by this run from now on. A bucket
+ * has no lock (see lockOutput), so a `running` record there may be a run still going: none is
+ * taken over.
  */
 async function committedFiles(outDir: string, runId: string, datasets: readonly string[]): Promise<{ files: Record<string, string[]>; adopted: RunSummary[] }> {
-  const dead = (await readRunRecords(outDir)).filter((r) => r.status === 'running' && r.runId !== runId);
+  const dead = isBucketOut(outDir) ? [] : (await readRunRecords(outDir)).filter((r) => r.status === 'running' && r.runId !== runId);
   const owners = new Set([runId, ...dead.map((r) => r.runId)]);
   const files: Record<string, string[]> = {};
   for (const dataset of datasets) {
@@ -163,7 +188,7 @@ export interface RunOptions {
 
 export async function runPipelines(config: RunConfig, options: RunOptions): Promise<RunSummary> {
   // Everything that can be a usage error is found before anything is printed or created.
-  await checkOutDir(config.outDir);
+  if (!isBucketOut(config.outDir)) await checkOutDir(config.outDir);
   for (const pipeline of config.pipelines) {
     if (!findPipeline(pipeline)) throw new EtlError('USAGE', `unknown pipeline "${pipeline}"`);
     await loadState(config.stateFile ?? defaultStatePath(config.outDir, pipeline), pipeline);
@@ -171,7 +196,7 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
   const started = (options.now ?? Date.now)();
   const runId = newRunId(new Date(started));
   const stats = new HttpStats();
-  await fs.mkdir(config.outDir, { recursive: true });
+  if (!isBucketOut(config.outDir)) await fs.mkdir(config.outDir, { recursive: true });
   const unlock = await lockOutput(config.outDir);
   const results: PipelineResult[] = [];
   const record = (status: RunStatus, finished: number, exitCode: number): RunSummary => ({
@@ -191,8 +216,8 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
   });
   let summary: RunSummary;
   try {
-    await prepareOutput(config.outDir);
-    await writeRunRecord(record('running', started, -1));
+    if (!isBucketOut(config.outDir)) await prepareOutput(config.outDir);
+    await writeRunRecord(record('running', started, -1), runId);
     for (const s of config.skipped) options.log.info('pipeline skipped', { pipeline: s.pipeline, reason: s.reason });
     for (const pipeline of config.pipelines) {
       if (options.stop?.aborted) break;
@@ -229,12 +254,14 @@ export async function runPipelines(config: RunConfig, options: RunOptions): Prom
     const { files, adopted } = await committedFiles(config.outDir, runId, datasets);
     summary.files = files;
     summary.adopted = adopted.map((r) => r.runId);
-    for (const dead of adopted) await writeRunRecord({ ...dead, status: 'interrupted', adoptedBy: runId } as RunSummary);
-    await writeRunRecord(summary);
+    for (const dead of adopted) await writeRunRecord({ ...dead, status: 'interrupted', adoptedBy: runId } as RunSummary, runId);
+    await writeRunRecord(summary, runId);
   } finally {
     // A stopped run leaves no temporary files; a killed one's are cleared by the next run.
-    await fs.rm(runTmpDir(config.outDir, runId), { recursive: true, force: true }).catch(() => undefined);
-    await fs.rmdir(path.join(config.outDir, TMP_DIR)).catch(() => undefined);
+    if (!isBucketOut(config.outDir)) {
+      await fs.rm(runTmpDir(config.outDir, runId), { recursive: true, force: true }).catch(() => undefined);
+      await fs.rmdir(path.join(config.outDir, TMP_DIR)).catch(() => undefined);
+    }
     await unlock();
   }
   return summary;
@@ -281,7 +308,7 @@ export function failureLine(summary: RunSummary): string | null {
   if (summary.stoppedBy) {
     const rows = summary.datasets.reduce((n, d) => n + d.rowsIn, 0);
     const files = Object.values(summary.files).reduce((n, f) => n + f.length, 0);
-    head = `stopped by ${summary.stoppedBy}: kept ${rows} row(s) in ${files} committed file(s) and every user's state (run record ${path.join(summary.outDir, RUNS_DIR, summary.runId + '.json')}); run the same command again to resume where it stopped`;
+    head = `stopped by ${summary.stoppedBy}: kept ${rows} row(s) in ${files} committed file(s) and every user's state (run record ${runRecordPath(summary.outDir, summary.runId)}); run the same command again to resume where it stopped`;
     details = [...errors, ...users];
   } else if (errors.length === 0 && users.length === 0) {
     return null;

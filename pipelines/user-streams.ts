@@ -6,6 +6,7 @@ import { EtlError } from '../lib/errors.js';
 import type { Dataset } from '../lib/schema.js';
 import type { DatasetSummary, DeadLetterWriter, SinkBatch } from '../lib/sink.js';
 import { createDeadLetterWriter, createSink, deadLetterPath, UserCommit } from '../sinks/index.js';
+import type { SharedWriters } from '../sinks/index.js';
 import type { PipelineName } from './config.js';
 import type { FailedUser, RunContext } from './context.js';
 
@@ -92,6 +93,7 @@ export interface UserOutcome {
  * Checkpoints: when a user's stream ends (done, failed or stopped), the sink commits that
  * user's partitions and the manifest, then `onUserCommitted` runs (the pipeline saves the user's
  * watermark and rate budget), so a run killed later resumes after what is committed.
+ * `writers`: writer threads the sink shares with the pipeline's other sinks (the caller closes them).
  * Stop (ctx.stop aborted): no user starts, and each running user stops before its next
  * batch — at once, even while its request waits for a rate limit (that request is dropped).
  */
@@ -102,6 +104,7 @@ export async function runUserStreams<D extends Dataset, U extends { readonly hum
   users: readonly U[],
   userBatches: (user: U, deadLetters: DeadLetterWriter) => AsyncIterable<SinkBatch<D>>,
   onUserCommitted?: (user: U, outcome: UserOutcome) => Promise<void>,
+  writers?: SharedWriters,
 ): Promise<{ summary: DatasetSummary; failedUsers: FailedUser[]; deadLetterFiles: string[] }> {
   const { config } = ctx;
   // One writer per dataset: the normalizer's dead letters and the sink's placement failures.
@@ -172,6 +175,7 @@ export async function runUserStreams<D extends Dataset, U extends { readonly hum
     deadLetters,
     ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
     ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
+    ...(writers ? { writers } : {}),
   });
   const summary = await sink(batches);
   const deadLetterFile = await deadLetters.close();

@@ -1,15 +1,19 @@
 // Dead letters: one JSON line per record that could not be normalized or placed, at
-// <out>/_dead_letter/<dataset>/<runId>.jsonl. Lines are appended to a temporary file as they
-// come (memory stays flat) and the file is renamed into place at close. A second writer for
-// the same dataset and run appends to it rather than replacing it.
+// <out>/_dead_letter/<dataset>/<runId>.jsonl. Lines are appended to a local temporary file as
+// they come (memory stays flat: under <out>/_tmp/<runId>/ for a folder, in the staging folder
+// for a bucket) and the file is put into the output root whole at close (output.ts: a rename,
+// or an upload). A second writer for the same dataset and run appends to it rather than
+// replacing it.
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { EtlError, errorMessage } from '../lib/errors.js';
 import type { DeadLetterWriter } from '../lib/sink.js';
 import type { Dataset, DeadLetter } from '../lib/schema.js';
-import { writeFileAtomic } from '../lib/fs.js';
-import { DEAD_LETTER_DIR, moveIntoPlace, runIdComponent, tmpPath } from './files.js';
+import { DEAD_LETTER_DIR, runIdComponent, tmpPath } from './files.js';
+import { stagingDir } from './object-store/index.js';
+import { isBucketOut, openOutput, outputPath } from './output.js';
 import { assertDataset } from './partition.js';
 
 function jsonLine(letter: DeadLetter): string {
@@ -21,14 +25,21 @@ function jsonLine(letter: DeadLetter): string {
   );
 }
 
+function deadLetterKey(dataset: Dataset, runId: string): string {
+  return `${DEAD_LETTER_DIR}/${dataset}/${runIdComponent(runId)}.jsonl`;
+}
+
+/** Where a run's dead letters of a dataset go: a file path, or s3://bucket/prefix/_dead_letter/… */
 export function deadLetterPath(outDir: string, dataset: Dataset, runId: string): string {
-  return join(outDir, DEAD_LETTER_DIR, dataset, `${runIdComponent(runId)}.jsonl`);
+  return outputPath(outDir, deadLetterKey(dataset, runId));
 }
 
 export function createDeadLetterWriter(outDir: string, dataset: Dataset, runId: string): DeadLetterWriter {
   assertDataset(dataset);
-  const finalPath = deadLetterPath(outDir, dataset, runId);
-  const tmp = tmpPath(outDir, runId, `dead-letter-${dataset}`);
+  const key = deadLetterKey(dataset, runId);
+  const finalPath = outputPath(outDir, key);
+  const label = `dead-letter-${dataset}`;
+  const tmp = isBucketOut(outDir) ? join(stagingDir(process.env), `${label}.${randomBytes(6).toString('hex')}.tmp`) : tmpPath(outDir, runId, label);
   let fd: number | null = null;
   let count = 0;
   let closed = false;
@@ -55,16 +66,13 @@ export function createDeadLetterWriter(outDir: string, dataset: Dataset, runId: 
       if (fd === null) return null;
       closeSync(fd);
       fd = null;
-      const existing = await stat(finalPath).then(
-        () => true,
-        () => false,
-      );
-      if (existing) {
-        const parts = [await readFile(finalPath), await readFile(tmp)];
-        await writeFileAtomic(finalPath, parts, 0o644, { tmp: tmpPath(outDir, runId, `dead-letter-${dataset}-merged`), durable: false });
+      const store = openOutput(outDir, { runId });
+      const existing = await store.get(key);
+      try {
+        // A staged file is consumed by put (renamed into place, or uploaded and deleted).
+        await store.put(key, existing === null ? { file: tmp } : [existing, await readFile(tmp)]);
+      } finally {
         await rm(tmp, { force: true });
-      } else {
-        await moveIntoPlace(tmp, finalPath, false);
       }
       return finalPath;
     },

@@ -1,9 +1,9 @@
 // Files appear whole: written under <out>/_tmp/<runId>/ (same filesystem as their final
 // place, and never named *.parquet or *.arrow) and renamed into place when complete
-// (lib/fs.ts writeFileAtomic with a `tmp` from tmpPath, or moveIntoPlace).
+// (lib/fs.ts writeFileAtomic with a `tmp` from tmpPath, or object-store/local.ts LocalStore).
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { EtlError, errorMessage } from '../lib/errors.js';
 import { escapePartitionValue } from './partition.js';
 
@@ -26,26 +26,6 @@ export function runTmpDir(outDir: string, runId: string): string {
 /** A fresh temporary path inside the run's folder; `.tmp` so no reader glob matches it. */
 export function tmpPath(outDir: string, runId: string, label: string): string {
   return join(runTmpDir(outDir, runId), `${label}.${randomBytes(6).toString('hex')}.tmp`);
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Renames a complete temporary file into place. */
-export async function moveIntoPlace(tmp: string, finalPath: string, durable: boolean): Promise<void> {
-  try {
-    await mkdir(dirname(finalPath), { recursive: true });
-    await rename(tmp, finalPath);
-    if (durable) await fsyncDir(dirname(finalPath));
-  } catch (err) {
-    throw new EtlError('SINK', `could not move ${tmp} to ${finalPath}: ${errorMessage(err)}`, { path: finalPath }, { cause: err });
-  }
 }
 
 /**

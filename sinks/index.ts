@@ -3,6 +3,7 @@ export { createSink, createSinkStats, UserCommit, resolveSinkConfig, DEFAULT_HIG
 export type { SinkConfig, SinkExtras, SinkStats } from './sink.js';
 export { createDeadLetterWriter, deadLetterPath } from './dead-letter.js';
 export { prepareOutput } from './files.js';
+export { SharedWriters } from './pool.js';
 export { partitionPath, escapePartitionValue, unescapePartitionValue, validateDate } from './partition.js';
 export { readManifest, MANIFEST_FILE } from './manifest.js';
 export type { Manifest, ManifestFile } from './manifest.js';

@@ -1,13 +1,11 @@
 // <out>/<dataset>/_manifest.json: every partition file with its row count, written last and
-// atomically by each run. Entries of partitions a run did not touch are kept.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { EtlError, errorMessage } from '../lib/errors.js';
+// atomically by each run, in a folder or a bucket (output.ts). It is written only after the
+// files it names are in place, so it never names a missing one. Entries of partitions a run did
+// not touch are kept.
 import type { OutputFormat } from '../lib/sink.js';
 import type { Dataset } from '../lib/schema.js';
 import { SCHEMA_VERSION } from '../lib/schema.js';
-import { writeFileAtomic } from '../lib/fs.js';
-import { tmpPath } from './files.js';
+import { openOutput, outputPath } from './output.js';
 
 export const MANIFEST_FILE = '_manifest.json';
 
@@ -36,15 +34,20 @@ function isManifestFile(value: unknown): value is ManifestFile {
   return typeof v['path'] === 'string' && typeof v['rows'] === 'number' && typeof v['runId'] === 'string';
 }
 
+function manifestKey(dataset: Dataset): string {
+  return `${dataset}/${MANIFEST_FILE}`;
+}
+
+/**
+ * The dataset's manifest; null when there is none or it is not one. A manifest that cannot be
+ * read (a bucket that does not answer) is an error, not "none": writing a fresh one would drop
+ * every entry of earlier runs.
+ */
 export async function readManifest(outDir: string, dataset: Dataset): Promise<Manifest | null> {
-  let text: string;
+  const bytes = await openOutput(outDir).get(manifestKey(dataset));
+  if (bytes === null) return null;
   try {
-    text = await readFile(join(outDir, dataset, MANIFEST_FILE), 'utf8');
-  } catch {
-    return null;
-  }
-  try {
-    const parsed: unknown = JSON.parse(text);
+    const parsed: unknown = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
     if (parsed === null || typeof parsed !== 'object') return null;
     const files = (parsed as { files?: unknown }).files;
     if (!Array.isArray(files)) return null;
@@ -67,9 +70,6 @@ export async function writeManifest(outDir: string, dataset: Dataset, runId: str
     updatedAt: new Date().toISOString(),
     files: [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
   };
-  const finalPath = join(outDir, dataset, MANIFEST_FILE);
-  await writeFileAtomic(finalPath, JSON.stringify(manifest, null, 2) + '\n', 0o644, { tmp: tmpPath(outDir, runId, `manifest-${dataset}`), durable }).catch((err: unknown) => {
-    throw new EtlError('SINK', `could not write ${finalPath}: ${errorMessage(err)}`, { path: finalPath }, { cause: err });
-  });
-  return finalPath;
+  await openOutput(outDir, { runId, durable }).put(manifestKey(dataset), Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
+  return outputPath(outDir, manifestKey(dataset));
 }

@@ -3,8 +3,8 @@
 // merge.ts), and sorted (a step of write-partition.ts). The common case (a new partition without
 // repeated ids) stays column-wise: no row objects are built.
 import type { ColumnSpec, Dataset } from '../lib/schema.js';
-import { unpackTable } from '../lib/batch.js';
-import type { ColumnData, ColumnTable, PackedStrings, PackedTable } from '../lib/batch.js';
+import { unpackTables } from '../lib/batch.js';
+import type { ColumnData, ColumnTable, PackedTable } from '../lib/batch.js';
 import { fromColumns, sortKeys, sortRows, toColumns } from './columns.js';
 import type { Row } from './columns.js';
 import type { FileFormat } from './formats.js';
@@ -15,35 +15,22 @@ import type { MergeCounts } from './merge.js';
 const HASHED_CHARS = 12;
 
 /**
- * Whether packed strings hold a value twice (nulls count as values, as in a Set of ids).
- * Joined values are hashed straight from the joined text, on their length and last characters
- * only, and compared whole when hashes meet; if they meet too often (values that differ only
- * early on), a Set decides instead.
+ * Whether a string column holds a value twice (nulls count as values, as in a Set of ids).
+ * Values are hashed on their length and last characters only, and compared whole when hashes
+ * meet; if they meet too often (values that differ only early on), a Set decides instead.
  */
-export function hasDuplicates(p: PackedStrings, n: number): boolean {
-  if (p.kind === 'dict') {
-    const seen = new Uint8Array(p.dict.length + 1);
-    for (let i = 0; i < n; i++) {
-      const k = p.index[i]! + 1; // null → 0
-      if (seen[k]) return true;
-      seen[k] = 1;
-    }
-    return false;
-  }
-  const { text, lengths } = p;
+export function hasDuplicates(values: readonly (string | null)[]): boolean {
+  const n = values.length;
   let size = 16;
   while (size < n * 2) size <<= 1;
   const mask = size - 1;
   const slots = new Int32Array(size).fill(-1); // row of the value in the slot
-  const starts = new Int32Array(n);
   let collisions = 0;
-  let at = 0;
   for (let i = 0; i < n; i++) {
-    const len = lengths[i]!;
-    starts[i] = at;
-    const end = at + Math.max(0, len);
+    const v = values[i] ?? null;
+    const len = v === null ? -1 : v.length;
     let h = 0x811c9dc5 ^ len;
-    for (let c = Math.max(at, end - HASHED_CHARS); c < end; c++) h = Math.imul(h ^ text.charCodeAt(c), 0x01000193);
+    for (let c = Math.max(0, len - HASHED_CHARS); c < len; c++) h = Math.imul(h ^ v!.charCodeAt(c), 0x01000193);
     let slot = (h ^ (h >>> 15)) & mask;
     for (;;) {
       const j = slots[slot]!;
@@ -51,27 +38,12 @@ export function hasDuplicates(p: PackedStrings, n: number): boolean {
         slots[slot] = i;
         break;
       }
-      if (lengths[j] === len && (len < 0 || text.startsWith(text.slice(at, end), starts[j]!))) return true;
-      if (++collisions > n) return hasDuplicateValues(p, n);
+      if ((values[j] ?? null) === v) return true;
+      if (++collisions > n) return new Set(values.map((x) => x ?? null)).size !== n;
       slot = (slot + 1) & mask;
     }
-    at = end;
   }
   return false;
-}
-
-function hasDuplicateValues(p: Extract<PackedStrings, { kind: 'joined' }>, n: number): boolean {
-  const seen = new Set<string | null>();
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    const len = p.lengths[i]!;
-    if (len < 0) seen.add(null);
-    else {
-      seen.add(p.text.slice(at, at + len));
-      at += len;
-    }
-  }
-  return seen.size !== n;
 }
 
 interface SortKey {
@@ -190,20 +162,20 @@ export interface ExistingFile {
 }
 
 /**
- * The table to encode for a partition. `existing`: the partition's file to merge with, or
+ * The table to encode for a partition, from its incoming rows (packed chunks in arrival order). `existing`: the partition's file to merge with, or
  * null when it has none. Adds what happened to each incoming row to `counts`.
  */
 export async function partitionTable(
   dataset: Dataset,
   specs: readonly ColumnSpec[],
   format: FileFormat,
-  packed: PackedTable,
+  tables: readonly PackedTable[],
   existing: ExistingFile | null,
   counts: MergeCounts,
 ): Promise<ColumnTable> {
-  const incoming = unpackTable(packed);
-  const ids = packed.columns[specs.findIndex((s) => s.name === 'id')];
-  if (existing === null && ids?.type === 'string' && !hasDuplicates(ids.strings, incoming.rowCount)) {
+  const incoming = unpackTables(tables);
+  const ids = incoming.columns[specs.findIndex((s) => s.name === 'id')];
+  if (existing === null && ids?.type === 'string' && !hasDuplicates(ids.values)) {
     counts.added += incoming.rowCount;
     return sortTable(dataset, specs, incoming);
   }

@@ -118,3 +118,27 @@ export class WritePool {
     }
   }
 }
+
+/**
+ * The writer threads of one run's sinks: started by the first sink that brings enough rows
+ * (its workerStartRows), then used by every sink of the run that shares them, so that a small
+ * sink beside a large one (daily_summaries beside intraday) writes its files there instead of
+ * on the calling thread. The sinks leave them running; whoever made them closes them.
+ */
+export class SharedWriters {
+  private pool: WritePool | null = null;
+
+  /** The threads, once a sink has started them. */
+  get running(): WritePool | null {
+    return this.pool;
+  }
+
+  start(size: number): WritePool {
+    return (this.pool ??= new WritePool(size));
+  }
+
+  /** Call once every sink that shares them has finished. */
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+}

@@ -23,8 +23,11 @@ import type { FileFormat, ParquetEngine } from './formats.js';
 import { writeManifest } from './manifest.js';
 import type { ManifestFile } from './manifest.js';
 import { WritePool } from './pool.js';
-import { packTable, packedAllEqual, packedRows, packedShapeProblem, transferList } from './transfer.js';
+import type { SharedWriters } from './pool.js';
+import { packTable, packedAllEqual, packedRecords, packedShapeProblem, transferList } from './transfer.js';
 import type { Packed, PackedColumn } from './transfer.js';
+import { storageConfig } from './storage.js';
+import type { StorageConfig } from './storage.js';
 import { writePartition } from './write-partition.js';
 import type { PartitionJob, PartitionWritten } from './write-partition.js';
 import type { MergeCounts } from './merge.js';
@@ -78,6 +81,8 @@ export interface SinkExtras {
   workers?: number;
   /** Rows a run must bring before its writer threads start (default 50,000; 0: at once). */
   workerStartRows?: number;
+  /** Writer threads shared with the run's other sinks (used once running, left running at the end). */
+  writers?: SharedWriters;
 }
 
 export type SinkConfig = SinkOptions & SinkExtras;
@@ -96,6 +101,7 @@ interface ResolvedConfig {
   stats: SinkStats;
   workers: number;
   workerStartRows: number;
+  writers: SharedWriters | null;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -112,6 +118,7 @@ const KNOWN_OPTIONS = new Set([
   'stats',
   'workers',
   'workerStartRows',
+  'writers',
 ]);
 
 function positiveInt(name: string, value: unknown, fallback: number): number {
@@ -149,6 +156,7 @@ export function resolveSinkConfig(options: SinkConfig): ResolvedConfig {
     stats: options.stats ?? createSinkStats(),
     workers: options.workers === 0 ? 0 : positiveInt('workers', options.workers, DEFAULT_WORKERS),
     workerStartRows: options.workerStartRows === 0 ? 0 : positiveInt('workerStartRows', options.workerStartRows, DEFAULT_WORKER_START_ROWS),
+    writers: options.writers ?? null,
   };
 }
 
@@ -220,6 +228,7 @@ class SinkRun {
   private pool: WritePool | null = null;
   private readonly touched: PartitionBuffer[] = [];
   private readonly humanIdColumn: number;
+  private readonly storage: StorageConfig;
 
   constructor(
     private readonly dataset: Dataset,
@@ -233,6 +242,7 @@ class SinkRun {
     this.keyValueMetadata = fileMetadata(dataset, this.specs, cfg.runId);
     this.sortedBy = declaredSortOrder(dataset);
     this.humanIdColumn = this.specs.findIndex((spec) => spec.name === 'humanId');
+    this.storage = storageConfig(cfg.outDir, cfg.runId, cfg.fsync);
   }
 
   private reject(record: unknown, reason: string, code: string): void {
@@ -272,7 +282,7 @@ class SinkRun {
     const cfg = this.cfg;
     const stats = cfg.stats;
     const problems = this.check(batch);
-    if (this.pool === null && cfg.workers > 0 && this.rowsIn + batch.length >= cfg.workerStartRows) this.pool = new WritePool(cfg.workers);
+    this.startWriters(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const record = batch[i];
       this.rowsIn++;
@@ -312,6 +322,23 @@ class SinkRun {
     this.touched.length = 0;
   }
 
+  /**
+   * The writer threads, once this run has brought enough rows to start them, or at once when
+   * threads shared with another sink of the run are running.
+   */
+  private startWriters(rows: number): void {
+    const cfg = this.cfg;
+    if (this.pool !== null || cfg.workers === 0) return;
+    const shared = cfg.writers;
+    if (shared?.running) this.pool = shared.running;
+    else if (this.rowsIn + rows >= cfg.workerStartRows) this.pool = shared ? shared.start(cfg.workers) : new WritePool(cfg.workers);
+  }
+
+  /** Stops the writer threads, unless they are shared (their maker stops them). */
+  private async stopWriters(): Promise<void> {
+    if (this.cfg.writers === null) await this.pool?.close();
+  }
+
   /** A new buffer for a partition, after flushing the least recently used one if too many are open. */
   private async openBuffer(date: string, user: string, dir: string): Promise<PartitionBuffer> {
     if (this.open >= this.cfg.maxOpenPartitions) await this.flushLeastRecentlyUsed();
@@ -339,10 +366,10 @@ class SinkRun {
     const dir = this.partitionDir(part.date, part.humanId);
     const users = table.columns[this.humanIdColumn] as Extract<PackedColumn, { type: 'string' }>;
     if (typeof dir !== 'string' || !packedAllEqual(users.strings, n, part.humanId) || !packedValuesFit(this.specs, table)) {
-      return this.add(packedRows(this.specs, part.date, table));
+      return this.add(packedRecords(this.dataset, part.date, table));
     }
     const cfg = this.cfg;
-    if (this.pool === null && cfg.workers > 0 && this.rowsIn + n >= cfg.workerStartRows) this.pool = new WritePool(cfg.workers);
+    this.startWriters(n);
     this.rowsIn += n;
     while (this.buffered > 0 && this.buffered + n > cfg.highWaterRows) await this.flushLeastRecentlyUsed();
     let buffer = this.buffers.get(part.date)?.get(part.humanId) ?? null;
@@ -422,7 +449,7 @@ class SinkRun {
       engine: cfg.parquetEngine,
       rowGroupRows: cfg.rowGroupRows,
       meta: { keyValueMetadata: this.keyValueMetadata, sortedBy: this.sortedBy },
-      storage: { outDir: cfg.outDir, runId: cfg.runId, durable: cfg.fsync },
+      storage: this.storage,
       relPath,
       tables: chunks.map((c) => c.packed),
     };
@@ -491,12 +518,14 @@ class SinkRun {
     remaining.sort((a, b) => (a.dir < b.dir ? -1 : a.dir > b.dir ? 1 : 0));
     for (const buffer of remaining) await this.flush(buffer);
     await this.drainWrites();
-    await this.pool?.close();
+    await this.stopWriters();
     if (this.ownDeadLetters) await this.deadLetters.close();
     if (this.written.size > 0) await writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, [...this.written.values()], this.cfg.fsync);
     // Leaves no empty temporary folders behind (other sinks of the run may still use them).
-    await rmdir(runTmpDir(this.cfg.outDir, this.cfg.runId)).catch(() => undefined);
-    await rmdir(join(this.cfg.outDir, TMP_DIR)).catch(() => undefined);
+    if (this.storage.kind === 'folder') {
+      await rmdir(runTmpDir(this.cfg.outDir, this.cfg.runId)).catch(() => undefined);
+      await rmdir(join(this.cfg.outDir, TMP_DIR)).catch(() => undefined);
+    }
     const paths = [...this.written.keys()].sort();
     let rows = 0;
     for (const f of this.written.values()) rows += f.rows;
@@ -514,7 +543,7 @@ class SinkRun {
   /** After a failure: dead letters still become visible; buffered rows are dropped. */
   async abort(): Promise<void> {
     await Promise.allSettled(this.pendingWrites.values());
-    await this.pool?.close();
+    await this.stopWriters();
     this.buffers.clear();
     this.last = null;
     this.open = 0;

@@ -1,11 +1,14 @@
-// Where a sink's partition files go: one small seam, so that an object-storage backend can
-// take the place of the local folder. A write is whole or nothing (here: under
-// <out>/_tmp/<runId>/, then renamed into place).
+// Where a sink's partition files go: one small seam over the output root (output.ts). A write
+// is whole or nothing: in a folder, under <out>/_tmp/<runId>/ then renamed into place; in a
+// bucket, one PUT or a multipart upload completed only when whole. Merge by id reads the
+// partition's object, merges, and commits the result whole over it.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EtlError, errorMessage } from '../lib/errors.js';
 import { writeFileAtomicSync } from '../lib/fs.js';
 import { tmpPath } from './files.js';
+import { isBucketOut, openOutput } from './output.js';
+import { outLocation, parseOutTarget } from './object-store/url.js';
 
 export interface Storage {
   /** The file at `relPath` (relative to the output root), or null when there is none. */
@@ -15,11 +18,36 @@ export interface Storage {
 }
 
 /** What a storage is opened from: plain data, so that a writer thread opens its own. */
-export interface StorageConfig {
+export type StorageConfig = FolderStorageConfig | BucketStorageConfig;
+
+export interface FolderStorageConfig {
+  kind: 'folder';
   outDir: string;
   runId: string;
   /** fsync each file before its rename and its folder after. */
   durable: boolean;
+}
+
+/** An S3-compatible bucket; the thread that opens it takes its client from the AWS variables. */
+export interface BucketStorageConfig {
+  kind: 's3';
+  bucket: string;
+  /** No leading or trailing `/`; '' for the bucket's root. */
+  prefix: string;
+}
+
+/** The storage config of an output root (a folder path or s3://bucket/prefix). */
+export function storageConfig(outDir: string, runId: string, durable: boolean): StorageConfig {
+  if (!isBucketOut(outDir)) return { kind: 'folder', outDir, runId, durable };
+  const target = parseOutTarget(outDir);
+  if (target.kind !== 's3') throw new EtlError('USAGE', `${outDir} is not an s3:// output root`);
+  return { kind: 's3', bucket: target.bucket, prefix: target.prefix };
+}
+
+export function openStorage(cfg: StorageConfig): Storage {
+  if (cfg.kind === 'folder') return localStorage(cfg);
+  const store = openOutput(outLocation({ kind: 's3', bucket: cfg.bucket, prefix: cfg.prefix }));
+  return { read: (relPath) => store.get(relPath), commit: (relPath, bytes) => store.put(relPath, bytes) };
 }
 
 /**
@@ -27,7 +55,7 @@ export interface StorageConfig {
  * and an async call costs a round trip to libuv's thread pool (lib/fs.ts); the calling thread
  * only writes this way before the writer thread starts, or with `workers: 0`.
  */
-export function localStorage(cfg: StorageConfig): Storage {
+export function localStorage(cfg: FolderStorageConfig): Storage {
   const madeDirs = new Set<string>();
   return {
     read(relPath) {

@@ -5,10 +5,10 @@
 // unpackTable(packTable(t)) holds the same values in the same places, so the encoders write
 // the same bytes from either.
 import { isInt32Backed } from '../lib/batch.js';
-import type { ColumnData, ColumnTable, NumberColumn, PackedColumn, PackedStrings, PackedTable } from '../lib/batch.js';
+import type { ColumnData, ColumnTable, PackedColumn, PackedStrings, PackedTable } from '../lib/batch.js';
 import type { ColumnSpec } from '../lib/schema.js';
 
-export { packedRows, unpackTable } from '../lib/batch.js';
+export { packedRecords, unpackTable } from '../lib/batch.js';
 export type { PackedColumn, PackedStrings, PackedTable } from '../lib/batch.js';
 
 /** A packed table and the buffers to transfer with it (all of them its own). */
@@ -81,96 +81,6 @@ export function packTable(table: ColumnTable): Packed {
   });
   const packed = { rowCount: table.rowCount, columns };
   return { packed, transfer: transferList(packed) };
-}
-
-/** Packed strings as 'joined' (a dictionary column among joined chunks of the same column). */
-function joinedOf(p: PackedStrings, n: number): Extract<PackedStrings, { kind: 'joined' }> {
-  if (p.kind === 'joined') return p;
-  const lengths = new Int32Array(n);
-  const parts: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const k = p.index[i]!;
-    if (k < 0) lengths[i] = -1;
-    else {
-      const v = p.dict[k]!;
-      lengths[i] = v.length;
-      parts.push(v);
-    }
-  }
-  return { kind: 'joined', text: parts.join(''), lengths };
-}
-
-function concatStrings(parts: readonly PackedStrings[], counts: readonly number[], n: number): PackedStrings {
-  if (parts.every((p) => p.kind === 'dict')) {
-    const dict: string[] = [];
-    const map = new Map<string, number>();
-    const index = new Int32Array(n);
-    let at = 0;
-    parts.forEach((p, c) => {
-      const { dict: own, index: from } = p as Extract<PackedStrings, { kind: 'dict' }>;
-      const remap = own.map((v) => {
-        let k = map.get(v);
-        if (k === undefined) {
-          k = dict.length;
-          dict.push(v);
-          map.set(v, k);
-        }
-        return k;
-      });
-      for (let i = 0; i < counts[c]!; i++) {
-        const k = from[i]!;
-        index[at++] = k < 0 ? -1 : remap[k]!;
-      }
-    });
-    return { kind: 'dict', dict, index };
-  }
-  const lengths = new Int32Array(n);
-  const texts: string[] = [];
-  let at = 0;
-  parts.forEach((p, c) => {
-    const joined = joinedOf(p, counts[c]!);
-    lengths.set(joined.lengths.subarray(0, counts[c]!), at);
-    at += counts[c]!;
-    texts.push(joined.text);
-  });
-  return { kind: 'joined', text: texts.join(''), lengths };
-}
-
-/**
- * One packed table holding the rows of `tables` one after another (each packed for the same
- * columns). The result owns fresh buffers: all of them can be transferred.
- */
-export function concatPacked(tables: readonly PackedTable[]): Packed {
-  const counts = tables.map((t) => t.rowCount);
-  const n = counts.reduce((a, b) => a + b, 0);
-  const width = tables[0]!.columns.length;
-  const columns: PackedColumn[] = [];
-  for (let c = 0; c < width; c++) {
-    const first = tables[0]!.columns[c]!;
-    if (first.type === 'string') {
-      const strings = concatStrings(tables.map((t) => (t.columns[c] as Extract<PackedColumn, { type: 'string' }>).strings), counts, n);
-      columns.push({ type: 'string', strings });
-      continue;
-    }
-    const parts = tables.map((t) => t.columns[c] as NumberColumn);
-    const values = first.values instanceof Int32Array ? new Int32Array(n) : new Float64Array(n);
-    const anyNull = parts.some((p) => p.valid !== null);
-    const valid = anyNull ? new Uint8Array(n).fill(1) : null;
-    let at = 0;
-    parts.forEach((p, k) => {
-      values.set(p.values.subarray(0, counts[k]!) as Float64Array & Int32Array, at);
-      if (valid !== null && p.valid !== null) valid.set(p.valid.subarray(0, counts[k]!), at);
-      at += counts[k]!;
-    });
-    columns.push({ type: first.type, values, valid });
-  }
-  const packed = { rowCount: n, columns };
-  return { packed, transfer: transferList(packed) };
-}
-
-/** The rows of `tables` as one packed table: the table itself when there is one. */
-export function joinPacked(tables: readonly PackedTable[]): PackedTable {
-  return tables.length === 1 ? tables[0]! : concatPacked(tables).packed;
 }
 
 /** The buffers a packed table holds (each once), to transfer with it. */

@@ -12,9 +12,8 @@ import type { FileFormat, FileMeta, ParquetEngine } from './formats.js';
 import type { MergeCounts } from './merge.js';
 import { FACTS_KEY, tableFacts } from './partition-facts.js';
 import { partitionTable } from './partition-table.js';
-import { localStorage } from './storage.js';
+import { openStorage } from './storage.js';
 import type { Storage, StorageConfig } from './storage.js';
-import { joinPacked } from './transfer.js';
 
 /** Everything a partition write needs, as plain data (it may cross to a writer thread). */
 export interface PartitionJob {
@@ -56,11 +55,11 @@ async function formatOf(job: PartitionJob): Promise<FileFormat> {
 }
 
 function storageOf(cfg: StorageConfig): Storage {
-  const key = JSON.stringify([cfg.outDir, cfg.runId, cfg.durable]);
+  const key = JSON.stringify(cfg);
   let storage = storages.get(key);
   if (storage === undefined) {
     if (storages.size >= 8) storages.clear(); // one per sink run; a long process starts many
-    storages.set(key, (storage = localStorage(cfg)));
+    storages.set(key, (storage = openStorage(cfg)));
   }
   return storage;
 }
@@ -79,7 +78,7 @@ export async function writePartition(job: PartitionJob): Promise<PartitionWritte
   const specs = COLUMNS[job.dataset];
   const counts: MergeCounts = { added: 0, replaced: 0, unchanged: 0 };
   const existing = await storage.read(job.relPath);
-  const table = await partitionTable(job.dataset, specs, format, joinPacked(job.tables), existing === null ? null : { bytes: existing, label: job.relPath }, counts);
+  const table = await partitionTable(job.dataset, specs, format, job.tables, existing === null ? null : { bytes: existing, label: job.relPath }, counts);
   const bytes = await encodePartition(format, job.dataset, table, job.meta);
   await storage.commit(job.relPath, bytes);
   return { rows: table.rowCount, bytes: bytes.length, merged: existing !== null, counts };

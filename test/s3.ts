@@ -186,7 +186,7 @@ export async function startTestS3(bucket = 'etl-test'): Promise<TestS3> {
   };
 }
 
-/** Matches requests on one key (path-style: /bucket/key), optionally one method and query word. */
+/** Matches requests on one key (path-style: /bucket/key; the SDK escapes `=` and the like), optionally one method and query word. */
 export function on(bucket: string, key: string, method?: string, queryWord?: string): Fault['match'] {
-  return (m, path, query) => path === `/${bucket}/${key}` && (method === undefined || m === method) && (queryWord === undefined || query.has(queryWord));
+  return (m, path, query) => decodeURIComponent(path) === `/${bucket}/${key}` && (method === undefined || m === method) && (queryWord === undefined || query.has(queryWord));
 }

@@ -207,7 +207,7 @@ test('columns with values that do not fit, or a partition that cannot be named, 
   // Says one user, holds another: each row goes where its own humanId says, as a record would.
   const otherUser: PartitionColumns = { ...normalizeAll(answers().slice(3, 4)).columns[0]!, humanId: 'h-other' };
   // The records these columns stand for: normalizeIntraday's, whose values test/transforms-intraday
-  // checks against DuckDB (they are read from the same columns, with the same packedRows the
+  // checks against DuckDB (they are read from the same columns, with the same packedRecords the
   // sink's fallback uses, so this test checks the sink's paths, not that reading).
   const asRows = (p: PartitionColumns): Record<string, unknown>[] =>
     normalizeAll(answers().slice(3, 4)).rows[0]!.map((r) => ({ ...r, date: p.date, humanId: p.humanId }));

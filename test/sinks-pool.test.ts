@@ -13,13 +13,14 @@ import { parquetReadObjects } from 'hyparquet';
 import type { ActivityRecord, Dataset, IntradayRecord } from '../lib/schema.js';
 import { COLUMNS } from '../lib/schema.js';
 import { EtlError } from '../lib/errors.js';
-import { createSink, createSinkStats, prepareOutput } from '../sinks/index.js';
+import { createSink, createSinkStats, prepareOutput, SharedWriters } from '../sinks/index.js';
 import type { SinkConfig, SinkStats } from '../sinks/index.js';
 import { loadCodec } from '../sinks/compression.js';
 import { registerArrowZstd } from '../sinks/arrow/encoder.js';
 import { sortRows, toColumns } from '../sinks/columns.js';
 import type { Row } from '../sinks/columns.js';
-import { concatPacked, packTable, unpackTable } from '../sinks/transfer.js';
+import { packTable, transferList, unpackTable } from '../sinks/transfer.js';
+import { unpackTables } from '../lib/batch.js';
 import { hasDuplicates, sortTable } from '../sinks/partition-table.js';
 import { activityRecords, asAsync, intradayRecords } from '../bench/sink-data.js';
 
@@ -93,10 +94,23 @@ function compareRows(dataset: Dataset): (x: Record<string, unknown>, y: Record<s
   };
 }
 
+/** The files at `paths` (one per partition) hold what the model says, in the files' order. */
+async function holdsModel(t: ExecutionContext, dataset: Dataset, expected: Map<string, Map<string, Rec>>, out: string, paths: ReadonlySet<string>, label: string): Promise<void> {
+  const specs = COLUMNS[dataset];
+  t.is(paths.size, expected.size, `${label}: one file per partition`);
+  for (const rel of paths) {
+    const m = /date=([^/]+)\/user=([^/]+)\//.exec(rel)!;
+    const want = expected.get(`${m[1]}|${decodeURIComponent(m[2]!)}`);
+    t.truthy(want, `${rel} is a partition of the input`);
+    const rows = [...want!.values()].map((e) => Object.fromEntries(specs.map((c) => [c.name, e[c.name] ?? null])));
+    // One row per id, the kept version, in the files' order.
+    t.deepEqual(await readBack(join(out, rel)), rows.sort(compareRows(dataset)), `${rel} (${label})`);
+  }
+}
+
 /** Runs the steps with the writer thread off and on; checks both outputs against the model. */
 async function both(t: ExecutionContext, dataset: Dataset, steps: readonly Step[], base: Options = {}): Promise<{ stats: SinkStats[][]; outs: string[] }> {
   const expected = model(dataset, steps);
-  const specs = COLUMNS[dataset];
   const allStats: SinkStats[][] = [];
   const outs: string[] = [];
   for (const workers of [0, 1]) {
@@ -111,15 +125,7 @@ async function both(t: ExecutionContext, dataset: Dataset, steps: readonly Step[
       stats.push(s);
       t.is(s.threadWrites, workers === 0 ? 0 : s.partitionWrites, `workers ${workers}: the writes ran ${workers === 0 ? 'here' : 'on the writer thread'}`);
     }
-    t.is(paths.size, expected.size, `workers ${workers}: one file per partition`);
-    for (const rel of paths) {
-      const m = /date=([^/]+)\/user=([^/]+)\//.exec(rel)!;
-      const want = expected.get(`${m[1]}|${decodeURIComponent(m[2]!)}`);
-      t.truthy(want, `${rel} is a partition of the input`);
-      const rows = [...want!.values()].map((e) => Object.fromEntries(specs.map((c) => [c.name, e[c.name] ?? null])));
-      // One row per id, the kept version, in the files' order.
-      t.deepEqual(await readBack(join(out, rel)), rows.sort(compareRows(dataset)), `${rel} (workers ${workers})`);
-    }
+    await holdsModel(t, dataset, expected, out, paths, `workers ${workers}`);
     allStats.push(stats);
     outs.push(out);
   }
@@ -208,7 +214,7 @@ test('packTable/unpackTable keep every value, null and string in place', (t) => 
   t.deepEqual(unpackTable(structuredClone(packed, { transfer })), expected);
 });
 
-test('concatPacked of packed chunks holds what packing the rows together holds (dictionary and joined chunks, nulls in some)', (t) => {
+test('unpackTables of packed chunks holds what the rows together hold (dictionary and joined chunks, nulls in some)', (t) => {
   const specs = COLUMNS.activities;
   const base = activityRecords() as unknown as Row[];
   // Chunk 1: few distinct strings (dictionary columns); chunk 2: a column packed joined (many
@@ -218,37 +224,41 @@ test('concatPacked of packed chunks holds what packing the rows together holds (
   const chunk3 = [{ ...base[0]!, id: 'c-0', timeZone: null }];
   const parts = [chunk1, chunk2, chunk3].map((rows) => packTable(toColumns(specs, rows)).packed);
   t.deepEqual(parts.map((p) => (p.columns[8] as { strings: { kind: string } }).strings.kind), ['dict', 'joined', 'dict'], 'timeZone packed both ways');
-  const { packed, transfer } = concatPacked(parts);
   const all = [...chunk1, ...chunk2, ...chunk3];
-  t.is(packed.rowCount, all.length);
-  t.deepEqual(unpackTable(structuredClone(packed, { transfer })), toColumns(specs, all));
-  t.deepEqual(unpackTable(concatPacked([parts[0]!, parts[2]!]).packed), toColumns(specs, [...chunk1, ...chunk3]), 'dictionary chunks only');
+  // As the writer thread gets them: each chunk cloned with its buffers transferred.
+  const received = parts.map((p) => structuredClone(p, { transfer: transferList(p) }));
+  const table = unpackTables(received);
+  t.is(table.rowCount, all.length);
+  t.deepEqual(table, toColumns(specs, all));
+  const two = [chunk1, chunk3].map((rows) => packTable(toColumns(specs, rows)).packed);
+  t.deepEqual(unpackTables(two), toColumns(specs, [...chunk1, ...chunk3]), 'dictionary chunks only');
 });
 
 test('hasDuplicates finds a repeated id in both packings; sortTable orders as sortRows does', (t) => {
   const specs = COLUMNS.intraday;
   const rows = intradayRecords({ users: 1, days: 2, points: 50 });
   const columns = (r: readonly IntradayRecord[]) => toColumns(specs, r as unknown as Row[]);
-  const ids = (r: readonly IntradayRecord[]) => packTable(columns(r)).packed.columns[0]!;
+  // Ids as the writer thread reads them: unpacked from either packing.
+  const ids = (r: readonly IntradayRecord[], column = 0) => {
+    const packed = packTable(columns(r)).packed;
+    const values = unpackTable(packed).columns[column]!;
+    return { kind: (packed.columns[column] as { strings: { kind: string } }).strings.kind, values: values.type === 'string' ? values.values : [] };
+  };
   const unique = ids(rows);
-  const repeated = ids([...rows, rows[17]!]);
-  t.true(unique.type === 'string' && unique.strings.kind === 'joined');
-  if (unique.type === 'string') t.false(hasDuplicates(unique.strings, rows.length));
-  if (repeated.type === 'string') t.true(hasDuplicates(repeated.strings, rows.length + 1));
-  const dict = packTable(columns(rows)).packed.columns[1]!; // humanId: one value
-  if (dict.type === 'string') {
-    t.is(dict.strings.kind, 'dict');
-    t.true(hasDuplicates(dict.strings, rows.length));
-    t.false(hasDuplicates(dict.strings, 1));
-  }
+  t.is(unique.kind, 'joined');
+  t.false(hasDuplicates(unique.values));
+  t.true(hasDuplicates(ids([...rows, rows[17]!]).values));
+  const dict = ids(rows, 1); // humanId: one value
+  t.is(dict.kind, 'dict');
+  t.true(hasDuplicates(dict.values));
+  t.false(hasDuplicates(dict.values.slice(0, 1)));
+  t.true(hasDuplicates([null, 'a', null]), 'nulls count as values');
+  t.false(hasDuplicates([null, 'a', 'b']));
 
   // Values that differ only far from their end (the hash looks at the end) are told apart too.
-  const early = (values: string[]) => packTable({ rowCount: values.length, columns: [{ type: 'string', values }] }).packed.columns[0]!;
   const distinct = Array.from({ length: 500 }, (_, i) => `${String(i).padStart(4, '0')}-the-same-tail-0123456789`);
-  const e1 = early(distinct);
-  const e2 = early([...distinct, distinct[250]!]);
-  if (e1.type === 'string') t.false(hasDuplicates(e1.strings, distinct.length));
-  if (e2.type === 'string') t.true(hasDuplicates(e2.strings, distinct.length + 1));
+  t.false(hasDuplicates(distinct));
+  t.true(hasDuplicates([...distinct, distinct[250]!]));
 
   // Shuffled, with ties on timestamp broken by type and id.
   const mixed = rows.flatMap((r, i) => [r, { ...r, id: `${r.id}:b`, type: i % 2 ? 'calories' : 'steps' } as IntradayRecord]);
@@ -275,4 +285,27 @@ test('sinks of one run one after another: the first one tidying the run\'s tempo
     const second = await createSink('intraday', { outDir: out, format: 'parquet', runId: `run-${workers}`, workers, workerStartRows: 0 })(asAsync([intradayRecords({ users: 1, days: 1, points: 30 })]));
     t.true(first.files > 0 && second.files === 1, `workers ${workers}`);
   }
+});
+
+test('sinks sharing writer threads: a small sink writes on the threads a large one started, and neither stops them', async (t) => {
+  const out = await tmpOut('shared');
+  const writers = new SharedWriters();
+  const large = { dataset: 'intraday' as const, batches: [intradayRecords({ users: 2, days: 2, points: 100 })], stats: createSinkStats() };
+  const small = { dataset: 'activities' as const, batches: batchesOf(activityRecords(), 5), stats: createSinkStats() };
+  t.is(writers.running, null);
+  const common = { outDir: out, format: 'parquet', runId: 'run-1', writers, workers: 1 } as const;
+  const largeSummary = await createSink(large.dataset, { ...common, workerStartRows: 0, stats: large.stats })(asAsync(large.batches));
+  t.not(writers.running, null, 'the large sink started the threads and left them running');
+  // Far below the default 50,000 rows a sink brings before starting threads of its own.
+  const smallSummary = await createSink(small.dataset, { ...common, stats: small.stats })(asAsync(small.batches));
+  await writers.close();
+  for (const [label, { dataset, batches, stats }, summary] of [['large', large, largeSummary], ['small', small, smallSummary]] as const) {
+    t.true(stats.partitionWrites > 0, label);
+    t.is(stats.threadWrites, stats.partitionWrites, `${label}: every file written on the shared thread`);
+    await holdsModel(t, dataset, model(dataset, [{ runId: 'run-1', batches }]), out, new Set(summary.paths), label);
+  }
+  // Without shared threads the small sink writes here, as before.
+  const alone = createSinkStats();
+  await createSink(small.dataset, { ...common, writers: undefined, runId: 'run-2', stats: alone })(asAsync(small.batches));
+  t.is(alone.threadWrites, 0);
 });

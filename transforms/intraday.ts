@@ -16,7 +16,7 @@
 //   unique and a re-fetch maps the same instant to the same id.
 import type { DailySummaryRecord, DeadLetter, IntradayRecord, IntradayType } from '../lib/schema.js';
 import { COLUMNS, INTRADAY_TYPES } from '../lib/schema.js';
-import { packedRows } from '../lib/batch.js';
+import { packedRecords } from '../lib/batch.js';
 import type { PackedColumn, PackedTable, PartitionColumns } from '../lib/batch.js';
 import type { FitbitUserContext, IntradayDay, IntradayDetail, UnitSystem } from '../sources/fitbit/types.js';
 import { FEET_TO_METRES, MILES_TO_METRES, isFlatBmrCalories } from './formulas.js';
@@ -110,7 +110,7 @@ export function parseTimeOfDay(time: unknown): number {
  */
 export function normalizeIntraday(day: IntradayDay, user: FitbitUserContext, seenAt: number): IntradayResult {
   const { columns, deadLetters } = normalizeIntradayColumns(day, user, seenAt);
-  const records = columns === null ? [] : (packedRows(COLUMNS.intraday, columns.date, columns.table) as unknown as IntradayRecord[]);
+  const records = columns === null ? [] : packedRecords('intraday', columns.date, columns.table);
   return { records, deadLetters };
 }
 

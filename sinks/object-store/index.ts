@@ -14,8 +14,16 @@ export { Staging, DEFAULT_STAGING_BYTES } from './staging.js';
 export type { StagedFile } from './staging.js';
 export { checkKey, checkPrefix } from './store.js';
 export type { LocalCopy, ObjectBody, ObjectInfo, ObjectStore } from './store.js';
-export { parseOutTarget } from './url.js';
+export { outLocation, parseOutTarget } from './url.js';
 export type { OutputTarget } from './url.js';
+
+/**
+ * Where a run against a bucket keeps local files: downloads for readers that need a file, and
+ * dead letters while they are collected. One folder per process, so runs never share files.
+ */
+export function stagingDir(env: NodeJS.ProcessEnv): string {
+  return join(env.WEARABLE_ETL_STAGING_DIR || tmpdir(), `wearable-etl-staging-${process.pid}`);
+}
 
 /**
  * The store for an `--out` target. A bucket gets its client from the AWS variables and a
@@ -25,6 +33,6 @@ export type { OutputTarget } from './url.js';
 export function openStore(target: OutputTarget, env: NodeJS.ProcessEnv, extra: Partial<S3StoreOptions> = {}): ObjectStore {
   if (target.kind === 'folder') return new LocalStore(target.dir);
   const mb = Number(env.WEARABLE_ETL_STAGING_MB ?? '512');
-  const staging = new Staging(env.WEARABLE_ETL_STAGING_DIR || join(tmpdir(), `wearable-etl-staging-${process.pid}`), (Number.isFinite(mb) && mb > 0 ? mb : 512) * 1024 * 1024);
+  const staging = new Staging(stagingDir(env), (Number.isFinite(mb) && mb > 0 ? mb : 512) * 1024 * 1024);
   return new S3Store({ client: s3ClientFromEnv(env), bucket: target.bucket, prefix: target.prefix, staging, ...extra });
 }

@@ -4,23 +4,28 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { EtlError, errorMessage } from '../../lib/errors.js';
+import { fsyncPath } from '../../lib/fs.js';
 import { TMP_DIR } from '../files.js';
 import { bodyParts, checkKey, checkPrefix, type LocalCopy, type ObjectBody, type ObjectInfo, type ObjectStore } from './store.js';
 
 export interface LocalStoreOptions {
   /** fsync each file before its rename and its folder after (survives a power cut). */
   durable?: boolean;
+  /** Where temporary files go (same filesystem as the root); default <root>/_tmp/store. */
+  tmpDir?: string;
 }
 
 export class LocalStore implements ObjectStore {
   readonly location: string;
   private readonly root: string;
   private readonly durable: boolean;
+  private readonly tmpDir: string;
 
   constructor(root: string, options: LocalStoreOptions = {}) {
     this.root = root;
     this.location = root;
     this.durable = options.durable ?? false;
+    this.tmpDir = options.tmpDir ?? join(root, TMP_DIR, 'store');
   }
 
   private pathOf(key: string): string {
@@ -29,7 +34,7 @@ export class LocalStore implements ObjectStore {
 
   private tmpName(key: string): string {
     const base = key.slice(key.lastIndexOf('/') + 1);
-    return join(this.root, TMP_DIR, 'store', `${base}.${randomBytes(6).toString('hex')}.tmp`);
+    return join(this.tmpDir, `${base}.${randomBytes(6).toString('hex')}.tmp`);
   }
 
   async put(key: string, body: ObjectBody): Promise<void> {
@@ -46,7 +51,7 @@ export class LocalStore implements ObjectStore {
           await copyFile(body.file, tmp);
           await rm(body.file, { force: true });
         }
-        if (this.durable) await syncPath(tmp);
+        if (this.durable) await fsyncPath(tmp);
       } else {
         const handle = await open(tmp, 'w');
         try {
@@ -58,7 +63,7 @@ export class LocalStore implements ObjectStore {
       }
       await mkdir(dirname(finalPath), { recursive: true });
       await rename(tmp, finalPath);
-      if (this.durable) await syncPath(dirname(finalPath));
+      if (this.durable) await fsyncPath(dirname(finalPath));
     } catch (err) {
       await rm(tmp, { force: true });
       throw new EtlError('SINK', `could not write ${finalPath}: ${errorMessage(err)}`, { path: finalPath }, { cause: err });
@@ -131,13 +136,4 @@ export class LocalStore implements ObjectStore {
 /** Key order as S3 lists it: by UTF-8 bytes (for the ASCII keys partitions use, code units). */
 function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-async function syncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

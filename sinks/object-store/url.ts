@@ -41,3 +41,8 @@ export function parseOutTarget(value: string, cwd = process.cwd()): OutputTarget
   if (/[?#\\\0]/.test(prefix)) throw new EtlError('USAGE', `--out ${JSON.stringify(value)}: the prefix must not hold ?, #, \\ or NUL`);
   return { kind: 's3', bucket, prefix };
 }
+
+/** The one string that names a target everywhere (RunConfig.outDir): a folder path, or s3://bucket/prefix. */
+export function outLocation(target: OutputTarget): string {
+  return target.kind === 'folder' ? target.dir : `s3://${target.bucket}${target.prefix ? '/' + target.prefix : ''}`;
+}

@@ -2,6 +2,7 @@
 // (apache/parquet-format src/main/thrift/parquet.thrift: names, field ids and enum values as
 // there; fields we never write are left out), and their Thrift compact-protocol encoding.
 // Optional fields left undefined are not written.
+import { ByteWriter } from './byte-writer.js';
 
 export const Type = { BOOLEAN: 0, INT32: 1, INT64: 2, INT96: 3, FLOAT: 4, DOUBLE: 5, BYTE_ARRAY: 6, FIXED_LEN_BYTE_ARRAY: 7 } as const;
 export const ConvertedType = { UTF8: 0, TIMESTAMP_MILLIS: 9 } as const;
@@ -132,34 +133,7 @@ const enum T {
 /** A field as written: id, wire type, value (undefined: not written), element type of a list. */
 type Field = readonly [id: number, type: T, value: unknown, elem?: T];
 
-class CompactWriter {
-  buf = Buffer.allocUnsafe(256);
-  pos = 0;
-
-  ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
-
-  byte(b: number): void {
-    this.ensure(1);
-    this.buf[this.pos++] = b;
-  }
-
-  /** n: a non-negative integer held exactly as a double. */
-  varint(n: number): void {
-    this.ensure(10);
-    while (n >= 0x80) {
-      this.buf[this.pos++] = (n % 0x80) | 0x80;
-      n = Math.floor(n / 0x80);
-    }
-    this.buf[this.pos++] = n;
-  }
-
+class CompactWriter extends ByteWriter {
   zigzag(n: number): void {
     if (!Number.isSafeInteger(n)) throw new Error(`thrift integer ${n} is outside the exact range of this writer`);
     this.varint(n >= 0 ? n * 2 : -n * 2 - 1);
@@ -168,9 +142,7 @@ class CompactWriter {
   binary(value: string | Uint8Array): void {
     const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
     this.varint(bytes.length);
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
+    this.bytes(bytes);
   }
 
   value(type: T, value: unknown, elem: T | undefined): void {
@@ -184,9 +156,9 @@ class CompactWriter {
         return this.struct(value as readonly Field[]);
       case T.LIST: {
         const items = value as readonly unknown[];
-        if (items.length < 15) this.byte((items.length << 4) | elem!);
+        if (items.length < 15) this.u8((items.length << 4) | elem!);
         else {
-          this.byte(0xf0 | elem!);
+          this.u8(0xf0 | elem!);
           this.varint(items.length);
         }
         for (const item of items) this.value(elem!, item, undefined);
@@ -204,15 +176,15 @@ class CompactWriter {
       // A bool's value is its field header's type.
       const wire = type === T.BOOL_TRUE ? (value ? T.BOOL_TRUE : T.BOOL_FALSE) : type;
       const delta = id - last;
-      if (delta > 0 && delta <= 15) this.byte((delta << 4) | wire);
+      if (delta > 0 && delta <= 15) this.u8((delta << 4) | wire);
       else {
-        this.byte(wire);
+        this.u8(wire);
         this.zigzag(id);
       }
       last = id;
       if (type !== T.BOOL_TRUE) this.value(type, value, elem);
     }
-    this.byte(0); // stop
+    this.u8(0); // stop
   }
 }
 
@@ -276,9 +248,9 @@ const fileMetaData = (m: FileMetaData): readonly Field[] => [
 ];
 
 function serialize(fields: readonly Field[]): Buffer {
-  const w = new CompactWriter();
+  const w = new CompactWriter(256);
   w.struct(fields);
-  return w.buf.subarray(0, w.pos);
+  return w.result();
 }
 
 export function serializePageHeader(header: PageHeader): Buffer {
