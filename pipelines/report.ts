@@ -8,7 +8,8 @@
 // per type, the day's steps). What is kept grows with the number of partitions (a few dozen
 // bytes each), never with rows; dead letters are streamed line by line and only the last
 // MAX_RUNS run summaries are read.
-import { createReadStream, promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { createReadStream, promises as fs, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -16,8 +17,9 @@ import { EtlError, errorMessage } from '../lib/errors.js';
 import { parseOutTarget } from '../sinks/object-store/url.js';
 import { writeFileAtomic } from '../lib/fs.js';
 import { DATASETS, type Dataset } from '../lib/schema.js';
-import { MANIFEST_FILE, readManifest, unescapePartitionValue } from '../sinks/index.js';
-import { decompressSnappy, decompressZstd, loadCodec } from '../sinks/compression.js';
+import type { Worker } from 'node:worker_threads';
+import { MANIFEST_FILE, readManifest, unescapePartitionValue, type PartitionFacts } from '../sinks/index.js';
+import { cacheDir, listDir, scanDates, startScanWorkers } from './report-scan.js';
 import {
   COVERAGE_DATASETS,
   DatasetCells,
@@ -43,182 +45,78 @@ export const REPORT_DIR = '_report';
 export const MAX_RUNS = 30;
 const MAX_REASONS = 20;
 const DATE_DIR = /^date=(\d{4}-\d{2}-\d{2})$/;
-const DATA_FILES = ['data.parquet', 'data.arrow'] as const;
 
 // ------------------------------------------------------------------ reading partition files
 
-interface FileColumns {
-  rows: number;
-  bytes: number;
-  get(name: string): ArrayLike<unknown> | null;
-}
-
-/** The row count and the named columns of one partition file (only those are decoded). */
-async function readColumns(file: string, format: 'parquet' | 'arrow', names: readonly string[]): Promise<FileColumns | null> {
-  // Blocking reads: partition files are small and many, and each async call is a round trip to
-  // libuv's thread pool (the sink measured the same for its writes).
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  if (format === 'arrow') {
-    const { tableFromIPC } = await import('apache-arrow');
-    if (names.length > 0) {
-      await loadCodec('zstd');
-      const { registerArrowZstd } = await import('../sinks/arrow/encoder.js');
-      registerArrowZstd();
-    }
-    const table = tableFromIPC(bytes);
-    return {
-      rows: table.numRows,
-      bytes: bytes.length,
-      get: (name) => {
-        const child = table.getChild(name);
-        return child ? Array.from(child, (v: unknown) => (typeof v === 'bigint' ? Number(v) : v)) : null;
-      },
-    };
-  }
-  const { parquetMetadata, parquetRead } = await import('hyparquet');
-  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-  const metadata = parquetMetadata(ab);
-  const rows = Number(metadata.num_rows);
-  const present = new Set(metadata.schema.slice(1).map((s) => s.name));
-  const wanted = names.filter((n) => present.has(n));
-  const columns = new Map<string, unknown[]>(wanted.map((n) => [n, new Array<unknown>(rows)]));
-  if (wanted.length > 0 && rows > 0) {
-    if (metadata.row_groups.some((rg) => rg.columns.some((c) => c.meta_data?.codec === 'ZSTD'))) await loadCodec('zstd');
-    await parquetRead({
-      file: { byteLength: ab.byteLength, slice: (start: number, end?: number) => ab.slice(start, end) },
-      metadata,
-      columns: wanted,
-      compressors: { SNAPPY: (input: Uint8Array) => decompressSnappy(input), ZSTD: (input: Uint8Array) => decompressZstd(input) },
-      onChunk: (chunk) => {
-        const target = columns.get(chunk.columnName);
-        if (target === undefined) return;
-        const data = chunk.columnData;
-        for (let i = 0; i < data.length; i++) {
-          const v = data[i];
-          target[chunk.rowStart + i] = typeof v === 'bigint' ? Number(v) : v;
-        }
-      },
-    });
-  }
-  return { rows, bytes: bytes.length, get: (name) => columns.get(name) ?? null };
-}
-
-const COLUMNS_READ: { readonly [D in Dataset]: readonly string[] } = {
-  intraday: ['type', 'value', 'interval'],
-  daily_summaries: ['source', 'steps'],
-  activities: [],
-  readings: [],
-};
-
-/** Reduces one intraday partition to its cell: per type the share of expected points, and the steps. */
-function addIntraday(cells: DatasetCells, cell: number, data: FileColumns): void {
-  const types = data.get('type');
-  const values = data.get('value');
-  const intervals = data.get('interval');
-  if (!types || !values || !intervals) return;
-  const points = new Map<string, { n: number; interval: number }>();
-  let steps = 0;
-  let hasSteps = false;
-  for (let i = 0; i < data.rows; i++) {
-    const type = String(types[i]);
-    const interval = Number(intervals[i]);
-    const p = points.get(type);
-    if (p) {
-      p.n++;
-      if (interval > 0 && interval < p.interval) p.interval = interval;
-    } else points.set(type, { n: 1, interval: interval > 0 ? interval : 60 });
-    if (type === 'steps') {
-      const v = Number(values[i]);
-      if (Number.isFinite(v)) {
-        steps += v;
-        hasSteps = true;
-      }
-    }
-  }
+/** Adds one partition file's facts to its cell: per type the share of expected points, the steps, the day totals. */
+function addFacts(cells: DatasetCells, cell: number, facts: PartitionFacts): void {
   // A day has 86,400 / interval buckets (1,440 at 1min); a fall-back day may hold a few more.
-  for (const [type, p] of points) cells.setShare(cell, type, Math.min(1, (p.n * p.interval) / 86_400));
-  if (hasSteps) cells.steps[cell] = steps;
-}
-
-function addDailySummaries(cells: DatasetCells, cell: number, data: FileColumns): void {
-  const sources = data.get('source');
-  const steps = data.get('steps');
-  if (!sources || !steps) return;
-  for (let i = 0; i < data.rows; i++) {
-    const v = steps[i];
-    if (v === null || v === undefined) continue;
-    const n = Number(v);
-    if (!Number.isFinite(n)) continue;
+  for (const [type, [n, interval]] of Object.entries(facts.points ?? {})) cells.setShare(cell, type, Math.min(1, (n * interval) / 86_400));
+  if (facts.steps !== undefined && facts.steps !== null) cells.steps[cell] = facts.steps;
+  for (const [source, steps] of facts.summaries ?? []) {
     cells.summaryCell.push(cell);
-    cells.summarySource.push(String(sources[i]));
-    cells.summarySteps.push(n);
+    cells.summarySource.push(source);
+    cells.summarySteps.push(steps);
   }
 }
 
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return readdirSync(dir).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
-    throw err;
-  }
-}
+/** Outputs with fewer partitions than this are read on the calling thread (starting workers costs more). */
+const WORKER_MIN_PARTITIONS = 5_000;
 
 interface ScannedDataset {
   cells: DatasetCells;
   report: DatasetReport;
+  /** Files read, and files whose facts came from the cache. */
+  read: number;
+  cached: number;
 }
 
-/** Walks <out>/<dataset>/date=*\/user=*\/ and reads each partition file once. */
-async function scanDataset(outDir: string, dataset: Dataset): Promise<ScannedDataset | null> {
+/** Walks <out>/<dataset>/date=*\/user=*\/ and reduces each partition file to its cell. */
+async function scanDataset(outDir: string, dataset: Dataset, workers: (partitions: number) => Worker[]): Promise<ScannedDataset | null> {
   const root = path.join(outDir, dataset);
-  const dates = (await listDir(root)).filter((d) => DATE_DIR.test(d));
+  const dates = listDir(root).filter((d) => DATE_DIR.test(d));
   const manifest = await readManifest(outDir, dataset);
   if (dates.length === 0 && manifest === null) return null;
+  pruneCache(outDir, dataset, dates);
   const cells = new DatasetCells();
   const formats = new Set<string>();
-  const onDisk = new Map<string, number>();
+  // Manifest entries are crossed off as their files are found: what is left is missing on disk.
+  const manifestRows = new Map((manifest?.files ?? []).map((f) => [f.path, f.rows] as const));
+  const manifestFiles = manifestRows.size;
+  const unlisted: string[] = [];
+  const rowMismatches: DatasetReport['manifest']['rowMismatches'] = [];
   let rows = 0;
   let files = 0;
   let bytes = 0;
-  for (const dateDir of dates) {
-    const date = DATE_DIR.exec(dateDir)![1]!;
-    for (const userDir of await listDir(path.join(root, dateDir))) {
-      if (!userDir.startsWith('user=')) continue;
-      const user = unescapePartitionValue(userDir.slice('user='.length));
-      const partitionDir = path.join(root, dateDir, userDir);
-      let cell = -1;
-      // The sink names a partition's file data.parquet or data.arrow: opened by name, since
-      // listing every partition folder cost more than reading its file (bench/report.ts).
-      for (const name of DATA_FILES) {
-        const format = name.endsWith('.arrow') ? 'arrow' : 'parquet';
-        const file = path.join(partitionDir, name);
-        let data: FileColumns | null;
-        try {
-          data = await readColumns(file, format, COLUMNS_READ[dataset]);
-        } catch (err) {
-          throw new EtlError('SINK', `report: cannot read ${file}: ${errorMessage(err)}`, { path: file }, { cause: err });
-        }
-        if (data === null) continue;
-        bytes += data.bytes;
-        formats.add(format);
-        files++;
-        rows += data.rows;
-        onDisk.set(`${dateDir}/${userDir}/${name}`, data.rows);
-        if (cell < 0) cell = cells.add(user, date, data.rows);
-        else cells.rows[cell] = cells.rows[cell]! + data.rows;
-        if (dataset === 'intraday') addIntraday(cells, cell, data);
-        else if (dataset === 'daily_summaries') addDailySummaries(cells, cell, data);
+  let read = 0;
+  let cached = 0;
+  const estimate = dates.length * listDir(path.join(root, dates[dates.length >> 1] ?? '.')).length;
+  for await (const scanned of scanDates(outDir, dataset, dates, workers(estimate))) {
+    const date = DATE_DIR.exec(scanned.dateDir)![1]!;
+    read += scanned.read;
+    cached += scanned.cached;
+    let lastUser = '';
+    let cell = -1;
+    for (const file of scanned.files) {
+      bytes += file.bytes;
+      formats.add(file.name.endsWith('.arrow') ? 'arrow' : 'parquet');
+      files++;
+      rows += file.facts.rows;
+      const rel = `${scanned.dateDir}/${file.userDir}/${file.name}`;
+      const listed = manifestRows.get(rel);
+      if (listed === undefined) {
+        if (manifest !== null) unlisted.push(rel);
+      } else {
+        if (listed !== file.facts.rows) rowMismatches.push({ path: rel, manifest: listed, file: file.facts.rows });
+        manifestRows.delete(rel);
       }
+      // A partition's files (data.parquet, then data.arrow) come one after the other: one cell.
+      if (file.userDir !== lastUser) cell = cells.add(unescapePartitionValue(file.userDir.slice('user='.length)), date, file.facts.rows);
+      else cells.rows[cell] = cells.rows[cell]! + file.facts.rows;
+      lastUser = file.userDir;
+      addFacts(cells, cell, file.facts);
     }
   }
-  const manifestPaths = new Map((manifest?.files ?? []).map((f) => [f.path, f.rows] as const));
   const report: DatasetReport = {
     rows,
     partitions: cells.size,
@@ -229,18 +127,19 @@ async function scanDataset(outDir: string, dataset: Dataset): Promise<ScannedDat
     lastDate: null,
     formats: [...formats].sort(),
     missingUserDays: 0,
-    manifest: {
-      present: manifest !== null,
-      files: manifestPaths.size,
-      missingFiles: [...manifestPaths.keys()].filter((p) => !onDisk.has(p)),
-      unlisted: manifest === null ? [] : [...onDisk.keys()].filter((p) => !manifestPaths.has(p)),
-      rowMismatches: [...onDisk].filter(([p, n]) => manifestPaths.has(p) && manifestPaths.get(p) !== n).map(([p, n]) => ({ path: p, manifest: manifestPaths.get(p)!, file: n })),
-    },
+    manifest: { present: manifest !== null, files: manifestFiles, missingFiles: [...manifestRows.keys()], unlisted, rowMismatches },
     deadLetters: { count: 0, reasons: [] },
     perUser: [],
   };
   summarizeUsers(dataset, cells, report);
-  return { cells, report };
+  return { cells, report, read, cached };
+}
+
+/** Removes the cache of dates that have no folder any more. */
+function pruneCache(outDir: string, dataset: Dataset, dates: readonly string[]): void {
+  const keep = new Set(dates.map((d) => `${d}.json`));
+  const dir = cacheDir(outDir, dataset);
+  for (const name of listDir(dir)) if (!keep.has(name)) rmSync(path.join(dir, name), { force: true, recursive: true });
 }
 
 /** Days without a partition as ranges: [3,4,5,9] → ["a..c", "i"]. */
@@ -366,7 +265,7 @@ const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 /** The newest MAX_RUNS run summaries (run ids start with their UTC start time, so names sort by time). */
 async function readRuns(outDir: string, maxRuns: number): Promise<RunReport[]> {
   const dir = path.join(outDir, '_runs');
-  const names = (await listDir(dir)).filter((n) => n.endsWith('.json') && !n.startsWith('.')).slice(-maxRuns);
+  const names = listDir(dir).filter((n) => n.endsWith('.json') && !n.startsWith('.')).slice(-maxRuns);
   const runs: RunReport[] = [];
   for (const name of names) {
     let parsed: unknown;
@@ -413,7 +312,7 @@ async function readDeadLetters(outDir: string, dataset: Dataset, runIds: Readonl
   const dir = path.join(outDir, '_dead_letter', dataset);
   const counts = new Map<string, { count: number; example: string }>();
   let count = 0;
-  for (const name of await listDir(dir)) {
+  for (const name of listDir(dir)) {
     if (!name.endsWith('.jsonl') || !runIds.has(unescapePartitionValue(name.slice(0, -'.jsonl'.length)))) continue;
     const lines = createInterface({ input: createReadStream(path.join(dir, name), 'utf8'), crlfDelay: Infinity });
     for await (const line of lines) {
@@ -453,16 +352,30 @@ export interface ReportOptions {
   outDir: string;
   maxRuns?: number;
   now?: number;
+  /**
+   * Worker threads that read the partition files (default: one per core, at most
+   * MAX_THREADS, and none for an output of fewer than WORKER_MIN_PARTITIONS partitions).
+   */
+  threads?: number;
+}
+
+const MAX_THREADS = 4;
+
+/** How the partition files were read: their facts from the cache, or from the files. */
+export interface ReportReading {
+  filesRead: number;
+  filesCached: number;
+  threads: number;
 }
 
 export interface ReportResult {
   summary: ReportSummary;
+  reading: ReportReading;
   htmlPath: string;
   summaryPath: string;
 }
 
-
-export async function collectReport(options: ReportOptions): Promise<ReportData> {
+export async function collectReport(options: ReportOptions): Promise<ReportData & { reading: ReportReading }> {
   const outDir = path.resolve(options.outDir);
   const stat = await fs.stat(outDir).catch(() => null);
   if (!stat?.isDirectory()) throw new EtlError('USAGE', `report: ${outDir} is not a folder (give the output root with --out)`);
@@ -470,12 +383,27 @@ export async function collectReport(options: ReportOptions): Promise<ReportData>
   const runIds = new Set(runs.map((r) => r.runId));
   const datasets: Partial<Record<Dataset, DatasetReport>> = {};
   const cells: Partial<Record<Dataset, DatasetCells>> = {};
-  for (const dataset of DATASETS) {
-    const scanned = await scanDataset(outDir, dataset);
-    if (scanned === null) continue;
-    scanned.report.deadLetters = await readDeadLetters(outDir, dataset, runIds);
-    datasets[dataset] = scanned.report;
-    cells[dataset] = scanned.cells;
+  const reading: ReportReading = { filesRead: 0, filesCached: 0, threads: 0 };
+  // Started once, for the first dataset large enough, and kept for the next ones.
+  let workers: Worker[] = [];
+  const workersFor = (partitions: number): Worker[] => {
+    const wanted = options.threads ?? (partitions >= WORKER_MIN_PARTITIONS ? Math.min(MAX_THREADS, availableParallelism()) : 0);
+    if (workers.length === 0 && wanted > 0) workers = startScanWorkers(wanted);
+    reading.threads = Math.max(reading.threads, workers.length);
+    return workers;
+  };
+  try {
+    for (const dataset of DATASETS) {
+      const scanned = await scanDataset(outDir, dataset, workersFor);
+      if (scanned === null) continue;
+      scanned.report.deadLetters = await readDeadLetters(outDir, dataset, runIds);
+      datasets[dataset] = scanned.report;
+      cells[dataset] = scanned.cells;
+      reading.filesRead += scanned.read;
+      reading.filesCached += scanned.cached;
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
   }
   const summary: ReportSummary = {
     generatedAt: new Date(options.now ?? Date.now()).toISOString(),
@@ -485,7 +413,7 @@ export async function collectReport(options: ReportOptions): Promise<ReportData>
     runs,
     heatmap: { maxUsers: HEATMAP_MAX_USERS, maxDayColumns: HEATMAP_MAX_DAY_COLUMNS },
   };
-  return { summary, cells };
+  return { summary, cells, reading };
 }
 
 /** Reads the output root and writes <out>/_report/index.html and summary.json (each atomically). */
@@ -496,7 +424,7 @@ export async function writeReport(options: ReportOptions): Promise<ReportResult>
   const htmlPath = path.join(dir, 'index.html');
   await writeFileAtomic(summaryPath, JSON.stringify(data.summary, null, 2) + '\n');
   await writeFileAtomic(htmlPath, await renderReportHtml(data));
-  return { summary: data.summary, htmlPath, summaryPath };
+  return { summary: data.summary, reading: data.reading, htmlPath, summaryPath };
 }
 
 export const REPORT_HELP = `Usage: wearable-etl report [--out DIR]

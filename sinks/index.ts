@@ -8,3 +8,5 @@ export { partitionPath, escapePartitionValue, unescapePartitionValue, validateDa
 export { readManifest, MANIFEST_FILE } from './manifest.js';
 export type { Manifest, ManifestFile } from './manifest.js';
 export type { ParquetEngine } from './formats.js';
+export { FACTS_COLUMNS, FACTS_KEY, parseFacts, partitionFacts } from './partition-facts.js';
+export type { PartitionFacts } from './partition-facts.js';

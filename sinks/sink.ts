@@ -184,12 +184,13 @@ interface PartitionBuffer {
 const CHUNK_ROWS = 256;
 
 /** Time column declared as the files' sort order (lib/schema.ts DATASET_ORDER). */
-function declaredSortOrder(dataset: Dataset): string[] {
+export function declaredSortOrder(dataset: Dataset): string[] {
   const time = DATASET_ORDER[dataset].timeColumn;
   return time === null ? [] : [time];
 }
 
-function fileMetadata(dataset: Dataset, specs: readonly ColumnSpec[], runId: string): [string, string][] {
+/** The key-value metadata of every file a sink writes (write-partition.ts adds the report's facts). */
+export function fileMetadata(dataset: Dataset, specs: readonly ColumnSpec[], runId: string): [string, string][] {
   const units: Record<string, string> = {};
   for (const spec of specs) if (spec.unit !== undefined) units[spec.name] = spec.unit;
   return [

@@ -2,7 +2,7 @@
 // merged by id with its file if it has one, sorted (partition-table.ts), encoded, and committed
 // whole (storage.ts). The one path from buffered rows to a file: the sink runs it on the calling
 // thread, or sends the job to a writer thread (pool.ts, write-worker.ts) that runs it there.
-import type { PackedTable } from '../lib/batch.js';
+import type { ColumnTable, PackedTable } from '../lib/batch.js';
 import type { Compression, OutputFormat } from '../lib/sink.js';
 import type { Dataset } from '../lib/schema.js';
 import { COLUMNS } from '../lib/schema.js';
@@ -10,6 +10,7 @@ import { loadCodec } from './compression.js';
 import { fileFormat } from './formats.js';
 import type { FileFormat, FileMeta, ParquetEngine } from './formats.js';
 import type { MergeCounts } from './merge.js';
+import { FACTS_KEY, tableFacts } from './partition-facts.js';
 import { partitionTable } from './partition-table.js';
 import { openStorage } from './storage.js';
 import type { Storage, StorageConfig } from './storage.js';
@@ -63,6 +64,13 @@ function storageOf(cfg: StorageConfig): Storage {
   return storage;
 }
 
+/** The bytes of a partition file holding `table` (sorted), with the report's facts of its rows in its metadata (partition-facts.ts). */
+export async function encodePartition(format: FileFormat, dataset: Dataset, table: ColumnTable, meta: FileMeta): Promise<Buffer> {
+  const specs = COLUMNS[dataset];
+  const facts = JSON.stringify(tableFacts(dataset, specs, table));
+  return format.encode(specs, table, { ...meta, keyValueMetadata: [...meta.keyValueMetadata, [FACTS_KEY, facts]] });
+}
+
 /** Writes one partition file. Two writes of one partition must not overlap (the sink waits). */
 export async function writePartition(job: PartitionJob): Promise<PartitionWritten> {
   const format = await formatOf(job);
@@ -71,7 +79,7 @@ export async function writePartition(job: PartitionJob): Promise<PartitionWritte
   const counts: MergeCounts = { added: 0, replaced: 0, unchanged: 0 };
   const existing = await storage.read(job.relPath);
   const table = await partitionTable(job.dataset, specs, format, job.tables, existing === null ? null : { bytes: existing, label: job.relPath }, counts);
-  const bytes = await format.encode(specs, table, job.meta);
+  const bytes = await encodePartition(format, job.dataset, table, job.meta);
   await storage.commit(job.relPath, bytes);
   return { rows: table.rowCount, bytes: bytes.length, merged: existing !== null, counts };
 }

@@ -1,7 +1,8 @@
 // The run report after a small demo-like run: the fixture API on loopback, `wearable-etl run
 // fitbit-intraday` (3 users × 4 days, steps and calories) and `wearable-etl report` through the
 // CLI entry point. summary.json is checked against DuckDB over the same files; then the output
-// is damaged (a day's partition removed, one minute's value rewritten) and the report must say so.
+// is damaged (a day's partition removed, one minute's value rewritten) and the report must say so,
+// also when it reads the facts the sink wrote into each file and its own cache of them.
 import test from 'ava';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -9,6 +10,9 @@ import path from 'node:path';
 import { query } from './duckdb.js';
 import { fixtureEnv, startFixtureApi, writeUsersFile } from '../fixtures/server.js';
 import { main } from '../pipelines/cli.js';
+import { writeReport, type ReportSummary } from '../pipelines/report.js';
+import { footerFacts } from '../pipelines/report-scan.js';
+import { FACTS_KEY, type PartitionFacts } from '../sinks/index.js';
 import { chromium } from 'playwright-core';
 
 const SINCE = '2016-04-13';
@@ -227,4 +231,91 @@ test.serial('report on a folder that is not an output root is a usage error', as
   const result = await cli(['report', '--out', path.join(os.tmpdir(), 'wetl-report-no-such-folder')], os.tmpdir());
   t.is(result.code, 2);
   t.regex(result.stderr, /is not a folder/);
+});
+
+test.serial("the sink writes each partition's report facts into its metadata, as DuckDB counts them from the rows", async (t) => {
+  t.timeout(120_000);
+  await prepare();
+  const intraday = path.join(out, 'intraday', '**', '*.parquet');
+  const written = await query(`SELECT file_name AS f, decode(value) AS v FROM parquet_kv_metadata('${intraday}') WHERE decode(key) = '${FACTS_KEY}' ORDER BY 1`);
+  const counted = await query(
+    `SELECT filename AS f, sum(n) AS rows,
+            json_group_object(type, json_array(n, i)) AS points,
+            sum(s) AS steps
+     FROM (SELECT filename, type, count(*) AS n, min("interval") AS i, sum(CASE WHEN type = 'steps' THEN value END) AS s
+           FROM read_parquet('${intraday}', filename = true) GROUP BY ALL)
+     GROUP BY ALL ORDER BY 1`,
+  );
+  t.true(counted.length >= USERS * 4);
+  t.deepEqual(written.map((r) => r.f), counted.map((r) => r.f), 'every file carries its facts');
+  // The report's own walk of a footer finds what DuckDB finds there.
+  for (const r of written) {
+    const bytes = await fs.readFile(String(r.f));
+    t.deepEqual(footerFacts(bytes), { rows: (JSON.parse(String(r.v)) as PartitionFacts).rows, createdBy: 'wearable-etl', facts: String(r.v) });
+  }
+  for (const [i, row] of counted.entries()) {
+    const facts = JSON.parse(String(written[i]!.v)) as PartitionFacts;
+    const rows = Number(row.rows);
+    t.deepEqual(facts, { rows, points: JSON.parse(String(row.points)) as Record<string, [number, number]>, steps: Number(row.steps) }, String(row.f));
+  }
+  const summaries = path.join(out, 'daily_summaries', '**', '*.parquet');
+  const summaryFacts = await query(`SELECT file_name AS f, decode(value) AS v FROM parquet_kv_metadata('${summaries}') WHERE decode(key) = '${FACTS_KEY}' ORDER BY 1`);
+  const summaryRows = await query(`SELECT filename AS f, count(*) AS rows, list([source, CAST(steps AS VARCHAR)] ORDER BY id) FILTER (WHERE steps IS NOT NULL) AS s FROM read_parquet('${summaries}', filename = true) GROUP BY ALL ORDER BY 1`);
+  t.is(summaryFacts.length, summaryRows.length);
+  for (const [i, row] of summaryRows.entries()) {
+    const facts = JSON.parse(String(summaryFacts[i]!.v)) as PartitionFacts;
+    const expected = ((row.s ?? []) as string[][]).map(([source, steps]) => [source, Number(steps)]);
+    t.deepEqual(facts, { rows: Number(row.rows), summaries: expected }, String(row.f));
+  }
+});
+
+/** summary.json without the moment it was written. */
+const figures = (s: ReportSummary): Omit<ReportSummary, 'generatedAt'> => {
+  const { generatedAt: _, ...rest } = s;
+  return rest;
+};
+
+test.serial('the cache in _report/ gives the same report without reading the files, and does not hide a changed or removed file', async (t) => {
+  t.timeout(120_000);
+  await prepare();
+  const copy = path.join(root, 'cached');
+  await fs.cp(out, copy, { recursive: true });
+  await fs.rm(path.join(copy, '_report'), { recursive: true, force: true });
+  const files = (await query(`SELECT count(*) AS n FROM glob('${path.join(copy, '*', '**', '*.parquet')}')`))[0]!.n;
+
+  // Cold, on two worker threads; then warm, on this thread: the same figures, no file read.
+  const cold = await writeReport({ outDir: copy, threads: 2 });
+  t.deepEqual(cold.reading, { filesRead: Number(files), filesCached: 0, threads: 2 });
+  const warm = await writeReport({ outDir: copy, threads: 0 });
+  t.deepEqual(warm.reading, { filesRead: 0, filesCached: Number(files), threads: 0 });
+  t.deepEqual(figures(warm.summary), figures(cold.summary));
+  t.is(warm.summary.reconciliation.mismatches, 0);
+
+  // One minute changed by another tool, the file's mtime then set back to what it was: its
+  // inode and ctime still tell, so it is read again and the mismatch shows, as DuckDB finds it.
+  const users = warm.summary.datasets.intraday!.perUser.map((u) => u.user);
+  const file = path.join(copy, 'intraday', `date=2016-04-15`, `user=${users[1]!}`, 'data.parquet');
+  const before = await fs.stat(file);
+  const [minute] = await query(`SELECT id FROM read_parquet('${file}') WHERE type = 'steps' ORDER BY "timestamp" LIMIT 1 OFFSET 700`);
+  await query(`COPY (SELECT * REPLACE (CASE WHEN id = '${String(minute!.id)}' THEN value + 3 ELSE value END AS value) FROM read_parquet('${file}')) TO '${file}.new.parquet' (FORMAT parquet)`);
+  await fs.rename(`${file}.new.parquet`, file);
+  await fs.utimes(file, before.atime, before.mtime);
+  // A day's partition removed: the cache must not keep it.
+  await fs.rm(path.join(copy, 'intraday', 'date=2016-04-14', `user=${users[0]!}`), { recursive: true });
+
+  const after = await writeReport({ outDir: copy });
+  t.deepEqual(after.reading, { filesRead: 1, filesCached: Number(files) - 2, threads: 0 });
+  const expected = await duckdbMismatches(copy);
+  t.deepEqual(expected.map((m) => [m.user, m.date, m.difference]), [[users[1]!, '2016-04-15', 3]]);
+  t.deepEqual(after.summary.reconciliation.rows.map((m) => [m.user, m.date, m.difference]), [[users[1]!, '2016-04-15', 3]]);
+  const intraday = after.summary.datasets.intraday!;
+  t.deepEqual({ rows: intraday.rows, partitions: intraday.partitions, users: intraday.users, firstDate: intraday.firstDate, lastDate: intraday.lastDate }, await duckdbFigures(copy, 'intraday'));
+  t.deepEqual(intraday.perUser.find((u) => u.user === users[0]!)!.missingDays, ['2016-04-14']);
+
+  // A date gone entirely: its cache goes with it.
+  await fs.rm(path.join(copy, 'intraday', 'date=2016-04-16'), { recursive: true });
+  const last = await writeReport({ outDir: copy });
+  t.is(last.reading.filesRead, 0);
+  t.is(last.summary.datasets.intraday!.lastDate, '2016-04-15');
+  t.deepEqual((await fs.readdir(path.join(copy, '_report', 'cache', 'intraday'))).sort(), ['date=2016-04-13.json', 'date=2016-04-14.json', 'date=2016-04-15.json']);
 });
