@@ -152,3 +152,18 @@ export async function* mergeSorted<T>(sources: readonly AsyncIterable<T>[], key:
     for (const it of open) await it.return?.(undefined);
   }
 }
+
+/** The value kept under `key`, made by `create` the first time it is asked for. */
+export function getOrCreate<K, V>(map: Map<K, V>, key: K, create: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = create();
+    map.set(key, value);
+  }
+  return value;
+}
+
+/** Requests in flight across all users at once: a `Slots` of that size, or none (unbounded). */
+export function requestSlots(requestsInFlight: number | undefined): Slots | null {
+  return requestsInFlight === undefined ? null : new Slots(requestsInFlight);
+}

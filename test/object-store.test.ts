@@ -62,18 +62,18 @@ test('--out: folders, file:// and s3://bucket/prefix; other schemes are usage er
   }
 });
 
-test('run: --out s3:// names the bucket (never a folder named s3:) and needs --state; --state postgres:// is a usage error until it is wired', (t) => {
+test('run: --out s3:// names the bucket (never a folder named s3:) and needs --state; --state takes a file or postgres://', (t) => {
   const parse = (args: string[], env: NodeJS.ProcessEnv = {}) => parseRunOptions(['fitbit-intraday', ...args], env, '/w');
   t.is(parse(['--out', 'o', '--state', 's.json'])!.config.outDir, '/w/o');
   t.is(parse(['--out', 'o', '--state', 's.json'])!.config.stateFile, '/w/s.json');
   t.is(parse(['--out', 's3://bucket/a/prefix/', '--state', 's.json'])!.config.outDir, 's3://bucket/a/prefix');
   t.is(parse(['--out', 's3://bucket', '--state', 's.json'])!.config.outDir, 's3://bucket');
+  t.is(parse(['--out', 's3://bucket', '--state', 'postgres://etl@db/etl'])!.config.stateUrl, 'postgres://etl@db/etl');
+  t.is(parse(['--out', 'o'], { WEARABLE_ETL_STATE_URL: 'postgres://etl@db/etl' })!.config.stateUrl, 'postgres://etl@db/etl');
   for (const [args, env, message] of [
     [['--out', 's3://bucket/prefix'], {}, /^--out s3:\/\/bucket\/prefix needs --state FILE or --state postgres:\/\/… \(a bucket holds no state files\)$/],
     [['--out', 's3://bucket/prefix', '--state', 's.json', '--report'], {}, /--report reads a local folder/],
     [['--out', 'gs://bucket/prefix'], {}, /scheme gs:\/\/ is not supported/],
-    [['--state', 'postgres://etl@db/etl'], {}, /--state: PostgreSQL state is not wired into run yet/],
-    [[], { WEARABLE_ETL_STATE_URL: 'postgres://etl@db/etl' }, /WEARABLE_ETL_STATE_URL: PostgreSQL state is not wired/],
     [['--state', 'redis://db'], {}, /scheme redis:\/\/ is not supported/],
   ] as const) {
     const err = t.throws(() => parse([...args], env));

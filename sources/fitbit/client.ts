@@ -2,7 +2,7 @@
 // and the meaning of Fitbit's statuses (API-REFERENCE.md §A.4, §A.6). A user's requests go
 // one at a time: every session of one user (within a run) shares a lock and a rate budget,
 // so even two pipelines fetching the same user cannot send in parallel or overspend.
-import { SerialQueue, Slots } from '../../lib/async.js';
+import { SerialQueue, getOrCreate, requestSlots, type Slots } from '../../lib/async.js';
 import { EtlError, redactSecrets } from '../../lib/errors.js';
 import {
   DEFAULT_RETRY,
@@ -96,25 +96,15 @@ export class FitbitShared {
   readonly slots: Slots | null;
 
   constructor(requestsInFlight?: number) {
-    this.slots = requestsInFlight === undefined ? null : new Slots(requestsInFlight);
+    this.slots = requestSlots(requestsInFlight);
   }
 
   budget(key: string, create: () => RateBudget): RateBudget {
-    let b = this.budgets.get(key);
-    if (!b) {
-      b = create();
-      this.budgets.set(key, b);
-    }
-    return b;
+    return getOrCreate(this.budgets, key, create);
   }
 
   queue(key: string): SerialQueue {
-    let q = this.queues.get(key);
-    if (!q) {
-      q = new SerialQueue();
-      this.queues.set(key, q);
-    }
-    return q;
+    return getOrCreate(this.queues, key, () => new SerialQueue());
   }
 }
 

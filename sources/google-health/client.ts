@@ -3,7 +3,7 @@
 // statuses (§1.14, §1.15). A user's requests go one at a time and share one budget across every
 // pipeline of a run, so a 429 pauses all of that user's requests, not only the one that failed.
 import * as v from 'valibot';
-import { SerialQueue, Slots } from '../../lib/async.js';
+import { SerialQueue, getOrCreate, requestSlots, type Slots } from '../../lib/async.js';
 import { EtlError, redactSecrets } from '../../lib/errors.js';
 import { DEFAULT_RETRY, HttpStats, requestJson, sleep, type HttpResult, type RequestSpec, type RetryPolicy } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
@@ -60,16 +60,11 @@ export class GoogleHealthShared {
   readonly slots: Slots | null;
 
   constructor(requestsInFlight?: number) {
-    this.slots = requestsInFlight === undefined ? null : new Slots(requestsInFlight);
+    this.slots = requestSlots(requestsInFlight);
   }
 
   user(index: number, create: () => GhRateBudget): GhUserShared {
-    let u = this.users.get(index);
-    if (!u) {
-      u = { budget: create(), queue: new SerialQueue() };
-      this.users.set(index, u);
-    }
-    return u;
+    return getOrCreate(this.users, index, () => ({ budget: create(), queue: new SerialQueue() }));
   }
 }
 
@@ -98,19 +93,17 @@ function oauthError(text: string): string {
 }
 
 export class GoogleHealthSession {
-  /** The output name of the user (settled after identity; the entry's index until then). */
-  label: string;
-  readonly index: number;
   readonly shared: GhUserShared;
-  private readonly config: GoogleHealthClientConfig;
-  private readonly tokens: TokenStore;
   private readonly seen = new Set<string>();
 
-  constructor(config: GoogleHealthClientConfig, tokens: TokenStore, index: number, label: string, saved?: GhRateBudgetState) {
-    this.config = config;
-    this.tokens = tokens;
-    this.index = index;
-    this.label = label;
+  /** `label`: the output name of the user (settled after identity; the entry's index until then). */
+  constructor(
+    private readonly config: GoogleHealthClientConfig,
+    private readonly tokens: TokenStore,
+    readonly index: number,
+    public label: string,
+    saved?: GhRateBudgetState,
+  ) {
     this.shared = config.shared.user(index, () => new GhRateBudget(config.rateLimit, saved));
     this.remember(tokens.current());
   }
