@@ -122,6 +122,7 @@ function globalOptions(argv: string[]): { rest: string[]; version: boolean; leve
 export function createHeartbeat(log: Logger, everyMs: number): { progress: (e: ProgressEvent) => void; stop: () => void } {
   const waits = new Map<string, number>(); // user → when the wait ends
   let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
   const tick = (): void => {
     const now = Date.now();
     for (const [user, end] of waits) if (end <= now) waits.delete(user);
@@ -139,9 +140,12 @@ export function createHeartbeat(log: Logger, everyMs: number): { progress: (e: P
       const user = e.user ?? 'a user';
       waits.set(user, Date.now() + (e.waitMs ?? 0));
       log.info('waiting for the rate limit', { pipeline: e.pipeline, user, seconds: Math.ceil((e.waitMs ?? 0) / 1000) });
-      timer ??= setInterval(tick, everyMs);
+      if (stopped) return; // a wait reported after the run ended (a stopped user's request)
+      // Unref'd: the heartbeat only reports on the run, it never keeps the process alive.
+      timer ??= setInterval(tick, everyMs).unref();
     },
     stop() {
+      stopped = true;
       if (timer) clearInterval(timer);
       timer = null;
       waits.clear();
