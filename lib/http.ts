@@ -104,7 +104,21 @@ export interface RequestOptions {
 const keepAliveHttp = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const keepAliveHttps = new https.Agent({ keepAlive: true, maxSockets: 64 });
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+/** Waits `ms`; ends early (and clears its timer) when `signal` aborts, so a stopped run leaves no timer behind. */
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** Never settles: a request the stopped run has dropped (user-streams) is never sent; nothing keeps the process alive for it. */
+export const dropped = (): Promise<never> => new Promise<never>(() => undefined);
 
 /** Full jitter: a random delay in [0, min(max, base·2^attempt)], at least base/2. */
 export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {

@@ -44,6 +44,7 @@ export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, 
       stats: ctx.stats,
       log: ctx.log,
       onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
+      ...(ctx.stop ? { stop: ctx.stop } : {}),
       ...(shared ? { sharedBudget: (humanId: string) => shared.fitbitBudget(humanId, rateLimit) } : {}),
     },
     // With the state in PostgreSQL, the tokens are there (rotated there, never in the file).

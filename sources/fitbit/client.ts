@@ -8,6 +8,7 @@ import {
   DEFAULT_RETRY,
   HttpStats,
   requestJson,
+  dropped,
   sleep,
   summarizeBody,
   type HttpResult,
@@ -47,6 +48,8 @@ export interface FitbitClientConfig {
   maxRateLimitWaits?: number;
   /** Told before every rate-limit wait (for the progress bar). */
   onWait?: (user: string, waitMs: number) => void;
+  /** The run's stop: a rate-limit wait ends with it, and the request it held is never sent. */
+  stop?: AbortSignal;
   /** A user's budget shared with other processes; without it, the run's own RateBudget. */
   sharedBudget?: (humanId: string) => SharedRateBudget;
 }
@@ -201,7 +204,8 @@ export class FitbitSession {
           if (wait > 0) {
             this.config.log.info('rate budget spent, waiting for the reset', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
             this.config.onWait?.(this.humanId, wait);
-            await sleep(wait);
+            await sleep(wait, this.config.stop);
+            if (this.config.stop?.aborted) await dropped();
           }
           this.remember();
           const { accessToken } = this.users.tokens(this.humanId);
@@ -243,7 +247,8 @@ export class FitbitSession {
       const wait = this.sharedBudget ? await this.sharedBudget.exhausted(result.headers) : this.budget.exhausted(result.headers);
       this.config.log.warn('429 Too Many Requests, waiting for the rate-limit reset', { user: this.humanId, waitSeconds: Math.round(wait / 1000) });
       this.config.onWait?.(this.humanId, wait);
-      await sleep(wait);
+      await sleep(wait, this.config.stop);
+      if (this.config.stop?.aborted) await dropped();
       return 'again';
     }
     if (result.status === 401 && types.includes('expired_token')) {
