@@ -9,6 +9,7 @@ import type { PipelineFlag, PipelineName, RunConfig } from './config.js';
 import type { RetryPolicy } from '../lib/http.js';
 import type { StateStore } from './state/store.js';
 import type { SharedState } from './state/shared.js';
+import type { SinkConfig } from '../sinks/index.js';
 
 export interface RunContext {
   config: RunConfig;
@@ -95,4 +96,22 @@ export interface PipelineDef {
   run(ctx: RunContext): Promise<PipelineResult>;
   /** The demo's arguments (the window where the fixture data lies), or null if the demo leaves it out. */
   readonly demo: { readonly args: readonly string[]; readonly help: string } | null;
+}
+
+/**
+ * What every sink of a run is opened with: the output, format and compression of the run, the
+ * tuning of tests and benchmarks, and, with several workers, the lock that keeps their manifest
+ * writes apart (two workers reading and replacing one manifest at once would drop entries).
+ */
+export function sinkOptions(ctx: RunContext): Pick<SinkConfig, 'outDir' | 'format' | 'runId' | 'compression' | 'highWaterRows' | 'maxOpenPartitions' | 'manifestLock'> {
+  const { config, tuning, shared } = ctx;
+  return {
+    outDir: config.outDir,
+    format: config.format,
+    runId: ctx.runId,
+    compression: config.compression,
+    ...(tuning?.highWaterRows ? { highWaterRows: tuning.highWaterRows } : {}),
+    ...(tuning?.maxOpenPartitions ? { maxOpenPartitions: tuning.maxOpenPartitions } : {}),
+    ...(shared ? { manifestLock: shared.manifestLock(config.outDir) } : {}),
+  };
 }

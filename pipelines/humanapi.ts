@@ -29,7 +29,7 @@ import {
 } from '../sources/humanapi/index.js';
 import { humanApiDataset, normalizeHumanApi } from '../transforms/humanapi.js';
 import type { RunConfig } from './config.js';
-import type { PipelineDef, PipelineResult, RunContext } from './context.js';
+import { sinkOptions, type PipelineDef, type PipelineResult, type RunContext } from './context.js';
 import { describeError, usageProblem } from './user-streams.js';
 import type { PipelineState, UserState } from './state.js';
 
@@ -169,21 +169,14 @@ export async function runHumanApi(ctx: RunContext, options: HumanApiRunOptions =
     return run;
   };
   for (const p of plans) runOf(p.dataset);
-  const sinkOptions = {
-    outDir: config.outDir,
-    format: config.format,
-    runId: ctx.runId,
-    compression: config.compression,
-    ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
-    ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
-  };
+  const sinkConfig = sinkOptions(ctx);
 
   let error: string | undefined;
   try {
     for (const plan of plans) {
       const run = runOf(plan.dataset);
       // One sink per dataset; each call of it commits one window.
-      const sink = createSink(plan.dataset, { ...sinkOptions, deadLetters: run.deadLetters });
+      const sink = createSink(plan.dataset, { ...sinkConfig, deadLetters: run.deadLetters });
       for (const w of plan.windows) {
         if (ctx.stop?.aborted) break; // stopped: the windows committed so far are kept, the rest wait for the next run
         const fetched = { pages: 0, records: 0 };

@@ -6,7 +6,7 @@
 import type { Dataset } from '../lib/schema.js';
 import type { DatasetSummary, DeadLetterWriter, SinkBatch } from '../lib/sink.js';
 import { createDeadLetterWriter, createSink, UserCommit, type SharedWriters } from '../sinks/index.js';
-import type { RunContext } from './context.js';
+import { sinkOptions, type RunContext } from './context.js';
 
 /** What the skeleton needs of a side sink, whatever its dataset. */
 export interface SideCommits {
@@ -54,14 +54,7 @@ export function startSideSink<D extends Dataset>(ctx: RunContext, dataset: D, wr
       wake = null;
     }
   }
-  const sink = createSink(dataset, {
-    outDir: ctx.config.outDir,
-    format: ctx.config.format,
-    runId: ctx.runId,
-    compression: ctx.config.compression,
-    deadLetters,
-    ...(writers ? { writers } : {}),
-  });
+  const sink = createSink(dataset, { ...sinkOptions(ctx), deadLetters, ...(writers ? { writers } : {}) });
   const done = sink(batches()).then(
     async (summary) => {
       const file = await deadLetters.close();

@@ -12,7 +12,7 @@ import type { DatasetSummary, DeadLetterWriter, SinkBatch } from '../lib/sink.js
 import { createDeadLetterWriter, createSink, deadLetterPath, UserCommit, type SharedWriters } from '../sinks/index.js';
 import type { RateBudgetState } from '../sources/fitbit/rate-limit.js';
 import type { PipelineFlag, PipelineName, RunConfig } from './config.js';
-import type { FailedUser, PipelineResult, RunContext } from './context.js';
+import { sinkOptions, type FailedUser, type PipelineResult, type RunContext } from './context.js';
 import type { SideCommits } from './side-sink.js';
 import type { PipelineState, UserState } from './state.js';
 import type { StateStore } from './state/store.js';
@@ -410,16 +410,7 @@ async function runUserStreams<D extends Dataset, U extends LeasedUser>(
         { concurrency: streams, onError: () => undefined },
       )
     : mergeConcurrent(users, (user) => guarded(user), { concurrency: streams, onError });
-  const sink = createSink(dataset, {
-    outDir: config.outDir,
-    format: config.format,
-    runId: ctx.runId,
-    compression: config.compression,
-    deadLetters,
-    ...(ctx.tuning?.highWaterRows ? { highWaterRows: ctx.tuning.highWaterRows } : {}),
-    ...(ctx.tuning?.maxOpenPartitions ? { maxOpenPartitions: ctx.tuning.maxOpenPartitions } : {}),
-    ...(writers ? { writers } : {}),
-  });
+  const sink = createSink(dataset, { ...sinkOptions(ctx), deadLetters, ...(writers ? { writers } : {}) });
   let summary: DatasetSummary;
   try {
     summary = await sink(batches);

@@ -1,6 +1,6 @@
 // The sinks: partitioned Parquet and Arrow files (see sink.ts for how a run proceeds).
 export { createSink, createSinkStats, UserCommit, resolveSinkConfig, DEFAULT_HIGH_WATER_ROWS, DEFAULT_MAX_OPEN_PARTITIONS } from './sink.js';
-export type { SinkConfig, SinkExtras, SinkStats } from './sink.js';
+export type { ManifestLock, SinkConfig, SinkExtras, SinkStats } from './sink.js';
 export { createDeadLetterWriter, deadLetterPath } from './dead-letter.js';
 export { prepareOutput } from './files.js';
 export { SharedWriters } from './pool.js';

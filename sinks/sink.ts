@@ -38,6 +38,8 @@ export const DEFAULT_MAX_OPEN_PARTITIONS = 256;
 export const DEFAULT_ROW_GROUP_ROWS = 1_000_000;
 /** Partition files being written while the next ones are encoded. */
 const MAX_PENDING_WRITES = 4;
+/** Checkpoints on their way at most before the sink waits for the oldest. */
+const MAX_PENDING_CHECKPOINTS = 64;
 /** Writer threads by default: one next to the main thread when there is a second core. */
 export const DEFAULT_WORKERS = availableParallelism() > 1 ? 1 : 0;
 /** Rows a run must bring before its writer threads start: small runs are not worth a thread. */
@@ -83,7 +85,16 @@ export interface SinkExtras {
   workerStartRows?: number;
   /** Writer threads shared with the run's other sinks (used once running, left running at the end). */
   writers?: SharedWriters;
+  /**
+   * Runs each read-merge-write of the dataset's manifest alone among every process writing the
+   * same output (several workers: a PostgreSQL advisory lock, pipelines/state/shared.ts);
+   * without it, writes are only serialized within this sink.
+   */
+  manifestLock?: ManifestLock;
 }
+
+/** Runs `write` while holding the dataset manifest's lock. */
+export type ManifestLock = (dataset: Dataset, write: () => Promise<unknown>) => Promise<void>;
 
 export type SinkConfig = SinkOptions & SinkExtras;
 
@@ -102,6 +113,7 @@ interface ResolvedConfig {
   workers: number;
   workerStartRows: number;
   writers: SharedWriters | null;
+  manifestLock: ManifestLock | null;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -119,6 +131,7 @@ const KNOWN_OPTIONS = new Set([
   'workers',
   'workerStartRows',
   'writers',
+  'manifestLock',
 ]);
 
 function positiveInt(name: string, value: unknown, fallback: number): number {
@@ -157,6 +170,7 @@ export function resolveSinkConfig(options: SinkConfig): ResolvedConfig {
     workers: options.workers === 0 ? 0 : positiveInt('workers', options.workers, DEFAULT_WORKERS),
     workerStartRows: options.workerStartRows === 0 ? 0 : positiveInt('workerStartRows', options.workerStartRows, DEFAULT_WORKER_START_ROWS),
     writers: options.writers ?? null,
+    manifestLock: options.manifestLock ?? null,
   };
 }
 
@@ -219,6 +233,11 @@ class SinkRun {
   /** Checkpoints (commitUser): the user of each written partition, and the users committed. */
   private readonly writtenBy = new Map<string, string>();
   private readonly committedUsers = new Set<string>();
+  /** Checkpoints on their way (commitUser); each settles, a failure lands in writeError. */
+  private readonly checkpoints = new Set<Promise<void>>();
+  /** Checkpoints whose files are in place, for the next manifest write (commitReady). */
+  private ready: Array<{ commit: UserCommit; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private committer: Promise<void> | null = null;
   private readonly deadLetters: DeadLetterWriter;
   private readonly ownDeadLetters: boolean;
   private rowsIn = 0;
@@ -494,22 +513,73 @@ class SinkRun {
   }
 
   /**
-   * A checkpoint: every open partition of `humanId` is written and renamed into place, and the
-   * manifest lists every file of this run so far; then `commit.committed()` runs.
+   * A checkpoint: every open partition of `humanId` is written and renamed into place, the
+   * manifest lists every file of this run so far, then `commit.committed()` runs. It completes
+   * in the background while the sink takes other users' batches (waiting here stalled every
+   * stream: in bench/api-bound the sink spent most of the run inside checkpoints, behind other
+   * users' writes, the manifest and the state's fsync).
    */
   async commitUser(commit: UserCommit): Promise<void> {
+    if (this.writeError !== null) throw this.writeError;
     const mine = [...this.buffers.values()].flatMap((byUser) => {
       const b = byUser.get(commit.humanId);
       return b === undefined ? [] : [b];
     });
     for (const buffer of mine) await this.flush(buffer);
-    await this.drainWrites();
-    this.committedUsers.add(commit.humanId);
-    // Only users at their checkpoint: a file of a user still going (flushed early to bound
-    // memory) is listed once its user is committed, so the manifest never runs ahead of the state.
-    const listed = [...this.written].filter(([rel]) => this.committedUsers.has(this.writtenBy.get(rel) as string)).map(([, f]) => f);
-    if (listed.length > 0) await writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, listed, this.cfg.fsync);
-    await commit.committed();
+    const writes = [...this.pendingWrites].filter(([rel]) => this.writtenBy.get(rel) === commit.humanId).map(([, write]) => write);
+    while (this.checkpoints.size >= MAX_PENDING_CHECKPOINTS) await Promise.race(this.checkpoints);
+    const step: Promise<void> = Promise.all(writes)
+      .then(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            this.ready.push({ commit, resolve, reject });
+            this.committer ??= this.commitReady().finally(() => (this.committer = null));
+          }),
+      )
+      .catch((err: unknown) => {
+        this.writeError ??= err;
+      })
+      .finally(() => this.checkpoints.delete(step));
+    this.checkpoints.add(step);
+  }
+
+  /**
+   * Checkpoints whose files are in place, a group at a time: one manifest write lists the whole
+   * group, then each user's `committed()` runs (the state store saves them together), and only
+   * then the next group's manifest is written. So the manifest is never more than one group
+   * ahead of the state, as it was one user ahead when checkpoints ran one by one.
+   */
+  private async commitReady(): Promise<void> {
+    while (this.ready.length > 0) {
+      const group = this.ready.splice(0);
+      try {
+        if (this.writeError !== null) throw this.writeError; // a file of the run failed: no checkpoint
+        for (const { commit } of group) this.committedUsers.add(commit.humanId);
+        await this.updateManifest(false);
+        await Promise.all(group.map(({ commit }) => commit.committed()));
+        for (const { resolve } of group) resolve();
+      } catch (err) {
+        for (const { reject } of group) reject(err);
+      }
+    }
+  }
+
+  /**
+   * Reads, merges and replaces the manifest (under the workers' lock when there is one). `all`:
+   * every file of the run (at its end), else only those of users at their checkpoint: a file
+   * of a user still going (flushed early to bound memory) is listed once its user is committed,
+   * so the manifest never runs ahead of the state.
+   */
+  private async updateManifest(all: boolean): Promise<void> {
+    const listed = all ? [...this.written.values()] : [...this.written].filter(([rel]) => this.committedUsers.has(this.writtenBy.get(rel) as string)).map(([, f]) => f);
+    if (listed.length === 0) return;
+    const write = (): Promise<unknown> => writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, listed, this.cfg.fsync);
+    if (this.cfg.manifestLock) await this.cfg.manifestLock(this.dataset, write);
+    else await write();
+  }
+
+  private async drainCheckpoints(): Promise<void> {
+    while (this.checkpoints.size > 0) await Promise.all(this.checkpoints);
   }
 
   /** Flushes every open partition, then dead letters, then the manifest. */
@@ -518,9 +588,11 @@ class SinkRun {
     remaining.sort((a, b) => (a.dir < b.dir ? -1 : a.dir > b.dir ? 1 : 0));
     for (const buffer of remaining) await this.flush(buffer);
     await this.drainWrites();
+    await this.drainCheckpoints();
+    if (this.writeError !== null) throw this.writeError;
     await this.stopWriters();
     if (this.ownDeadLetters) await this.deadLetters.close();
-    if (this.written.size > 0) await writeManifest(this.cfg.outDir, this.dataset, this.cfg.runId, [...this.written.values()], this.cfg.fsync);
+    await this.updateManifest(true);
     // Leaves no empty temporary folders behind (other sinks of the run may still use them).
     if (this.storage.kind === 'folder') {
       await rmdir(runTmpDir(this.cfg.outDir, this.cfg.runId)).catch(() => undefined);
@@ -543,6 +615,7 @@ class SinkRun {
   /** After a failure: dead letters still become visible; buffered rows are dropped. */
   async abort(): Promise<void> {
     await Promise.allSettled(this.pendingWrites.values());
+    await this.drainCheckpoints(); // checkpoints whose files are in place still save their users' state
     await this.stopWriters();
     this.buffers.clear();
     this.last = null;

@@ -114,6 +114,17 @@ export class PgState {
     }
   }
 
+  /**
+   * Runs `fn` while holding the advisory lock named `key`, alone among every connection to this
+   * database. The lock goes with the transaction: at its end, or when the connection breaks.
+   */
+  async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.tx(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
+      return fn();
+    });
+  }
+
   // --- watermarks ---------------------------------------------------------------------------
 
   /** Per user: stream → watermark, for one pipeline. */

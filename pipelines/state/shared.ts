@@ -5,6 +5,9 @@
 // database failure here surfaces as one EtlError STATE that names the database, never a token.
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
+import path from 'node:path';
+import type { ManifestLock } from '../../sinks/index.js';
+import { isBucketOut } from '../../sinks/output.js';
 import { EtlError, errorMessage } from '../../lib/errors.js';
 import type { Headers } from '../../lib/http.js';
 import { UsersFile } from '../../lib/users-file.js';
@@ -141,6 +144,19 @@ export class SharedState {
       reserve: () => guard(db.reserve(FITBIT, user, options)),
       observe: (headers: Headers) => guard(db.observe(FITBIT, user, options, headers)),
       exhausted: (headers: Headers) => guard(db.exhausted(FITBIT, user, options, headers)),
+    };
+  }
+
+  /**
+   * The lock of a dataset's manifest in this output, held by one worker at a time while it reads,
+   * merges and replaces the manifest.
+   */
+  manifestLock(outDir: string): ManifestLock {
+    const where = isBucketOut(outDir) ? outDir : path.resolve(outDir);
+    return async (dataset, write) => {
+      await this.db.exclusive(`wearable-etl manifest ${where} ${dataset}`, write).catch((err: unknown) => {
+        throw stateLost(this.db.location, err);
+      });
     };
   }
 

@@ -26,13 +26,25 @@ export interface StateStore {
 export function fileStateStore(outDir: string, file: string | null): StateStore {
   const pathOf = (pipeline: PipelineName): string => file ?? defaultStatePath(outDir, pipeline);
   // One write at a time per file: writeFileAtomic renames a fresh temporary file, so the last
-  // call's content is what stays, and checkpoints of users side by side do not interleave.
+  // call's content is what stays, and checkpoints of users side by side do not interleave. A
+  // save of the same state asked for while another is going joins the one queued after it: that
+  // one serializes the state when it starts, so it holds every change made before it (one fsync
+  // for many checkpoints instead of one each).
   const chains = new Map<string, Promise<void>>();
+  const queued = new Map<string, { state: PipelineState; done: Promise<void> }>();
   const save = (state: PipelineState): Promise<void> => {
     const target = pathOf(state.pipeline);
-    const next = (chains.get(target) ?? Promise.resolve()).catch(() => undefined).then(() => saveState(target, state));
-    chains.set(target, next);
-    return next;
+    const waiting = queued.get(target);
+    if (waiting !== undefined && waiting.state === state) return waiting.done;
+    const done = (chains.get(target) ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => {
+        if (queued.get(target)?.done === done) queued.delete(target);
+        return saveState(target, state);
+      });
+    queued.set(target, { state, done });
+    chains.set(target, done);
+    return done;
   };
   return {
     kind: 'file',
