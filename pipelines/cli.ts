@@ -292,13 +292,23 @@ function stopController(): AbortController {
 
 function runAsProgram(argv: string[], io: CliIo): void {
   const controller = stopController();
+  // Until main settles, the exit code says the run did not end: a run whose work was left
+  // waiting on something that can no longer happen (nothing left to keep the process alive)
+  // must not exit 0 as if it had finished.
+  let settled = false;
+  process.exitCode = EXIT.FAILED;
+  process.once('exit', () => {
+    if (!settled) process.stderr.write('wearable-etl: failed — the run stopped making progress before it finished (a bug: please report it with the log); what was committed is kept\n');
+  });
   main(argv, { ...io, stop: controller.signal }).then(
     (code) => {
+      settled = true;
       process.exitCode = code;
       // A stopped run may leave a dropped request or a rate-limit sleep pending: do not wait for it.
       if (controller.signal.aborted) process.exit(code);
     },
     (err: unknown) => {
+      settled = true;
       process.stderr.write(printable(`wearable-etl: failed — ${err instanceof Error ? err.message : String(err)}`) + '\n');
       process.exitCode = EXIT.FAILED;
     },

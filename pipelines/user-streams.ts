@@ -350,7 +350,11 @@ async function runUserStreams<D extends Dataset, U extends LeasedUser>(
     const halted = until === stop ? stopped : stopSignalled(until);
     try {
       for (;;) {
-        const next = until ? await Promise.race([inner.next(), halted]) : await inner.next();
+        const pending = inner.next();
+        // Dropped when the user stops: what it does after that (a request that fails because the
+        // run has ended) is not the run's failure, and must not surface as an unhandled one.
+        pending.catch(() => undefined);
+        const next = until ? await Promise.race([pending, halted]) : await pending;
         if (next === 'stopped') break; // the pending request is dropped, not awaited
         if (next.done) {
           complete = !until?.aborted;

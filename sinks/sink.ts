@@ -226,6 +226,13 @@ class SinkRun {
   private readonly check: (batch: readonly unknown[]) => Map<number, string> | null;
   private readonly pendingWrites = new Map<string, Promise<void>>();
   private writeError: unknown = null;
+  private failNow: (err: unknown) => void = () => undefined;
+  /**
+   * Rejects with the first failure of a write or a checkpoint, which runs apart from the intake:
+   * the sink's loop stops on it at once instead of waiting for batches that may never come (a
+   * checkpoint that lost the state database leaves its user's stream, and so the input, hanging).
+   */
+  readonly failed = new Promise<never>((_, reject) => (this.failNow = reject));
   private tick = 0;
   private readonly dates = new Map<string, string | EtlError>();
   private readonly users = new Map<string, string | EtlError>();
@@ -237,7 +244,10 @@ class SinkRun {
   private readonly checkpoints = new Set<Promise<void>>();
   /** Checkpoints whose files are in place, for the next manifest write (commitReady). */
   private ready: Array<{ commit: UserCommit; resolve: () => void; reject: (err: unknown) => void }> = [];
-  private committer: Promise<void> | null = null;
+  /** commitReady is running; it clears this in the same step as it finds nothing more to do. */
+  private committing = false;
+  /** Users with a partition file that could not be written: no checkpoint for them. */
+  private readonly failedUsers = new Set<string>();
   private readonly deadLetters: DeadLetterWriter;
   private readonly ownDeadLetters: boolean;
   private rowsIn = 0;
@@ -500,11 +510,19 @@ class SinkRun {
       },
       (err: unknown) => {
         this.pendingWrites.delete(relPath);
-        this.writeError ??= err;
+        this.fail(err);
+        const user = this.writtenBy.get(relPath);
+        if (user !== undefined) this.failedUsers.add(user);
       },
     );
     this.pendingWrites.set(relPath, tracked);
     if (this.writeError !== null) throw this.writeError;
+  }
+
+  private fail(err: unknown): void {
+    if (this.writeError !== null) return;
+    this.writeError = err;
+    this.failNow(err);
   }
 
   private async drainWrites(): Promise<void> {
@@ -520,7 +538,6 @@ class SinkRun {
    * users' writes, the manifest and the state's fsync).
    */
   async commitUser(commit: UserCommit): Promise<void> {
-    if (this.writeError !== null) throw this.writeError;
     const mine = [...this.buffers.values()].flatMap((byUser) => {
       const b = byUser.get(commit.humanId);
       return b === undefined ? [] : [b];
@@ -533,12 +550,10 @@ class SinkRun {
         () =>
           new Promise<void>((resolve, reject) => {
             this.ready.push({ commit, resolve, reject });
-            this.committer ??= this.commitReady().finally(() => (this.committer = null));
+            if (!this.committing) void this.commitReady();
           }),
       )
-      .catch((err: unknown) => {
-        this.writeError ??= err;
-      })
+      .catch((err: unknown) => this.fail(err))
       .finally(() => this.checkpoints.delete(step));
     this.checkpoints.add(step);
   }
@@ -550,18 +565,26 @@ class SinkRun {
    * ahead of the state, as it was one user ahead when checkpoints ran one by one.
    */
   private async commitReady(): Promise<void> {
+    this.committing = true;
     while (this.ready.length > 0) {
       const group = this.ready.splice(0);
+      // A user one of whose files failed gets no checkpoint (the run fails at its end); the
+      // others' files are in place and their checkpoints go on, so nothing fetched is lost.
+      const ok = group.filter(({ commit, reject }) => {
+        if (!this.failedUsers.has(commit.humanId)) return true;
+        reject(this.writeError);
+        return false;
+      });
       try {
-        if (this.writeError !== null) throw this.writeError; // a file of the run failed: no checkpoint
-        for (const { commit } of group) this.committedUsers.add(commit.humanId);
+        for (const { commit } of ok) this.committedUsers.add(commit.humanId);
         await this.updateManifest(false);
-        await Promise.all(group.map(({ commit }) => commit.committed()));
-        for (const { resolve } of group) resolve();
+        await Promise.all(ok.map(({ commit }) => commit.committed()));
+        for (const { resolve } of ok) resolve();
       } catch (err) {
-        for (const { reject } of group) reject(err);
+        for (const { reject } of ok) reject(err);
       }
     }
+    this.committing = false;
   }
 
   /**
@@ -651,13 +674,19 @@ export function createSink<D extends Dataset>(dataset: D, options: SinkConfig): 
   return async (batches: AsyncIterable<SinkBatch<D> | UserCommit>): Promise<DatasetSummary> => {
     await loadCodec(cfg.compression);
     const run = new SinkRun(dataset, cfg);
+    run.failed.catch(() => undefined); // raced below; never an unhandled rejection
+    const input = batches[Symbol.asyncIterator]();
     try {
-      for await (const batch of batches) {
+      for (;;) {
+        const next = await Promise.race([input.next(), run.failed]);
+        if (next.done) break;
+        const batch = next.value;
         if (batch instanceof UserCommit) await run.commitUser(batch);
         else await run.add(batch);
       }
       return await run.finish();
     } catch (err) {
+      void input.return?.(undefined)?.catch(() => undefined); // not awaited: the input may be stuck in an await
       await run.abort();
       if (err instanceof EtlError) throw err;
       throw new EtlError('SINK', `writing ${dataset} failed: ${errorMessage(err)}`, { dataset }, { cause: err });

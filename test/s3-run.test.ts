@@ -21,7 +21,7 @@ import { parseRunArgs } from '../pipelines/registry.js';
 import { main } from '../pipelines/cli.js';
 import { failureLine, runPipelines, type RunSummary } from '../pipelines/run.js';
 import { createSink, type Manifest } from '../sinks/index.js';
-import { S3Store, s3ClientFromEnv } from '../sinks/object-store/index.js';
+import { S3Store, s3ClientFromEnv } from '../sinks/object-store/s3.js';
 import { query } from './duckdb.js';
 import { fixtureSecrets, leakedSecrets } from './fitbit-helpers.js';
 import { on, startTestS3, type TestS3 } from './s3.js';

@@ -13,7 +13,8 @@ import type { RetryPolicy } from '../lib/http.js';
 import { sortRows, toColumns, type Row } from '../sinks/columns.js';
 import { fileFormat } from '../sinks/formats.js';
 import { mergeById } from '../sinks/merge.js';
-import { S3Store, Staging, s3ClientFromEnv, type ObjectInfo, type S3StoreOptions } from '../sinks/object-store/index.js';
+import { Staging, type ObjectInfo } from '../sinks/object-store/index.js';
+import { S3Store, s3ClientFromEnv, type S3StoreOptions } from '../sinks/object-store/s3.js';
 import { query } from './duckdb.js';
 import { on, startTestS3, type TestS3 } from './s3.js';
 

@@ -1,6 +1,6 @@
 // Run by test/s3-store.test.ts and killed with SIGKILL mid-upload: puts one object of
 // `bytes` pseudo-random bytes through S3Store (endpoint and keys from the environment).
-import { S3Store, s3ClientFromEnv } from '../sinks/object-store/index.js';
+import { S3Store, s3ClientFromEnv } from '../sinks/object-store/s3.js';
 
 const [bucket, key, size, threshold] = process.argv.slice(2) as [string, string, string, string];
 const store = new S3Store({

@@ -3,7 +3,7 @@
 // takes requests from the shared budget, writes the user's object to the bucket and moves its
 // watermark. Prints "claimed <user>" as it goes so the test can kill it mid-run.
 import { PgState, UserLeases, workLeased } from '../pipelines/state/index.js';
-import { S3Store, s3ClientFromEnv } from '../sinks/object-store/index.js';
+import { S3Store, s3ClientFromEnv } from '../sinks/object-store/s3.js';
 import { userObject } from './state-pg-workers.js';
 
 const [url, worker, tokenUrl, usersText] = process.argv.slice(2) as [string, string, string, string];

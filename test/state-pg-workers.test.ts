@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PgState } from '../pipelines/state/index.js';
-import { S3Store, s3ClientFromEnv } from '../sinks/object-store/index.js';
+import { S3Store, s3ClientFromEnv } from '../sinks/object-store/s3.js';
 import { startTestPostgres, type TestPostgres } from './postgres.js';
 import { startTestS3, type TestS3 } from './s3.js';
 import { userObject } from './state-pg-workers.js';

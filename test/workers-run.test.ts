@@ -20,7 +20,8 @@ import { fixtureEnv, startFixtureApi, writeUsersFile, type FixtureApi, type Fixt
 import { query } from './duckdb.js';
 import { until } from './fitbit-helpers.js';
 import { startTestPostgres, type TestPostgres } from './postgres.js';
-import { S3Store, s3ClientFromEnv } from '../sinks/object-store/index.js';
+import { S3Store, s3ClientFromEnv } from '../sinks/object-store/s3.js';
+import { readManifest } from '../sinks/index.js';
 import { startTestS3, type TestS3 } from './s3.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -161,6 +162,13 @@ test('three workers, one killed with SIGKILL, then one more run: exactly the out
   // Only the layout's objects: partitions, the manifest, run records (dead letters if any).
   t.deepEqual(keys.filter((k) => !/^(intraday|daily_summaries)\/(date=\d{4}-\d{2}-\d{2}\/user=[^/]+\/data\.parquet|_manifest\.json)$|^_runs\/[^/]+\.json$|^_dead_letter\//.test(k)), [], 'no temporary or partial object');
   t.is(keys.filter((k) => k.startsWith('intraday/') && k.endsWith('data.parquet')).length, USERS.length * DAYS);
+  // Every worker read, merged and replaced the same manifests: with their writes under one lock
+  // (a PostgreSQL advisory lock) none dropped another's entries, so each lists every partition.
+  for (const dataset of ['intraday', 'daily_summaries'] as const) {
+    const manifest = await readManifest(out, dataset);
+    const partitions = keys.filter((k) => k.startsWith(`${dataset}/`) && k.endsWith('data.parquet')).map((k) => k.slice(dataset.length + 1));
+    t.deepEqual(manifest?.files.map((f) => f.path).sort(), partitions, `${dataset}: the manifest lists every partition`);
+  }
   t.deepEqual(overBudget(api), [], 'no request over any user\'s budget');
   const spentTwice = api.log.filter((e) => e.service === 'oauth' && e.status === 400);
   t.deepEqual(spentTwice.map((e) => e.userId), [], 'no refresh token presented twice');
@@ -182,7 +190,9 @@ test('a worker that loses the state database stops its users and exits non-zero 
   const dir = await tempDir(t);
   const api = await startFixtureApi({ fitbit: { users: USERS, sampleUser: false } });
   t.teardown(() => api.close());
-  api.faults.latencyMs = 40;
+  // 120 ms a request: the worker's ~80 requests take ~10 s, so it is still mid-run when its
+  // connections are cut even on a loaded machine (at 40 ms it once finished first).
+  api.faults.latencyMs = 120;
   const users = await writeUsersFile(api, path.join(dir, 'users.json'));
   const url = await pgServer.createDatabase('workers_lost');
   const out = path.join(dir, 'out');
@@ -198,9 +208,10 @@ test('a worker that loses the state database stops its users and exits non-zero 
   const database = new URL(url).pathname.slice(1);
   await admin.query(`ALTER DATABASE ${database} WITH ALLOW_CONNECTIONS false`);
   await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'wearable-etl' AND datname = $1", [database]);
+  t.is(doomed.child.exitCode, null, 'the worker was still running when its connections were cut');
   const code = await doomed.done;
   const lines = doomed.output().split('\n').filter((l) => l.startsWith('wearable-etl:'));
-  t.true(code !== 0 && code !== null, `exit code ${code}`);
+  t.true(code !== 0 && code !== null, `exit code ${code}: ${doomed.output().slice(-3000)}`);
   t.is(lines.length, 1, doomed.output().slice(-2000));
   t.regex(lines[0] ?? "", /state database/);
   t.log(lines[0], `exit ${code}`);

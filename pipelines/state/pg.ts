@@ -5,7 +5,8 @@
 // transaction that holds the user's row; the new pair is committed before it is returned, and
 // optionally encrypted at rest, see cipher.ts), and a record of each run.
 import { createHash } from 'node:crypto';
-import pg from 'pg';
+// The pg client is loaded when a run uses PostgreSQL (open), not by every run (~16 MB of RSS).
+import type pg from 'pg';
 import { EtlError, errorMessage } from '../../lib/errors.js';
 import type { Headers } from '../../lib/http.js';
 import { RateBudget, type RateBudgetState, type RateLimitOptions } from '../../sources/fitbit/rate-limit.js';
@@ -46,11 +47,11 @@ export class PgState {
   lost: Error | null = null;
   private readonly lostListeners: Array<(err: Error) => void> = [];
 
-  private constructor(options: PgStateOptions) {
+  private constructor(options: PgStateOptions, Pool: typeof pg.Pool) {
     this.location = redactStateUrl(options.url);
     this.cipher = options.cipher;
     this.lockTimeoutMs = options.lockTimeoutMs ?? 120_000;
-    this.pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 4, connectionTimeoutMillis: 10_000, application_name: 'wearable-etl' });
+    this.pool = new Pool({ connectionString: options.url, max: options.poolSize ?? 4, connectionTimeoutMillis: 10_000, application_name: 'wearable-etl' });
     // An idle connection that breaks is reported here; unhandled, it would end the process.
     this.pool.on('error', (err) => {
       this.lost ??= err;
@@ -60,7 +61,8 @@ export class PgState {
 
   /** Connects and brings the schema up to date (migrations.ts). */
   static async open(options: PgStateOptions): Promise<PgState> {
-    const state = new PgState(options);
+    const { default: client } = await import('pg');
+    const state = new PgState(options, client.Pool);
     try {
       await migrate(state.pool);
     } catch (err) {

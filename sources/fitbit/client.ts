@@ -222,6 +222,9 @@ export class FitbitSession {
           if (this.sharedBudget) {
             const budget = this.sharedBudget;
             this.observing = this.observing.then(() => budget.observe(result.headers));
+            // Awaited before the user's next request; a user that makes none (stopped, or the
+            // run ended) must not leave its failure unhandled.
+            this.observing.catch(() => undefined);
           } else this.budget.observe(result.headers);
           if (result.status === 410) this.gone();
         },
