@@ -12,7 +12,7 @@ import { failureLine } from '../pipelines/run.js';
 import type { FixtureApi } from '../fixtures/server.js';
 
 const USERS = ['1503960366', '1624580081', '1927972279'];
-const LIMIT = 5;
+const LIMIT = 3;
 const WINDOW_MS = 1_000;
 const TUNING = { ...FAST, googleHealthRateLimit: { limit: LIMIT, windowMs: WINDOW_MS, backoffMs: [20, 200] as [number, number] } };
 
@@ -24,24 +24,22 @@ test.after.always(async () => {
   await pgServer?.stop();
 });
 
-/** Both workers at once; returns the fixture's busiest user window and the 429s it sent for the limit. */
+/** Both workers at once; returns the fixture's busiest user window (sliding) and the 429s it sent for the limit. */
 async function pair(api: FixtureApi, dir: string, name: string, state: (worker: string) => string[]): Promise<{ busiest: number; limited: number; requests: number; lines: string[]; exitCodes: number[]; perWorker: number[] }> {
   const usersPath = await writeJson(path.join(dir, `${name}-users.json`), googleHealthUsers(api));
   const lines: string[] = [];
   const from = api.log.length;
   const summaries = await Promise.all(
     (['steps', 'distance'] as const).map((stream) =>
-      run(api, dir, ['google-health-intraday', '--users', usersPath, '--out', path.join(dir, `${name}-${stream}`), '--since', '2016-04-12', '--until', '2016-05-11', '--resources', stream, '--concurrency', '4', '--compression', 'none', ...state(stream)], lines, TUNING),
+      run(api, dir, ['google-health-intraday', '--users', usersPath, '--out', path.join(dir, `${name}-${stream}`), '--since', '2016-04-12', '--until', '2016-04-30', '--resources', stream, '--concurrency', '4', '--compression', 'none', ...state(stream)], lines, TUNING),
     ),
   );
   const log = api.log.slice(from).filter((e) => e.service === 'google-health' && e.userId !== undefined);
-  const perWindow = new Map<string, number>();
-  for (const e of log) {
-    const key = `${e.userId}@${Math.floor(e.at / WINDOW_MS)}`;
-    perWindow.set(key, (perWindow.get(key) ?? 0) + 1);
-  }
+  // Any window, however aligned: the requests of the user that arrived in the window ending at each one.
+  let busiest = 0;
+  for (const e of log) busiest = Math.max(busiest, log.filter((o) => o.userId === e.userId && o.at <= e.at && o.at > e.at - WINDOW_MS).length);
   return {
-    busiest: Math.max(...perWindow.values()),
+    busiest,
     limited: log.filter((e) => e.status === 429 && e.fault === undefined).length,
     requests: log.length,
     lines,
@@ -60,8 +58,8 @@ test('two workers over the same users share each user\'s budget through PostgreS
   const url = await pgServer.createDatabase('gh_workers');
   const shared = await pair(api, dir, 'pg', () => ['--state', url]);
   t.deepEqual(shared.exitCodes, [0, 0], shared.lines.filter((l) => l.includes('"error"')).slice(0, 3).join('\n'));
-  // Each worker fetched every user (about 16 requests each), side by side with the other.
-  t.true(shared.perWorker.every((n) => n >= USERS.length * 12), `requests per worker: ${shared.perWorker.join(', ')}`);
+  // Each worker fetched every user (about 10 requests each), side by side with the other.
+  t.true(shared.perWorker.every((n) => n >= USERS.length * 8), `requests per worker: ${shared.perWorker.join(', ')}`);
   t.true(api.log.some((e) => e.service === 'google-health' && e.status === 429 && e.fault !== undefined), 'injected 429s happened');
   t.is(shared.limited, 0, 'no 429 for the per-user limit');
   t.true(shared.busiest <= LIMIT, `a user sent ${shared.busiest} requests in one ${WINDOW_MS} ms window`);
