@@ -89,6 +89,7 @@ export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser,
   // The saved budget is found by the name the user has before its identity is known: the entry's
   // humanId, else its place in the file (saveBudget keeps it under both names).
   const saved: GhRateBudgetState | undefined = state.users[preIdentityName(user)]?.rateBudget;
+  const rateLimit = ctx.tuning?.googleHealthRateLimit ?? GH_RATE_DEFAULTS;
   return new GoogleHealthSession(
     {
       baseUrl: env.googleHealthApiUrl,
@@ -96,11 +97,13 @@ export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser,
       ...(env.googleClientId ? { clientId: env.googleClientId } : {}),
       ...(env.googleClientSecret ? { clientSecret: env.googleClientSecret } : {}),
       ...(ctx.tuning?.retry ? { retry: ctx.tuning.retry } : {}),
-      rateLimit: ctx.tuning?.googleHealthRateLimit ?? GH_RATE_DEFAULTS,
+      rateLimit,
       stats: ctx.stats,
       log: ctx.log,
       shared: ghShared(ctx),
       onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
+      // With the state in PostgreSQL, the budget is there, shared with every worker and run.
+      ...(ctx.shared ? { sharedBudget: ctx.shared.googleHealthBudget(ghEntryKey(user.entry), rateLimit) } : {}),
     },
     ctx.shared ? pgTokenStore(ctx.shared.tokens(GOOGLE_HEALTH_PROVIDER), ghEntryKey(user.entry)) : tokenStore(file, user.entry.index),
     user.entry.index,

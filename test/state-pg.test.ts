@@ -16,8 +16,10 @@ import {
   resolveStateTarget,
   tokenCipherFromEnv,
   workLeased,
+  type TicketOptions,
   type TokenPair,
 } from '../pipelines/state/index.js';
+import { GOOGLE_HEALTH_PROVIDER } from '../sources/google-health/users.js';
 import { startTestPostgres, type TestPostgres } from './postgres.js';
 
 let server: TestPostgres;
@@ -53,21 +55,21 @@ test('migrations: applied once, idempotent, upgradeable from an older schema, co
   t.teardown(() => pool.end());
   t.deepEqual(await migrate(pool, MIGRATIONS, 1), [1]);
   await pool.query("INSERT INTO watermarks (pipeline, user_key, stream, value) VALUES ('p', 'u', 's', '2026-01-01')");
-  t.deepEqual(await migrate(pool), [2], 'an older schema is brought up to date');
+  t.deepEqual(await migrate(pool), [2, 3], 'an older schema is brought up to date');
   t.deepEqual(await migrate(pool), [], 'nothing applied twice');
   t.deepEqual(await raw(url, 'SELECT value FROM watermarks'), [{ value: '2026-01-01' }], 'data kept across the upgrade');
-  t.deepEqual((await raw<{ version: number }>(url, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => r.version), [1, 2]);
+  t.deepEqual((await raw<{ version: number }>(url, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => r.version), [1, 2, 3]);
 
   // Three workers starting at once on an empty database: each migration is applied exactly once.
   const url2 = await server.createDatabase('migrations_race');
   const pools = [0, 1, 2].map(() => new pg.Pool({ connectionString: url2 }));
   t.teardown(() => Promise.all(pools.map((p) => p.end())));
   const applied = await Promise.all(pools.map((p) => migrate(p)));
-  t.deepEqual(applied.flat().sort(), [1, 2]);
+  t.deepEqual(applied.flat().sort(), [1, 2, 3]);
 
   // A database migrated by a newer wearable-etl is refused.
   await pool.query("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')");
-  await t.throwsAsync(() => migrate(pool), { message: /schema version 99, newer than this wearable-etl knows \(2\); upgrade wearable-etl/ });
+  await t.throwsAsync(() => migrate(pool), { message: /schema version 99, newer than this wearable-etl knows \(3\); upgrade wearable-etl/ });
 });
 
 test('watermarks move forward only; two workers saving their own users do not clobber each other', async (t) => {
@@ -207,6 +209,117 @@ test('the rate budget is never exceeded by concurrent takers in two workers', as
   const wait429 = await states[0]!.exhausted('fitbit', 'u3', options, headers);
   t.true(wait429 >= 601_000);
   t.true((await states[1]!.reserve('fitbit', 'u3', options)) >= wait429);
+});
+
+const GH = GOOGLE_HEALTH_PROVIDER;
+
+test('Google Health budget: two workers taking at once get at most the limit; settled tickets leave the window; a dead worker\'s ticket expires', async (t) => {
+  const { states } = await fresh('gh_budget', null, 2);
+  t.teardown(() => closeAll(states));
+  const [a, b] = states as [PgState, PgState];
+  const t0 = Date.UTC(2026, 0, 1, 12);
+  let clock = t0;
+  const options: TicketOptions = { limit: 5, windowMs: 1000, flightMs: 10_000, now: () => clock };
+  const takeAll = (n: number) => Promise.all(Array.from({ length: n }, (_, i) => states[i % 2]!.takeTicket(GH, 'u1', options)));
+  const ticketsOf = (taken: Array<{ ticket: string } | { waitMs: number }>) => taken.flatMap((r) => ('ticket' in r ? [r.ticket] : []));
+  const waitsOf = (taken: Array<{ ticket: string } | { waitMs: number }>) => taken.flatMap((r) => ('waitMs' in r ? [r.waitMs] : []));
+
+  // 12 at once, half per worker: 5 go; the rest look again shortly (the 5 are still in flight).
+  const first = await takeAll(12);
+  const sent = ticketsOf(first);
+  t.is(sent.length, 5);
+  t.deepEqual(waitsOf(first), Array(7).fill(20));
+  // Answered at t0 + 100: the next request waits for the oldest of them to leave the window.
+  clock = t0 + 100;
+  await Promise.all(sent.map((id, i) => states[i % 2]!.settleTicket(GH, 'u1', id, options)));
+  t.deepEqual(await b.takeTicket(GH, 'u1', options), { waitMs: 1005 });
+  clock = t0 + 1099;
+  t.deepEqual(await a.takeTicket(GH, 'u1', options), { waitMs: 6 }, 'the edge of the window and a 5 ms margin');
+  clock = t0 + 1105;
+  const second = await takeAll(7);
+  t.is(ticketsOf(second).length, 5, 'a full window again, no more');
+  t.deepEqual(
+    (await a.tickets(GH, 'u1')).map((x) => x.settled),
+    Array(5).fill(false),
+    'the answered tickets were deleted as they left the window',
+  );
+
+  // Four answered; the fifth's worker died. It counts as in flight until flightMs has passed...
+  clock = t0 + 1200;
+  const live = ticketsOf(second).slice(1);
+  for (const id of live) await b.settleTicket(GH, 'u1', id, options);
+  clock = t0 + 2205;
+  const third = ticketsOf(await takeAll(5));
+  t.is(third.length, 4, 'the four answered left the window; the dead one still counts');
+  clock = t0 + 2300;
+  for (const id of third) await a.settleTicket(GH, 'u1', id, options);
+  // ...then as answered at its deadline (t0 + 11105), until it leaves the window in turn.
+  clock = t0 + 11_106;
+  const fourth = await takeAll(5);
+  t.is(ticketsOf(fourth).length, 4);
+  t.deepEqual(waitsOf(fourth), [1004], 'the fifth waits for the dead ticket to leave the window');
+  t.true((await a.tickets(GH, 'u1')).some((x) => !x.settled && x.countedFrom === t0 + 11_105));
+  clock = t0 + 12_200;
+  await a.takeTicket(GH, 'u1', options);
+  t.false((await a.tickets(GH, 'u1')).some((x) => x.countedFrom === t0 + 11_105), 'deleted once out of the window');
+
+  // A 429 seen by one worker pauses the user for the other; a shorter pause does not shorten it.
+  t.is(await a.pauseUser(GH, 'u2', 3000, options), 3000);
+  t.deepEqual(await b.takeTicket(GH, 'u2', options), { waitMs: 3000 });
+  t.is(await b.pauseUser(GH, 'u2', 1000, options), 3000);
+  t.is(await b.pauseUser(GH, 'u3', 1000, options), 1000, 'other users are not paused');
+  clock += 3000;
+  t.true('ticket' in (await b.takeTicket(GH, 'u2', options)), 'the pause is over');
+  t.true('ticket' in (await a.takeTicket(GH, 'u3', options)));
+});
+
+/**
+ * Sessions of two workers sending for one user on real time (the database's clock) for a while:
+ * each request is sent after its take and answered before its settle. Returns the most requests
+ * that some window of `windowMs` could have seen, wherever within its send..answer the server
+ * saw each one.
+ */
+async function simulateWorkers(takers: Array<{ take(): Promise<{ ticket: string } | { waitMs: number }>; settle(ticket: string): Promise<void> }>, runMs: number, windowMs: number): Promise<{ requests: number; worst: number }> {
+  const spans: Array<{ send: number; answer: number }> = [];
+  const end = Date.now() + runMs;
+  await Promise.all(
+    takers.map(async (budget) => {
+      while (Date.now() < end) {
+        const taken = await budget.take();
+        if ('waitMs' in taken) {
+          await new Promise((r) => setTimeout(r, taken.waitMs));
+          continue;
+        }
+        const send = Date.now();
+        await new Promise((r) => setTimeout(r, Math.random() * 40));
+        spans.push({ send, answer: Date.now() });
+        await budget.settle(taken.ticket);
+      }
+    }),
+  );
+  // A window ending at a send sees every request sent by then and answered after its start.
+  let worst = 0;
+  for (const s of spans) worst = Math.max(worst, spans.filter((o) => o.send <= s.send && o.answer > s.send - windowMs).length);
+  return { requests: spans.length, worst };
+}
+
+test('Google Health budget on real time: three sessions in each of two workers never put more than the limit in any window', async (t) => {
+  const { states } = await fresh('gh_budget_real', null, 2);
+  t.teardown(() => closeAll(states));
+  const options: TicketOptions = { limit: 5, windowMs: 1000 };
+  const takers = (user: (worker: number) => string) =>
+    [0, 1, 2, 3, 4, 5].map((i) => {
+      const db = states[i % 2]!;
+      const u = user(i % 2);
+      return { take: () => db.takeTicket(GH, u, options), settle: (id: string) => db.settleTicket(GH, u, id, options) };
+    });
+  const shared = await simulateWorkers(takers(() => 'u1'), 2500, 1000);
+  t.log(`shared: ${shared.requests} requests in 2.5 s, at most ${shared.worst} in a window`);
+  t.true(shared.worst <= 5, `${shared.worst} requests in one window`);
+  t.true(shared.requests >= 10, 'the window refills: requests keep going');
+  // The same load with a budget per worker (not shared) does exceed the limit: the check can fail.
+  const apart = await simulateWorkers(takers((w) => `u1-worker${w}`), 1500, 1000);
+  t.true(apart.worst > 5, `apart: ${apart.worst}`);
 });
 
 function fakeTokenServer(delayMs = 30) {

@@ -84,6 +84,27 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX leases_open ON leases (round_id, user_key) WHERE done_at IS NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'Google Health budgets: a sliding window of tickets per user',
+    sql: `
+      -- One row per request of the window: Google sends no rate-limit headers, so the budget is
+      -- the user's last requests, counted by every worker. Taken and settled under the user's
+      -- rate_budgets row (FOR UPDATE), whose not_before holds a 429's pause (its other
+      -- columns stay as created: they are the Fitbit budget's).
+      CREATE TABLE rate_tickets (
+        id           bigserial PRIMARY KEY,
+        provider     text NOT NULL,
+        user_key     text NOT NULL,
+        -- Epoch ms the request counts from: when its answer came, once settled. While it is in
+        -- flight, the latest instant it could still be answered (a worker that died with it
+        -- leaves it counted until then, then as answered then).
+        counted_from bigint NOT NULL,
+        settled      boolean NOT NULL DEFAULT false
+      );
+      CREATE INDEX rate_tickets_user ON rate_tickets (provider, user_key, counted_from);
+    `,
+  },
 ];
 
 /** Any constant: the advisory lock that serializes migrations across workers. */

@@ -1,7 +1,8 @@
 // State in PostgreSQL (`--state postgres://…`), shared by every worker started with the same
 // URL: watermarks per pipeline × user × stream (they only move forward), one rate budget row
 // per provider × user taken under FOR UPDATE by every request of every worker (so N workers
-// never exceed a user's budget), tokens per user in their own table (rotated inside a
+// never exceed a user's budget; Google Health's budget is a window of tickets, one per request,
+// taken under that row), tokens per user in their own table (rotated inside a
 // transaction that holds the user's row; the new pair is committed before it is returned, and
 // optionally encrypted at rest, see cipher.ts), and a record of each run.
 import { createHash } from 'node:crypto';
@@ -10,6 +11,7 @@ import type pg from 'pg';
 import { EtlError, errorMessage } from '../../lib/errors.js';
 import type { Headers } from '../../lib/http.js';
 import { RateBudget, type RateBudgetState, type RateLimitOptions } from '../../sources/fitbit/rate-limit.js';
+import { IN_FLIGHT_POLL_MS, MARGIN_MS } from '../../sources/google-health/rate-limit.js';
 import { TOKEN_KEY_VARIABLE, type TokenCipher } from './cipher.js';
 import { migrate } from './migrations.js';
 import { redactStateUrl } from './url.js';
@@ -30,6 +32,23 @@ export interface PgStateOptions {
 }
 
 export type SeedResult = 'inserted' | 'kept' | 'replaced';
+
+/** A sliding-window budget (Google Health's): `limit` requests per `windowMs` per user. */
+export interface TicketOptions {
+  limit: number;
+  windowMs: number;
+  /** The clock (epoch ms). Default: the database's, one clock for workers on any machine. */
+  now?: () => number;
+  /** How long a ticket may stay in flight before it counts as answered (default TICKET_FLIGHT_MS). */
+  flightMs?: number;
+}
+
+/**
+ * An attempt unanswered this long is taken as given up (its worker died): it then counts as
+ * answered at that instant, until it leaves the window. Well above a request's 60 s timeout,
+ * since a ticket is also held while its request waits for one of the run's request slots.
+ */
+export const TICKET_FLIGHT_MS = 10 * 60_000;
 
 function seedHash(pair: TokenPair): string {
   return createHash('sha256').update(pair.accessToken).update('\n').update(pair.refreshToken).digest('hex');
@@ -184,16 +203,7 @@ export class PgState {
     step: (saved: RateBudgetState, notBefore: number) => { state: RateBudgetState; notBefore: number; result: T },
   ): Promise<T> {
     return this.tx(async (client) => {
-      await client.query(
-        `INSERT INTO rate_budgets (provider, user_key, budget_limit, remaining, reset_at) VALUES ($1, $2, $3, $3, 0)
-         ON CONFLICT (provider, user_key) DO NOTHING`,
-        [provider, user, options.limit],
-      );
-      const { rows } = await client.query<{ budget_limit: number; remaining: number; reset_at: string; not_before: string }>(
-        'SELECT budget_limit, remaining, reset_at, not_before FROM rate_budgets WHERE provider = $1 AND user_key = $2 FOR UPDATE',
-        [provider, user],
-      );
-      const row = rows[0]!;
+      const row = await lockBudgetRow(client, provider, user, options.limit);
       const out = step({ limit: row.budget_limit, remaining: row.remaining, resetAt: Number(row.reset_at) }, Number(row.not_before));
       await client.query(
         'UPDATE rate_budgets SET budget_limit = $3, remaining = $4, reset_at = $5, not_before = $6, updated_at = now() WHERE provider = $1 AND user_key = $2',
@@ -237,6 +247,89 @@ export class PgState {
       const wait = budget.exhausted(headers);
       return { state: budget.snapshot(), notBefore: Math.max(notBefore, now + wait), result: Math.max(wait, notBefore - now) };
     });
+  }
+
+  // --- sliding-window budgets (Google Health) --------------------------------------------------
+
+  /**
+   * Runs `step` holding the user's budget row (FOR UPDATE), at the instant `now` read once the
+   * lock is held: every check and change of the user's tickets, in every worker, one at a time.
+   */
+  private async ticketTx<T>(provider: string, user: string, options: TicketOptions, step: (client: pg.PoolClient, now: number, notBefore: number) => Promise<T>): Promise<T> {
+    return this.tx(async (client) => {
+      const row = await lockBudgetRow(client, provider, user, options.limit);
+      const now = options.now ? Math.round(options.now()) : await databaseNow(client);
+      return step(client, now, Number(row.not_before));
+    });
+  }
+
+  /**
+   * GhRateBudget's check and reservation as one step across workers: a request may go when
+   * fewer than `limit` of the user's requests count in the window before it and no pause holds
+   * the user. It then gets a ticket that counts as in flight (known to be answered no earlier
+   * than now) until settled; else the answer is how long to wait before asking again. Tickets
+   * that have left the window are deleted here.
+   */
+  async takeTicket(provider: string, user: string, options: TicketOptions): Promise<{ ticket: string } | { waitMs: number }> {
+    const { limit, windowMs } = options;
+    return this.ticketTx(provider, user, options, async (client, now, notBefore) => {
+      await client.query('DELETE FROM rate_tickets WHERE provider = $1 AND user_key = $2 AND counted_from <= $3', [provider, user, now - windowMs]);
+      // Known: answered, or in flight past the instant it had to be answered by.
+      const { rows } = await client.query<{ known: string; flying: string }>(
+        `SELECT count(*) FILTER (WHERE settled OR counted_from <= $3) AS known, count(*) FILTER (WHERE NOT settled AND counted_from > $3) AS flying
+         FROM rate_tickets WHERE provider = $1 AND user_key = $2`,
+        [provider, user, now],
+      );
+      const known = Number(rows[0]!.known);
+      const flying = Number(rows[0]!.flying);
+      let at = Math.max(now, notBefore);
+      if (known + flying >= limit) {
+        // The request `limit` places back must have left the window; in flight, its time is not
+        // known yet (it comes after every known one), so look again shortly.
+        const index = known + flying - limit;
+        if (index < known) {
+          const oldest = await client.query<{ counted_from: string }>(
+            'SELECT counted_from FROM rate_tickets WHERE provider = $1 AND user_key = $2 AND (settled OR counted_from <= $3) ORDER BY counted_from OFFSET $4 LIMIT 1',
+            [provider, user, now, index],
+          );
+          at = Math.max(at, Number(oldest.rows[0]!.counted_from) + windowMs + MARGIN_MS);
+        } else at = Math.max(at, now + IN_FLIGHT_POLL_MS);
+      }
+      if (at > now) return { waitMs: at - now };
+      const { rows: ticket } = await client.query<{ id: string }>('INSERT INTO rate_tickets (provider, user_key, counted_from) VALUES ($1, $2, $3) RETURNING id', [
+        provider,
+        user,
+        now + (options.flightMs ?? TICKET_FLIGHT_MS),
+      ]);
+      return { ticket: ticket[0]!.id };
+    });
+  }
+
+  /** The ticket's answer came (or its attempt failed): it counts from now. */
+  async settleTicket(provider: string, user: string, ticket: string, options: TicketOptions): Promise<void> {
+    await this.ticketTx(provider, user, options, async (client, now) => {
+      const { rowCount } = await client.query('UPDATE rate_tickets SET counted_from = $2, settled = true WHERE id = $1', [ticket, now]);
+      // Deleted as given up and out of the window (slower than flightMs): it counts again, from now.
+      if (rowCount === 0) await client.query('INSERT INTO rate_tickets (provider, user_key, counted_from, settled) VALUES ($1, $2, $3, true)', [provider, user, now]);
+    });
+  }
+
+  /** After a 429: no worker takes a ticket for this user for `waitMs`, or longer if already paused. Returns the ms until the pause ends. */
+  async pauseUser(provider: string, user: string, waitMs: number, options: TicketOptions): Promise<number> {
+    return this.ticketTx(provider, user, options, async (client, now, notBefore) => {
+      const until = Math.max(notBefore, now + Math.round(waitMs));
+      await client.query('UPDATE rate_budgets SET not_before = $3, updated_at = now() WHERE provider = $1 AND user_key = $2', [provider, user, until]);
+      return until - now;
+    });
+  }
+
+  /** The user's tickets, oldest first (for tests and inspection). */
+  async tickets(provider: string, user: string): Promise<Array<{ countedFrom: number; settled: boolean }>> {
+    const { rows } = await this.pool.query<{ counted_from: string; settled: boolean }>(
+      'SELECT counted_from, settled FROM rate_tickets WHERE provider = $1 AND user_key = $2 ORDER BY counted_from, id',
+      [provider, user],
+    );
+    return rows.map((r) => ({ countedFrom: Number(r.counted_from), settled: r.settled }));
   }
 
   async budget(provider: string, user: string): Promise<RateBudgetState | null> {
@@ -376,4 +469,31 @@ export class PgState {
   async finishRun(runId: string, exitCode: number, summary: unknown): Promise<void> {
     await this.pool.query('UPDATE runs SET finished_at = now(), exit_code = $2, summary = $3 WHERE run_id = $1', [runId, exitCode, JSON.stringify(summary)]);
   }
+}
+
+interface BudgetRow {
+  budget_limit: number;
+  remaining: number;
+  reset_at: string;
+  not_before: string;
+}
+
+/** The user's rate_budgets row, created when missing, locked (FOR UPDATE) until the transaction ends. */
+async function lockBudgetRow(client: pg.PoolClient, provider: string, user: string, limit: number): Promise<BudgetRow> {
+  await client.query(
+    `INSERT INTO rate_budgets (provider, user_key, budget_limit, remaining, reset_at) VALUES ($1, $2, $3, $3, 0)
+     ON CONFLICT (provider, user_key) DO NOTHING`,
+    [provider, user, limit],
+  );
+  const { rows } = await client.query<BudgetRow>(
+    'SELECT budget_limit, remaining, reset_at, not_before FROM rate_budgets WHERE provider = $1 AND user_key = $2 FOR UPDATE',
+    [provider, user],
+  );
+  return rows[0]!;
+}
+
+/** The database's clock in epoch ms, read now (not at the start of the transaction). */
+async function databaseNow(client: pg.PoolClient): Promise<number> {
+  const { rows } = await client.query<{ now: number }>('SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now');
+  return rows[0]!.now;
 }

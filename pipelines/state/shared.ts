@@ -1,7 +1,7 @@
 // What the workers of a run share when the state is in PostgreSQL (`--state postgres://…`):
 // the users' tokens (seeded from the users file, rotated under the user's row lock, never
-// written back to the file), the Fitbit rate budgets (one row per user, every request of every
-// worker takes from it) and the leases that split the users between the workers. Every
+// written back to the file), the rate budgets (one row per user, every request of every worker
+// takes from it; Google Health's with a window of tickets under that row) and the leases that split the users between the workers. Every
 // database failure here surfaces as one EtlError STATE that names the database, never a token.
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -13,6 +13,7 @@ import type { Headers } from '../../lib/http.js';
 import { UsersFile } from '../../lib/users-file.js';
 import type { RateLimitOptions, SharedRateBudget } from '../../sources/fitbit/rate-limit.js';
 import { UsersFile as FitbitUsers } from '../../sources/fitbit/users.js';
+import type { GhRateLimitOptions, GhSharedBudget } from '../../sources/google-health/rate-limit.js';
 import { GOOGLE_HEALTH_PROVIDER, parseGoogleHealthEntries, type GoogleHealthUserEntry } from '../../sources/google-health/users.js';
 import type { PipelineName, RunConfig } from '../config.js';
 import type { TokenCipher } from './cipher.js';
@@ -144,6 +145,23 @@ export class SharedState {
       reserve: () => guard(db.reserve(FITBIT, user, options)),
       observe: (headers: Headers) => guard(db.observe(FITBIT, user, options, headers)),
       exhausted: (headers: Headers) => guard(db.exhausted(FITBIT, user, options, headers)),
+    };
+  }
+
+  /**
+   * A Google Health user's budget (`user`: its lease key, the same before and after its identity
+   * is known): a window of tickets taken by every request of every worker.
+   */
+  googleHealthBudget(user: string, options: GhRateLimitOptions): GhSharedBudget {
+    const { db } = this;
+    const guard = <T>(p: Promise<T>): Promise<T> =>
+      p.catch((err: unknown) => {
+        throw stateLost(db.location, err);
+      });
+    return {
+      take: () => guard(db.takeTicket(GOOGLE_HEALTH_PROVIDER, user, options)),
+      settle: (ticket: string) => guard(db.settleTicket(GOOGLE_HEALTH_PROVIDER, user, ticket, options)),
+      pause: (waitMs: number) => guard(db.pauseUser(GOOGLE_HEALTH_PROVIDER, user, waitMs, options)),
     };
   }
 

@@ -2,13 +2,15 @@
 // (client id and secret in the form body), the user's rate budget, and the meaning of Google's
 // statuses (§1.14, §1.15). A user's requests go one at a time and share one budget across every
 // pipeline of a run, so a 429 pauses all of that user's requests, not only the one that failed.
+// Given a GhSharedBudget (the state in PostgreSQL), the budget and its pauses are the database's,
+// shared with every other worker.
 import * as v from 'valibot';
 import { SerialQueue, getOrCreate, requestSlots, type Slots } from '../../lib/async.js';
 import { EtlError, redactSecrets } from '../../lib/errors.js';
 import { DEFAULT_RETRY, HttpStats, requestJson, sleep, type HttpResult, type RequestSpec, type RetryPolicy } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
 import { requestToken } from '../../lib/oauth.js';
-import { GhRateBudget, type GhRateBudgetState, type GhRateLimitOptions } from './rate-limit.js';
+import { GhRateBudget, type GhRateBudgetState, type GhRateLimitOptions, type GhSharedBudget } from './rate-limit.js';
 import { ErrorBody, OAuthErrorBody, TokenResponse, type GhIdentity, type GhSettings } from './types.js';
 
 export interface TokenPair {
@@ -40,6 +42,8 @@ export interface GoogleHealthClientConfig {
   shared: GoogleHealthShared;
   /** 429 answers one request may wait out before its user fails (default 10). */
   maxRateLimitWaits?: number;
+  /** The user's budget shared with other processes; without it, the run's own GhRateBudget. */
+  sharedBudget?: GhSharedBudget;
   onWait?: (user: string, waitMs: number) => void;
 }
 
@@ -52,6 +56,8 @@ export interface GhUserShared {
   settings?: GhSettings;
   /** Set once the user cannot go on (revoked consent): later pipelines of the run skip it. */
   failed?: EtlError;
+  /** The shared budget's settling of the last tickets, awaited before the user's next request. */
+  settling: Promise<void>;
 }
 
 /** Per run: per users-file entry, what its sessions share; requests in flight across users. */
@@ -64,7 +70,7 @@ export class GoogleHealthShared {
   }
 
   user(index: number, create: () => GhRateBudget): GhUserShared {
-    return getOrCreate(this.users, index, () => ({ budget: create(), queue: new SerialQueue() }));
+    return getOrCreate(this.users, index, () => ({ budget: create(), queue: new SerialQueue(), settling: Promise.resolve() }));
   }
 }
 
@@ -139,7 +145,47 @@ export class GoogleHealthSession {
   /** GET (or POST with a JSON body) a resource; `parse` validates the body. One request of the user at a time. */
   request<T>(spec: RequestSpec, parse: (text: string) => T): Promise<T> {
     if (this.shared.failed) return Promise.reject(this.shared.failed);
-    return this.shared.queue.run(() => this.send(spec, parse));
+    return this.shared.queue.run(async () => {
+      try {
+        return await this.send(spec, parse);
+      } finally {
+        // The last answer is counted in the shared budget before this user's next request.
+        await this.shared.settling;
+      }
+    });
+  }
+
+  /**
+   * The attempt may go: waits until the budget has room, then reserves it. Checked again after
+   * every wait: other sessions of this user (or, shared, other workers) may have taken the room.
+   */
+  private async reserve(): Promise<{ settle(): void }> {
+    const budget = this.budget;
+    const remote = this.config.sharedBudget;
+    for (;;) {
+      let wait: number;
+      if (remote) {
+        await this.shared.settling;
+        const taken = await remote.take();
+        if ('ticket' in taken) {
+          const id = taken.ticket;
+          return {
+            settle: () => {
+              this.shared.settling = this.shared.settling.then(() => remote.settle(id));
+            },
+          };
+        }
+        wait = taken.waitMs;
+      } else {
+        wait = budget.delay();
+        // No await between the check and the reservation: they are one step.
+        if (wait <= 0) return budget.reserve();
+      }
+      this.config.log.info('rate budget spent, waiting', { user: this.label, waitMs: wait });
+      this.config.onWait?.(this.label, wait);
+      budget.waitedMs += wait;
+      await sleep(wait);
+    }
   }
 
   private async send<T>(spec: RequestSpec, parse: (text: string) => T): Promise<T> {
@@ -164,14 +210,7 @@ export class GoogleHealthSession {
           secrets: () => this.secrets(),
           before: async (s: RequestSpec) => {
             settle(); // a retry: the attempt before it has ended
-            // Checked again after every wait: other sessions of this user may have taken the room.
-            for (let wait = budget.delay(); wait > 0; wait = budget.delay()) {
-              this.config.log.info('rate budget spent, waiting', { user: this.label, waitMs: wait });
-              this.config.onWait?.(this.label, wait);
-              budget.waitedMs += wait;
-              await sleep(wait);
-            }
-            ticket = budget.reserve();
+            ticket = await this.reserve();
             const { accessToken } = this.tokens.current();
             this.seen.add(accessToken);
             return {
@@ -214,7 +253,9 @@ export class GoogleHealthSession {
       if (state.rateWaits > limit) {
         throw new EtlError('HTTP_RETRY_EXHAUSTED', `user ${this.label}: Google Health kept answering 429 RESOURCE_EXHAUSTED after ${limit} waits`, { user: this.label, status: 429 });
       }
-      const wait = this.budget.rateLimited(result.headers.get('retry-after'));
+      let wait = this.budget.rateLimited(result.headers.get('retry-after'));
+      // Shared: every worker pauses this user; a longer pause already set by another stands.
+      if (this.config.sharedBudget) wait = await this.config.sharedBudget.pause(wait);
       this.config.log.warn('429 RESOURCE_EXHAUSTED, pausing the user', { user: this.label, waitMs: wait, retryAfter: result.headers.get('retry-after') ?? 'none' });
       this.config.onWait?.(this.label, wait);
       return 'again'; // `before` waits for the pause

@@ -38,7 +38,7 @@ import {
 } from './types.js';
 
 export { GoogleHealthSession, GoogleHealthShared, googleError, type GoogleHealthClientConfig, type TokenPair, type TokenStore } from './client.js';
-export { GH_RATE_DEFAULTS, GhRateBudget, type GhRateBudgetState, type GhRateLimitOptions } from './rate-limit.js';
+export { GH_RATE_DEFAULTS, GhRateBudget, type GhRateBudgetState, type GhRateLimitOptions, type GhSharedBudget } from './rate-limit.js';
 export * from './types.js';
 export { checkPointPage, fastInstant, fastInt64, type GhPointPage } from './points.js';
 

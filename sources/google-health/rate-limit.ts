@@ -3,7 +3,8 @@
 // request goes only when fewer than `limit` were sent in the window before it, so no window of
 // the server's, however it is aligned, sees more. A request counts from when its answer came
 // (or it failed): never earlier than the server saw it. A 429 pauses every request of the user
-// until Retry-After, or a backoff, has passed.
+// until Retry-After, or a backoff, has passed. With the state in PostgreSQL the same rules run
+// there (GhSharedBudget), so every worker of every run takes from one window per user.
 
 export interface GhRateLimitOptions {
   /** Requests per window per user (Google: 300). */
@@ -28,9 +29,25 @@ export interface GhRateBudgetState {
 }
 
 /** Extra ms between the edge of a window and the next request (timer and clock granularity). */
-const MARGIN_MS = 5;
+export const MARGIN_MS = 5;
 /** How soon to look again when the window is full of requests still on their way. */
-const IN_FLIGHT_POLL_MS = 20;
+export const IN_FLIGHT_POLL_MS = 20;
+
+/**
+ * A user's budget kept outside the process (PostgreSQL, pipelines/state), shared by every
+ * worker: GhRateBudget's rules, each step one round trip that may fail.
+ */
+export interface GhSharedBudget {
+  /**
+   * The check and the reservation in one step: a ticket when the request may go now (it counts
+   * as in flight until settled), else how long to wait before asking again.
+   */
+  take(): Promise<{ ticket: string } | { waitMs: number }>;
+  /** The ticket's answer came (or its attempt failed): the request counts from now. */
+  settle(ticket: string): Promise<void>;
+  /** After a 429: no worker sends for this user for `waitMs` (or longer, if already paused). Returns the ms until the pause ends. */
+  pause(waitMs: number): Promise<number>;
+}
 
 export class GhRateBudget {
   private readonly options: GhRateLimitOptions;
