@@ -112,21 +112,46 @@ export interface ReportSummary {
 export const dayNumber = (date: string): number => Math.round(Date.parse(`${date}T00:00:00Z`) / DAY_MS);
 export const dateOf = (day: number): string => new Date(day * DAY_MS).toISOString().slice(0, 10);
 
-/** Per-partition facts of one dataset, as parallel arrays (compact for 10^5–10^6 partitions). */
+const INITIAL_CELLS = 1024;
+
+function growInt(a: Int32Array, capacity: number): Int32Array {
+  const b = new Int32Array(capacity);
+  b.set(a);
+  return b;
+}
+
+function growFloat(a: Float64Array, capacity: number, fill = 0): Float64Array {
+  const b = new Float64Array(capacity);
+  b.set(a);
+  if (fill !== 0) b.fill(fill, a.length);
+  return b;
+}
+
+/**
+ * Per-partition facts of one dataset, as parallel typed arrays: the only part of the report
+ * that grows with the number of partitions, 20–40 bytes a cell (user, day, rows, steps, a
+ * share per type) — ~15 MB at 1,000 users × 365 days. The arrays grow by doubling; after
+ * `trim()` each is exactly `size` long.
+ */
 export class DatasetCells {
   readonly users: string[] = [];
   private readonly userIndex = new Map<string, number>();
-  readonly user: number[] = [];
-  readonly day: number[] = [];
-  readonly rows: number[] = [];
+  private count = 0;
+  /** Per cell: index into `users`. */
+  user: Int32Array = new Int32Array(INITIAL_CELLS);
+  /** Per cell: the local date as a day number (dayNumber). */
+  day: Int32Array = new Int32Array(INITIAL_CELLS);
+  rows: Float64Array = new Float64Array(INITIAL_CELLS);
   /** Intraday: per type, the share of expected points present (0..1) per cell. */
-  readonly share = new Map<string, number[]>();
+  readonly share = new Map<string, Float64Array>();
   /** Intraday: the sum of steps per cell (NaN where the partition has no steps). */
-  readonly steps: number[] = [];
-  /** daily_summaries: one entry per row with steps: cell, source, steps. */
-  readonly summaryCell: number[] = [];
-  readonly summarySource: string[] = [];
-  readonly summarySteps: number[] = [];
+  steps: Float64Array = new Float64Array(INITIAL_CELLS).fill(Number.NaN);
+  /** daily_summaries: one entry per row with steps: cell, source (index into `sources`), steps. */
+  summaryCount = 0;
+  summaryCell: Int32Array = new Int32Array(INITIAL_CELLS);
+  summarySourceIndex: Int32Array = new Int32Array(INITIAL_CELLS);
+  summarySteps: Float64Array = new Float64Array(INITIAL_CELLS);
+  readonly sources: string[] = [];
 
   userId(name: string): number {
     let i = this.userIndex.get(name);
@@ -137,21 +162,52 @@ export class DatasetCells {
     return i;
   }
 
+  /** The index of a user, or undefined when the dataset has no partition of it. */
+  userOf(name: string): number | undefined {
+    return this.userIndex.get(name);
+  }
+
   add(user: string, date: string, rows: number): number {
-    this.user.push(this.userId(user));
-    this.day.push(dayNumber(date));
-    this.rows.push(rows);
-    this.steps.push(Number.NaN);
-    return this.user.length - 1;
+    if (this.count === this.user.length) {
+      const capacity = Math.max(INITIAL_CELLS, this.count * 2);
+      this.user = growInt(this.user, capacity);
+      this.day = growInt(this.day, capacity);
+      this.rows = growFloat(this.rows, capacity);
+      this.steps = growFloat(this.steps, capacity, Number.NaN);
+      for (const [type, a] of this.share) this.share.set(type, growFloat(a, capacity));
+    }
+    const c = this.count++;
+    this.user[c] = this.userId(user);
+    this.day[c] = dayNumber(date);
+    this.rows[c] = rows;
+    return c;
+  }
+
+  addSummary(cell: number, source: string, steps: number): void {
+    if (this.summaryCount === this.summaryCell.length) {
+      const capacity = Math.max(INITIAL_CELLS, this.summaryCount * 2);
+      this.summaryCell = growInt(this.summaryCell, capacity);
+      this.summarySourceIndex = growInt(this.summarySourceIndex, capacity);
+      this.summarySteps = growFloat(this.summarySteps, capacity);
+    }
+    let s = this.sources.indexOf(source);
+    if (s < 0) s = this.sources.push(source) - 1;
+    const i = this.summaryCount++;
+    this.summaryCell[i] = cell;
+    this.summarySourceIndex[i] = s;
+    this.summarySteps[i] = steps;
+  }
+
+  summarySource(i: number): string {
+    return this.sources[this.summarySourceIndex[i]!]!;
   }
 
   setShare(cell: number, type: string, share: number): void {
     let a = this.share.get(type);
     if (!a) {
-      a = [];
+      a = new Float64Array(this.user.length);
       this.share.set(type, a);
     }
-    while (a.length < cell) a.push(0);
     a[cell] = share;
   }
 
@@ -159,8 +215,21 @@ export class DatasetCells {
     return this.share.get(type)?.[cell] ?? 0;
   }
 
+  /** Drops the spare capacity (views of the first `size` cells: no copy). */
+  trim(): void {
+    const n = this.count;
+    this.user = this.user.subarray(0, n);
+    this.day = this.day.subarray(0, n);
+    this.rows = this.rows.subarray(0, n);
+    this.steps = this.steps.subarray(0, n);
+    for (const [type, a] of this.share) this.share.set(type, a.subarray(0, n));
+    this.summaryCell = this.summaryCell.subarray(0, this.summaryCount);
+    this.summarySourceIndex = this.summarySourceIndex.subarray(0, this.summaryCount);
+    this.summarySteps = this.summarySteps.subarray(0, this.summaryCount);
+  }
+
   get size(): number {
-    return this.user.length;
+    return this.count;
   }
 }
 
@@ -169,7 +238,8 @@ export function windowOf(cells: DatasetCells): { first: number; last: number } |
   if (cells.size === 0) return null;
   let first = Infinity;
   let last = -Infinity;
-  for (const d of cells.day) {
+  for (let c = 0; c < cells.size; c++) {
+    const d = cells.day[c]!;
     if (d < first) first = d;
     if (d > last) last = d;
   }

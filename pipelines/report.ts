@@ -5,10 +5,13 @@
 // Memory: files are read one at a time, only the columns needed (intraday: type, value,
 // interval; daily_summaries: source, steps; other datasets: the row count in the footer), and
 // reduced at once to one cell per partition (a user and a local date: rows, points present
-// per type, the day's steps). What is kept grows with the number of partitions (a few dozen
-// bytes each), never with rows; dead letters are streamed line by line and only the last
-// MAX_RUNS run summaries are read.
-import { createReadStream, promises as fs, rmSync } from 'node:fs';
+// per type, the day's steps) in typed arrays (report-data.ts DatasetCells). Only the cells grow
+// with the number of partitions (30–40 bytes each), never with rows: the dates are read one at
+// a time (a few ahead on the workers), the manifests are streamed and checked date by date
+// alongside (report-manifest.ts), dead letters are streamed line by line and only the last
+// MAX_RUNS run summaries are read. Peak RSS at 1,000 users × 365 days: ~310 MB, 1,000 × 90:
+// ~285 MB (bench/README.md).
+import { createReadStream, existsSync, promises as fs, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -18,7 +21,8 @@ import { parseOutTarget } from '../sinks/object-store/url.js';
 import { writeFileAtomic } from '../lib/fs.js';
 import { DATASETS, type Dataset } from '../lib/schema.js';
 import type { Worker } from 'node:worker_threads';
-import { MANIFEST_FILE, readManifest, unescapePartitionValue, type PartitionFacts } from '../sinks/index.js';
+import { MANIFEST_FILE, unescapePartitionValue, type PartitionFacts } from '../sinks/index.js';
+import { ManifestCheck } from './report-manifest.js';
 import { cacheDir, listDir, scanDates, startScanWorkers } from './report-scan.js';
 import {
   COVERAGE_DATASETS,
@@ -54,9 +58,7 @@ function addFacts(cells: DatasetCells, cell: number, facts: PartitionFacts): voi
   for (const [type, [n, interval]] of Object.entries(facts.points ?? {})) cells.setShare(cell, type, Math.min(1, (n * interval) / 86_400));
   if (facts.steps !== undefined && facts.steps !== null) cells.steps[cell] = facts.steps;
   for (const [source, steps] of facts.summaries ?? []) {
-    cells.summaryCell.push(cell);
-    cells.summarySource.push(source);
-    cells.summarySteps.push(steps);
+    cells.addSummary(cell, source, steps);
   }
 }
 
@@ -75,48 +77,48 @@ interface ScannedDataset {
 async function scanDataset(outDir: string, dataset: Dataset, workers: (partitions: number) => Worker[]): Promise<ScannedDataset | null> {
   const root = path.join(outDir, dataset);
   const dates = listDir(root).filter((d) => DATE_DIR.test(d));
-  const manifest = await readManifest(outDir, dataset);
-  if (dates.length === 0 && manifest === null) return null;
+  // The manifest is streamed alongside the scan, date by date (report-manifest.ts): never held whole.
+  const manifestFile = path.join(root, MANIFEST_FILE);
+  const check = existsSync(manifestFile) ? new ManifestCheck(manifestFile) : null;
+  if (dates.length === 0 && check === null) return null;
   pruneCache(outDir, dataset, dates);
   const cells = new DatasetCells();
   const formats = new Set<string>();
-  // Manifest entries are crossed off as their files are found: what is left is missing on disk.
-  const manifestRows = new Map((manifest?.files ?? []).map((f) => [f.path, f.rows] as const));
-  const manifestFiles = manifestRows.size;
-  const unlisted: string[] = [];
-  const rowMismatches: DatasetReport['manifest']['rowMismatches'] = [];
   let rows = 0;
   let files = 0;
   let bytes = 0;
   let read = 0;
   let cached = 0;
   const estimate = dates.length * listDir(path.join(root, dates[dates.length >> 1] ?? '.')).length;
-  for await (const scanned of scanDates(outDir, dataset, dates, workers(estimate))) {
-    const date = DATE_DIR.exec(scanned.dateDir)![1]!;
-    read += scanned.read;
-    cached += scanned.cached;
-    let lastUser = '';
-    let cell = -1;
-    for (const file of scanned.files) {
-      bytes += file.bytes;
-      formats.add(file.name.endsWith('.arrow') ? 'arrow' : 'parquet');
-      files++;
-      rows += file.facts.rows;
-      const rel = `${scanned.dateDir}/${file.userDir}/${file.name}`;
-      const listed = manifestRows.get(rel);
-      if (listed === undefined) {
-        if (manifest !== null) unlisted.push(rel);
-      } else {
-        if (listed !== file.facts.rows) rowMismatches.push({ path: rel, manifest: listed, file: file.facts.rows });
-        manifestRows.delete(rel);
+  try {
+    for await (const scanned of scanDates(outDir, dataset, dates, workers(estimate))) {
+      const date = DATE_DIR.exec(scanned.dateDir)![1]!;
+      read += scanned.read;
+      cached += scanned.cached;
+      await check?.date(scanned.dateDir);
+      let lastUser = '';
+      let cell = -1;
+      for (const file of scanned.files) {
+        bytes += file.bytes;
+        formats.add(file.name.endsWith('.arrow') ? 'arrow' : 'parquet');
+        files++;
+        rows += file.facts.rows;
+        check?.file(`${scanned.dateDir}/${file.userDir}/${file.name}`, file.facts.rows);
+        // A partition's files (data.parquet, then data.arrow) come one after the other: one cell.
+        if (file.userDir !== lastUser) cell = cells.add(unescapePartitionValue(file.userDir.slice('user='.length)), date, file.facts.rows);
+        else cells.rows[cell] = cells.rows[cell]! + file.facts.rows;
+        lastUser = file.userDir;
+        addFacts(cells, cell, file.facts);
       }
-      // A partition's files (data.parquet, then data.arrow) come one after the other: one cell.
-      if (file.userDir !== lastUser) cell = cells.add(unescapePartitionValue(file.userDir.slice('user='.length)), date, file.facts.rows);
-      else cells.rows[cell] = cells.rows[cell]! + file.facts.rows;
-      lastUser = file.userDir;
-      addFacts(cells, cell, file.facts);
     }
+  } catch (err) {
+    await check?.close();
+    throw err;
   }
+  // An unreadable manifest counts as none, as for the sink (readManifest).
+  const manifest = (await check?.finish()) ?? null;
+  if (dates.length === 0 && manifest === null) return null;
+  cells.trim();
   const report: DatasetReport = {
     rows,
     partitions: cells.size,
@@ -127,7 +129,7 @@ async function scanDataset(outDir: string, dataset: Dataset, workers: (partition
     lastDate: null,
     formats: [...formats].sort(),
     missingUserDays: 0,
-    manifest: { present: manifest !== null, files: manifestFiles, missingFiles: [...manifestRows.keys()], unlisted, rowMismatches },
+    manifest: manifest ?? { present: false, files: 0, missingFiles: [], unlisted: [], rowMismatches: [] },
     deadLetters: { count: 0, reasons: [] },
     perUser: [],
   };
@@ -201,33 +203,74 @@ const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
 
 // ------------------------------------------------------------------ reconciliation
 
+/** Intraday cells with steps, sorted by user and day, to be found by binary search (no map of a key per partition). */
+class StepsIndex {
+  private readonly base: number;
+  private readonly keys: Float64Array;
+  private readonly cellOf: Int32Array;
+
+  constructor(private readonly cells: DatasetCells) {
+    this.base = windowOf(cells)?.first ?? 0;
+    const withSteps: number[] = [];
+    for (let c = 0; c < cells.size; c++) if (!Number.isNaN(cells.steps[c]!)) withSteps.push(c);
+    const keyOf = (c: number): number => this.key(cells.user[c]!, cells.day[c]!);
+    const order = Int32Array.from(withSteps).sort((a, b) => keyOf(a) - keyOf(b) || a - b);
+    this.cellOf = order;
+    this.keys = Float64Array.from(order, keyOf);
+  }
+
+  private key(user: number, day: number): number {
+    return user * 2 ** 20 + (day - this.base);
+  }
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  /** The position of the user-day's cell (the last of equal ones, as a map keeps the last), or -1. */
+  find(userName: string, day: number): number {
+    const user = this.cells.userOf(userName);
+    if (user === undefined || day < this.base || day - this.base >= 2 ** 20) return -1;
+    const k = this.key(user, day);
+    let lo = 0;
+    let hi = this.keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.keys[mid]! <= k) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 && this.keys[lo - 1] === k ? lo - 1 : -1;
+  }
+
+  cell(position: number): number {
+    return this.cellOf[position]!;
+  }
+}
+
 /** Intraday minute steps summed per user-day against every daily summary's steps of that user-day. */
 export function reconcile(intraday: DatasetCells | null, summaries: DatasetCells | null): ReconciliationReport {
   const result: ReconciliationReport = { compared: 0, mismatches: 0, rows: [], intradayOnly: 0, summaryOnly: 0, byDate: [] };
-  const key = (user: string, day: number): string => `${day}\u0000${user}`;
-  const steps = new Map<string, number>();
-  if (intraday) {
-    for (let c = 0; c < intraday.size; c++) {
-      const s = intraday.steps[c]!;
-      if (!Number.isNaN(s)) steps.set(key(intraday.users[intraday.user[c]!]!, intraday.day[c]!), c);
-    }
-  }
-  const matched = new Set<string>();
+  const index = intraday ? new StepsIndex(intraday) : null;
+  const matched = new Uint8Array(index?.size ?? 0);
+  let matchedCount = 0;
   const byDate = new Map<number, { intradaySteps: number; dayTotal: number; mismatches: number }>();
   const mismatches: Mismatch[] = [];
   if (summaries) {
-    for (let i = 0; i < summaries.summaryCell.length; i++) {
+    for (let i = 0; i < summaries.summaryCount; i++) {
       const c = summaries.summaryCell[i]!;
       const user = summaries.users[summaries.user[c]!]!;
       const day = summaries.day[c]!;
-      const k = key(user, day);
-      const ic = steps.get(k);
-      if (ic === undefined || !intraday) {
+      const at = index?.find(user, day) ?? -1;
+      if (at < 0 || !intraday || !index) {
         result.summaryOnly++;
         continue;
       }
-      matched.add(k);
+      if (matched[at] === 0) {
+        matched[at] = 1;
+        matchedCount++;
+      }
       result.compared++;
+      const ic = index.cell(at);
       const intradaySteps = intraday.steps[ic]!;
       const dayTotal = summaries.summarySteps[i]!;
       const d = byDate.get(day) ?? { intradaySteps: 0, dayTotal: 0, mismatches: 0 };
@@ -237,13 +280,13 @@ export function reconcile(intraday: DatasetCells | null, summaries: DatasetCells
       if (Math.abs(intradaySteps - dayTotal) >= 0.5) {
         d.mismatches++;
         result.mismatches++;
-        mismatches.push({ user, date: dateOf(day), source: summaries.summarySource[i]!, intradaySteps, dayTotal, difference: intradaySteps - dayTotal, stepsCoverage: round4(intraday.shareOf('steps', ic)) });
+        mismatches.push({ user, date: dateOf(day), source: summaries.summarySource(i), intradaySteps, dayTotal, difference: intradaySteps - dayTotal, stepsCoverage: round4(intraday.shareOf('steps', ic)) });
         if (mismatches.length > 4 * MAX_MISMATCHES_LISTED) keepLargest(mismatches);
       }
       byDate.set(day, d);
     }
   }
-  result.intradayOnly = steps.size - matched.size;
+  result.intradayOnly = (index?.size ?? 0) - matchedCount;
   keepLargest(mismatches);
   result.rows = mismatches;
   result.byDate = [...byDate].sort((a, b) => a[0] - b[0]).map(([day, d]) => ({ date: dateOf(day), ...d }));
