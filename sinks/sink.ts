@@ -226,13 +226,12 @@ class SinkRun {
   private readonly check: (batch: readonly unknown[]) => Map<number, string> | null;
   private readonly pendingWrites = new Map<string, Promise<void>>();
   private writeError: unknown = null;
-  private failNow: (err: unknown) => void = () => undefined;
   /**
-   * Rejects with the first failure of a write or a checkpoint, which runs apart from the intake:
-   * the sink's loop stops on it at once instead of waiting for batches that may never come (a
+   * Told the first failure of a write or a checkpoint, which run apart from the intake: the
+   * sink's loop stops on it at once instead of waiting for batches that may never come (a
    * checkpoint that lost the state database leaves its user's stream, and so the input, hanging).
    */
-  readonly failed = new Promise<never>((_, reject) => (this.failNow = reject));
+  onFail: ((err: unknown) => void) | null = null;
   private tick = 0;
   private readonly dates = new Map<string, string | EtlError>();
   private readonly users = new Map<string, string | EtlError>();
@@ -522,7 +521,12 @@ class SinkRun {
   private fail(err: unknown): void {
     if (this.writeError !== null) return;
     this.writeError = err;
-    this.failNow(err);
+    this.onFail?.(err);
+  }
+
+  /** The first failure of a write or a checkpoint, or null. */
+  get failure(): unknown {
+    return this.writeError;
   }
 
   private async drainWrites(): Promise<void> {
@@ -674,11 +678,19 @@ export function createSink<D extends Dataset>(dataset: D, options: SinkConfig): 
   return async (batches: AsyncIterable<SinkBatch<D> | UserCommit>): Promise<DatasetSummary> => {
     await loadCodec(cfg.compression);
     const run = new SinkRun(dataset, cfg);
-    run.failed.catch(() => undefined); // raced below; never an unhandled rejection
     const input = batches[Symbol.asyncIterator]();
+    // The next batch, or the run's first failure if it comes first. A fresh promise per batch:
+    // racing one long-lived promise would keep every batch reachable from its reactions.
+    const nextOrFailure = (): Promise<IteratorResult<SinkBatch<D> | UserCommit>> =>
+      new Promise((resolve, reject) => {
+        if (run.failure !== null) return reject(run.failure);
+        run.onFail = reject;
+        input.next().then(resolve, reject);
+      });
     try {
       for (;;) {
-        const next = await Promise.race([input.next(), run.failed]);
+        const next = await nextOrFailure();
+        run.onFail = null;
         if (next.done) break;
         const batch = next.value;
         if (batch instanceof UserCommit) await run.commitUser(batch);
