@@ -1,14 +1,14 @@
 // Several workers (issue #17): `wearable-etl run fitbit-intraday --state postgres://…` started
 // 1, 2 and 4 times at once against the fixture API answering every request after 150 ms (a
 // realistic API latency), on one throwaway PostgreSQL (test/postgres.ts) and one output folder.
-// 64 users × 7 days × 2 resources (+ each user's profile). The lower bound of a case is
+// 64 users (--users) × 7 days × 2 resources (+ each user's profile). The lower bound of a case is
 // requests × 150 ms ÷ (workers × --concurrency): the time if only the API's latency counted.
 // Reports per case the wall time (first start to last exit) against it, the throughput and its
 // growth over one worker, and the state's overhead: database transactions per API request
 // (pg_stat_database) and the ms one request's budget step takes (reserve + observe, timed
 // against the same database apart from the runs).
 //
-//   npm run build && TMPDIR=/tmp/<you> npx tsx bench/workers.ts [--workers 1,2,4] [--concurrency 4]
+//   npm run build && TMPDIR=/tmp/<you> npx tsx bench/workers.ts [--workers 1,2,4] [--concurrency 4] [--users 64]
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -21,7 +21,8 @@ import { FITBIT_RATE_DEFAULTS } from '../sources/fitbit/rate-limit.js';
 import { startTestPostgres } from '../test/postgres.js';
 import { ROOT, machine, option, round, writeResults } from './harness.js';
 
-const USERS = 64;
+// --users N: more users make a longer run, where the tail (a worker's last users fetching alone) counts less.
+const USERS = Number(option('users', '64'));
 const LATENCY_MS = 150;
 const WINDOW = ['--since', '2016-04-13', '--until', '2016-04-19', '--resources', 'steps,calories'];
 
