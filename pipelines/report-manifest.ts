@@ -7,6 +7,12 @@
 // are held. Entries out of that order still give the right answer: they are kept aside and
 // matched against the files found unlisted at the end (what is held then is what the report
 // lists anyway: missing and unlisted files).
+//
+// Why a scanner of our own and not stream-json's Pick + StreamArray (which does the same job):
+// on a 365k-entry manifest (one dataset at 1,000 × 365), stream-json took 5.5–6.4 s of CPU and
+// this scanner 0.44–0.73 s (one JSON.parse per 1 MB of whole entries), measured side by side on
+// 2026-12-02; the report reads two such manifests. The same approach as the Takeout reader
+// (sources/takeout/json-array.ts), whose input is a bare array rather than an object's member.
 import { createReadStream } from 'node:fs';
 import type { DatasetReport } from './report-data.js';
 
