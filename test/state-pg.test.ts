@@ -88,6 +88,14 @@ test('watermarks move forward only; two workers saving their own users do not cl
   await b.save(sb);
   t.is((await a.load('fitbit-intraday')).users['u1']!.streams['steps'], '2026-01-05');
   t.deepEqual((await a.load('fitbit-activities')).users, {}, 'per pipeline');
+  // An instant watermark moves forward only too; a Takeout archive's fingerprint is not ordered:
+  // a newer archive whose fingerprint sorts lower replaces the older one's.
+  const st = await a.load('takeout');
+  st.users['u1'] = { streams: { archive: 'f0e1d2c3', activities: '2026-01-05T10:00:00.000Z' } };
+  await a.save(st);
+  st.users['u1'] = { streams: { archive: '0a1b2c3d', activities: '2026-01-04T10:00:00.000Z' } };
+  await a.save(st);
+  t.deepEqual((await b.load('takeout')).users['u1']!.streams, { archive: '0a1b2c3d', activities: '2026-01-05T10:00:00.000Z' });
 });
 
 test('two workers claiming users at once never get the same user, and together get all of them', async (t) => {

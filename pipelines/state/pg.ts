@@ -184,7 +184,13 @@ export class PgState {
       `INSERT INTO watermarks (pipeline, user_key, stream, value)
        SELECT $1, u, s, v FROM unnest($2::text[], $3::text[], $4::text[]) AS t(u, s, v)
        ON CONFLICT (pipeline, user_key, stream) DO UPDATE
-         SET value = GREATEST(watermarks.value, EXCLUDED.value), updated_at = now()`,
+         SET value = CASE
+               -- A date or an instant only moves forward (workers save in any order); any other
+               -- value (a Takeout archive's fingerprint) is not ordered: the newest save wins.
+               WHEN watermarks.value ~ '^\\d{4}-\\d{2}-\\d{2}' AND EXCLUDED.value ~ '^\\d{4}-\\d{2}-\\d{2}' THEN GREATEST(watermarks.value, EXCLUDED.value)
+               ELSE EXCLUDED.value
+             END,
+             updated_at = now()`,
       [pipeline, users, streams, values],
     );
   }
