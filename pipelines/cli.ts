@@ -11,11 +11,11 @@ import { createLogger, isLogLevel, LOG_LEVELS, printable, type Logger, type LogL
 import { ENV_HELP, type RunConfig } from './config.js';
 import type { ProgressEvent } from './context.js';
 import { runDemo, demoHelp } from './demo.js';
-import { parseRunArgs, planRun, PIPELINES, runHelp } from './registry.js';
+import { parseRunArgs, PIPELINES, runHelp } from './registry.js';
 import { cliThreadData, processTerminal, quietAwsSdk, type CliTerminal } from './cli-thread.js';
 import { createProgressBar, type ProgressBar } from './progress.js';
 import { reportCommand, reportLine, writeReport } from './report.js';
-import { checkOutDir, EXIT, failureLine, runPipelines, runRecordPath, STOP_EXIT, type RunSummary } from './run.js';
+import { checkOutDir, EXIT, failureLine, planDryRun, runPipelines, runRecordPath, STOP_EXIT, type RunSummary } from './run.js';
 import { isBucketOut } from '../sinks/output.js';
 import { parseOutTarget } from '../sinks/object-store/url.js';
 
@@ -186,7 +186,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         return EXIT.OK;
       }
       if (config.dryRun) {
-        io.stdout((await planRun(config)) + '\n');
+        io.stdout((await planDryRun(config)) + '\n');
         return EXIT.OK;
       }
       return await execute(config, ioWithBar, log, json);

@@ -20,7 +20,8 @@ import { SharedState, workerName } from './state/shared.js';
 import { tokenCipherFromEnv } from './state/cipher.js';
 import type { LeaseOptions } from './state/leases.js';
 import { describeError } from './user-streams.js';
-import { findPipeline } from './registry.js';
+import { findPipeline, planRun } from './registry.js';
+import { PgState } from './state/pg.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
 
@@ -194,6 +195,21 @@ async function clearDeadWorkers(outDir: string, shared: SharedState): Promise<vo
   const tmp = path.join(outDir, TMP_DIR);
   const names = await fs.readdir(tmp).catch(() => [] as string[]);
   for (const runId of await shared.deadRuns(names)) await fs.rm(path.join(tmp, runId), { recursive: true, force: true });
+}
+
+/**
+ * --dry-run: every chosen pipeline's plan from the run's state, the state files or, with
+ * `--state postgres://…`, the database's watermarks (its schema is brought up to date if
+ * needed, as a run would; nothing else is written, no token is read).
+ */
+export async function planDryRun(config: RunConfig): Promise<string> {
+  if (config.stateUrl === null) return planRun(config);
+  const db = await PgState.open({ url: config.stateUrl, cipher: null });
+  try {
+    return await planRun(config, Date.now(), pgStateStore(db));
+  } finally {
+    await db.close().catch(() => undefined);
+  }
 }
 
 export interface RunOptions {

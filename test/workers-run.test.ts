@@ -224,4 +224,14 @@ test('a worker that loses the state database stops its users and exits non-zero 
   t.is(rowsPerUser.length, 6);
   t.true(rowsPerUser.every((r) => Number(r['days']) === DAYS));
   t.deepEqual(tempFiles(out), []);
+
+  // --dry-run with the same state reads the database's watermarks: only the lookback days after
+  // them (the watermark is 2016-04-25); with an empty database, the default week up to --until.
+  const incremental = ['run', 'fitbit-intraday', '--users', users, '--out', out, '--until', '2016-04-25', '--resources', 'steps,calories', '--concurrency', '1', '--dry-run'];
+  const dry = start(cli, [...incremental, '--state', url], env);
+  t.is(await dry.done, 0, dry.output());
+  t.is([...dry.output().matchAll(/: 2016-04-24 \.\. 2016-04-25 × steps,calories/g)].length, USERS.length, dry.output());
+  const dryFresh = start(cli, [...incremental, '--state', await pgServer.createDatabase('workers_lost_dry')], env);
+  t.is(await dryFresh.done, 0, dryFresh.output());
+  t.is([...dryFresh.output().matchAll(/: 2016-04-19 \.\. 2016-04-25 × steps,calories/g)].length, USERS.length, dryFresh.output());
 });
