@@ -134,13 +134,17 @@ export class SharedState {
     return store;
   }
 
+  /** A database failure of a budget step as the run's one line (stateLost). */
+  private guard<T>(p: Promise<T>): Promise<T> {
+    return p.catch((err: unknown) => {
+      throw stateLost(this.db.location, err);
+    });
+  }
+
   /** A Fitbit user's budget row, taken by every request of every worker. */
   fitbitBudget(user: string, options: RateLimitOptions): SharedRateBudget {
     const { db } = this;
-    const guard = <T>(p: Promise<T>): Promise<T> =>
-      p.catch((err: unknown) => {
-        throw stateLost(db.location, err);
-      });
+    const guard = <T>(p: Promise<T>): Promise<T> => this.guard(p);
     return {
       reserve: () => guard(db.reserve(FITBIT, user, options)),
       observe: (headers: Headers) => guard(db.observe(FITBIT, user, options, headers)),
@@ -154,10 +158,7 @@ export class SharedState {
    */
   googleHealthBudget(user: string, options: GhRateLimitOptions): GhSharedBudget {
     const { db } = this;
-    const guard = <T>(p: Promise<T>): Promise<T> =>
-      p.catch((err: unknown) => {
-        throw stateLost(db.location, err);
-      });
+    const guard = <T>(p: Promise<T>): Promise<T> => this.guard(p);
     return {
       take: () => guard(db.takeTicket(GOOGLE_HEALTH_PROVIDER, user, options)),
       settle: (ticket: string) => guard(db.settleTicket(GOOGLE_HEALTH_PROVIDER, user, ticket, options)),
