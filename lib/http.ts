@@ -99,6 +99,8 @@ export interface RequestOptions {
    * across callers. Waits (backoff, rate limits, hooks) and parsing happen outside it.
    */
   slots?: Slots;
+  /** The run's stop: a backoff before another attempt ends with it, and that attempt is never sent. */
+  stop?: AbortSignal;
 }
 
 const keepAliveHttp = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -244,7 +246,8 @@ export async function requestJson<T>(
       options.stats.retries++;
       const delay = backoffDelay(policy, failures - 1, options.random);
       hooks.onRetry?.(lastReason, failures, delay);
-      await sleep(delay);
+      await sleep(delay, options.stop);
+      if (options.stop?.aborted) await dropped();
     }
   }
 }

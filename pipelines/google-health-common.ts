@@ -102,6 +102,7 @@ export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser,
       log: ctx.log,
       shared: ghShared(ctx),
       onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
+      ...(ctx.stop ? { stop: ctx.stop } : {}),
       // With the state in PostgreSQL, the budget is there, shared with every worker and run.
       ...(ctx.shared ? { sharedBudget: ctx.shared.googleHealthBudget(ghEntryKey(user.entry), rateLimit) } : {}),
     },

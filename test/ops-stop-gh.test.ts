@@ -15,6 +15,11 @@ import { readManifest } from '../sinks/index.js';
 import { committedFiles } from '../scripts/committed-files.mjs';
 import { query } from './duckdb.js';
 import { until } from './fitbit-helpers.js';
+import { FAST, ghRig, writeJson } from './google-health-helpers.js';
+import { parseRunArgs } from '../pipelines/registry.js';
+import { runPipelines } from '../pipelines/run.js';
+import type { RunConfig } from '../pipelines/config.js';
+import { createLogger } from '../lib/log.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'pipelines', 'bin.ts');
@@ -143,4 +148,30 @@ test('google-health-intraday: SIGINT, SIGTERM and SIGKILL mid-run, then the same
     t.deepEqual(await fingerprint(out), expected, `${stop.signal}: output equals the clean run`);
     t.deepEqual(leftovers(out), []);
   }
+});
+
+test('in process: a stop during a Google Health rate-limit wait ends the run at once and leaves no timer behind', async (t) => {
+  t.timeout(60_000);
+  const { api, dir } = await ghRig(t, { fitbit: { users: USERS.slice(0, 2), sampleUser: false } });
+  const users = await writeJson(path.join(dir, 'users.json'), googleHealthUsers(api, USERS.slice(0, 2)));
+  // Two requests a minute per user: the third of each user waits most of a minute.
+  const tuning = { ...FAST, googleHealthRateLimit: { limit: 2, windowMs: 60_000, backoffMs: [20, 200] as [number, number] } };
+  const config = parseRunArgs(['google-health-intraday', '--users', users, '--out', path.join(dir, 'out'), ...WINDOW], googleHealthEnv(api), dir) as RunConfig;
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const stop = new AbortController();
+  const lines: string[] = [];
+  const log = createLogger({
+    json: true,
+    write: (line) => {
+      lines.push(line);
+      if (line.includes('rate budget spent, waiting') && !stop.signal.aborted) stop.abort('SIGINT');
+    },
+  });
+  const started = Date.now();
+  const summary = await runPipelines(config, { log, tuning, stop: stop.signal });
+  t.is(summary.status, 'stopped');
+  t.true(Date.now() - started < 20_000, `the run ended with the stop, not after the minute's wait (${Date.now() - started} ms)`);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.true(timers() <= before, `no timer left running (${timers()} Timeouts, ${before} before the run)`);
 });

@@ -193,6 +193,7 @@ export class FitbitSession {
       policy: this.config.retry ?? DEFAULT_RETRY,
       stats: this.config.stats,
       ...(this.shared.slots ? { slots: this.shared.slots } : {}),
+      ...(this.config.stop ? { stop: this.config.stop } : {}),
       hooks: {
         context,
         maxAgain: 50,

@@ -7,7 +7,7 @@
 import * as v from 'valibot';
 import { SerialQueue, getOrCreate, requestSlots, type Slots } from '../../lib/async.js';
 import { EtlError, redactSecrets } from '../../lib/errors.js';
-import { DEFAULT_RETRY, HttpStats, requestJson, sleep, type HttpResult, type RequestSpec, type RetryPolicy } from '../../lib/http.js';
+import { DEFAULT_RETRY, HttpStats, dropped, requestJson, sleep, type HttpResult, type RequestSpec, type RetryPolicy } from '../../lib/http.js';
 import type { Logger } from '../../lib/log.js';
 import { requestToken } from '../../lib/oauth.js';
 import { GhRateBudget, type GhRateBudgetState, type GhRateLimitOptions, type GhSharedBudget } from './rate-limit.js';
@@ -45,6 +45,8 @@ export interface GoogleHealthClientConfig {
   /** The user's budget shared with other processes; without it, the run's own GhRateBudget. */
   sharedBudget?: GhSharedBudget;
   onWait?: (user: string, waitMs: number) => void;
+  /** The run's stop: a rate-limit wait or a backoff ends with it, and the request it held is never sent. */
+  stop?: AbortSignal;
 }
 
 
@@ -184,7 +186,8 @@ export class GoogleHealthSession {
       this.config.log.info('rate budget spent, waiting', { user: this.label, waitMs: wait });
       this.config.onWait?.(this.label, wait);
       budget.waitedMs += wait;
-      await sleep(wait);
+      await sleep(wait, this.config.stop);
+      if (this.config.stop?.aborted) await dropped();
     }
   }
 
@@ -204,6 +207,7 @@ export class GoogleHealthSession {
         policy: this.config.retry ?? DEFAULT_RETRY,
         stats: this.config.stats,
         ...(this.config.shared.slots ? { slots: this.config.shared.slots } : {}),
+        ...(this.config.stop ? { stop: this.config.stop } : {}),
         hooks: {
           context: { user: this.label },
           maxAgain: 50,
