@@ -8,6 +8,8 @@ export const HEATMAP_MAX_USERS = 25;
 export const HEATMAP_MAX_DAY_COLUMNS = 92;
 /** Reconciliation mismatches listed in summary.json (all are counted). */
 export const MAX_MISMATCHES_LISTED = 1000;
+/** Files listed per kind of manifest problem in summary.json (all are counted): a manifest that lost every entry would list every file. */
+export const MAX_FILES_LISTED = 1000;
 const DAY_MS = 86_400_000;
 
 /** Datasets whose heatmap is coverage (a day is expected for every user) rather than counts. */
@@ -45,11 +47,14 @@ export interface DatasetReport {
   manifest: {
     present: boolean;
     files: number;
-    /** In the manifest, not on disk (a partition removed or lost). */
+    /** In the manifest, not on disk (a partition removed or lost): how many, and the first MAX_FILES_LISTED. */
+    missingFileCount: number;
     missingFiles: string[];
     /** On disk, not in the manifest. */
+    unlistedCount: number;
     unlisted: string[];
     /** Files whose manifest row count differs from the file's own. */
+    rowMismatchCount: number;
     rowMismatches: Array<{ path: string; manifest: number; file: number }>;
   };
   deadLetters: { count: number; reasons: Array<{ reason: string; count: number; example: string }> };

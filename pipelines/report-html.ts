@@ -262,7 +262,7 @@ function datasetSection(echarts: ECharts, dataset: Dataset, report: DatasetRepor
   const coverage = COVERAGE_DATASETS.has(dataset);
   const parts: string[] = [`<section id="ds-${esc(dataset)}"><h2>${esc(dataset)}</h2>`];
   const m = report.manifest;
-  const manifestIssues = m.missingFiles.length + m.unlisted.length + m.rowMismatches.length;
+  const manifestIssues = m.missingFileCount + m.unlistedCount + m.rowMismatchCount;
   parts.push(
     '<div class="cards">',
     card('rows', fmt(report.rows)),
@@ -321,13 +321,13 @@ function datasetSection(echarts: ECharts, dataset: Dataset, report: DatasetRepor
     ),
   );
   if (manifestIssues > 0) {
-    const list = (title: string, items: string[]): string =>
-      items.length === 0 ? '' : `<p><b>${esc(title)}</b> (${items.length}): ${items.slice(0, 20).map((p) => `<code>${esc(p)}</code>`).join(' ')}${items.length > 20 ? ' …' : ''}</p>`;
+    const list = (title: string, count: number, items: string[]): string =>
+      count === 0 ? '' : `<p><b>${esc(title)}</b> (${fmt(count)}): ${items.slice(0, 20).map((p) => `<code>${esc(p)}</code>`).join(' ')}${count > 20 ? ' …' : ''}</p>`;
     parts.push(
       '<h3 class="bad">Manifest and files disagree</h3>',
-      list('in _manifest.json but not on disk', m.missingFiles),
-      list('on disk but not in _manifest.json', m.unlisted),
-      list('row count differs', m.rowMismatches.map((r) => `${r.path}: manifest ${r.manifest}, file ${r.file}`)),
+      list('in _manifest.json but not on disk', m.missingFileCount, m.missingFiles),
+      list('on disk but not in _manifest.json', m.unlistedCount, m.unlisted),
+      list('row count differs', m.rowMismatchCount, m.rowMismatches.map((r) => `${r.path}: manifest ${r.manifest}, file ${r.file}`)),
     );
   } else if (!m.present) parts.push('<p class="muted">No _manifest.json for this dataset.</p>');
 
@@ -443,7 +443,7 @@ export async function renderReportHtml(data: ReportData): Promise<string> {
     ['dataset', ['rows', 'n'], ['partitions', 'n'], ['files', 'n'], ['users', 'n'], 'first date', 'last date', ['user-days missing', 'n'], ['dead letters', 'n'], ['manifest issues', 'n']],
     names.map((n) => {
       const d = summary.datasets[n]!;
-      const issues = d.manifest.missingFiles.length + d.manifest.unlisted.length + d.manifest.rowMismatches.length;
+      const issues = d.manifest.missingFileCount + d.manifest.unlistedCount + d.manifest.rowMismatchCount;
       const missing = COVERAGE_DATASETS.has(n) ? fmt(d.missingUserDays) : '—';
       return [
         `<a href="#ds-${esc(n)}">${esc(n)}</a>`,

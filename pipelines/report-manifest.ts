@@ -14,7 +14,7 @@
 // 2026-12-02; the report reads two such manifests. The same approach as the Takeout reader
 // (sources/takeout/json-array.ts), whose input is a bare array rather than an object's member.
 import { createReadStream } from 'node:fs';
-import type { DatasetReport } from './report-data.js';
+import { MAX_FILES_LISTED, type DatasetReport } from './report-data.js';
 
 /** What the check keeps of a manifest entry. */
 export interface ManifestEntry {
@@ -270,7 +270,17 @@ export class ManifestCheck {
         this.unlisted.delete(path);
       }
     }
-    return { present: true, files: this.entries, missingFiles, unlisted: [...this.unlisted.keys()], rowMismatches: this.rowMismatches };
+    const unlisted = [...this.unlisted.keys()];
+    return {
+      present: true,
+      files: this.entries,
+      missingFileCount: missingFiles.length,
+      missingFiles: missingFiles.slice(0, MAX_FILES_LISTED),
+      unlistedCount: unlisted.length,
+      unlisted: unlisted.slice(0, MAX_FILES_LISTED),
+      rowMismatchCount: this.rowMismatches.length,
+      rowMismatches: this.rowMismatches.slice(0, MAX_FILES_LISTED),
+    };
   }
 
   /** Stops reading the manifest (when the scan fails). */

@@ -129,7 +129,7 @@ async function scanDataset(outDir: string, dataset: Dataset, workers: (partition
     lastDate: null,
     formats: [...formats].sort(),
     missingUserDays: 0,
-    manifest: manifest ?? { present: false, files: 0, missingFiles: [], unlisted: [], rowMismatches: [] },
+    manifest: manifest ?? { present: false, files: 0, missingFileCount: 0, missingFiles: [], unlistedCount: 0, unlisted: [], rowMismatchCount: 0, rowMismatches: [] },
     deadLetters: { count: 0, reasons: [] },
     perUser: [],
   };

@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ManifestCheck, manifestEntries, type ManifestEntry } from '../pipelines/report-manifest.js';
+import { MAX_FILES_LISTED } from '../pipelines/report-data.js';
 import { readManifest, writeManifest, type ManifestFile } from '../sinks/manifest.js';
 
 const DATES = Array.from({ length: 40 }, (_, d) => new Date(Date.UTC(2025, 0, 1 + d)).toISOString().slice(0, 10));
@@ -81,11 +82,17 @@ test('the date-by-date check finds missing, unlisted and miscounted files, in an
   listing.set(extra, 5);
   listing.set(extraDay, 6);
   listing.set(recounted, 99_999);
+  // 1,001 missing files: summary.json counts them all and lists the first MAX_FILES_LISTED.
+  const missing = [gone, ...goneDay];
+  t.true(missing.length > MAX_FILES_LISTED);
   const expected = {
     present: true,
     files: files.length,
-    missingFiles: [gone, ...goneDay],
+    missingFileCount: missing.length,
+    missingFiles: missing.slice(0, MAX_FILES_LISTED),
+    unlistedCount: 2,
     unlisted: [extra, extraDay],
+    rowMismatchCount: 1,
     rowMismatches: [{ path: recounted, manifest: files.find((f) => f.path === recounted)!.rows, file: 99_999 }],
   };
   const sorted = await written(files);
@@ -97,7 +104,9 @@ test('the date-by-date check finds missing, unlisted and miscounted files, in an
   await fs.writeFile(file, JSON.stringify({ dataset: 'intraday', schemaVersion: 1, runId: 'r1', updatedAt: '', files: shuffled }));
   const got = await check(file, listing);
   t.truthy(got);
-  t.deepEqual([...got!.missingFiles].sort(), [...expected.missingFiles].sort());
+  t.is(got!.missingFileCount, missing.length);
+  t.is(got!.missingFiles.length, MAX_FILES_LISTED);
+  t.true(got!.missingFiles.every((p) => missing.includes(p)));
   t.deepEqual([...got!.unlisted].sort(), [...expected.unlisted].sort());
   t.deepEqual(got!.rowMismatches, expected.rowMismatches);
   t.is(got!.files, expected.files);
