@@ -115,3 +115,20 @@ export function sinkOptions(ctx: RunContext): Pick<SinkConfig, 'outDir' | 'forma
     ...(shared ? { manifestLock: shared.manifestLock(config.outDir) } : {}),
   };
 }
+
+/**
+ * What every API client of a run is opened with: the tests' retry policy, the run's counters and
+ * log, its progress callback for rate-limit waits, and its stop (a wait ends with it).
+ */
+export function clientOptions(
+  ctx: RunContext,
+  pipeline: PipelineName,
+): { retry?: RetryPolicy; stats: HttpStats; log: Logger; onWait: (user: string, waitMs: number) => void; stop?: AbortSignal } {
+  return {
+    ...(ctx.tuning?.retry ? { retry: ctx.tuning.retry } : {}),
+    stats: ctx.stats,
+    log: ctx.log,
+    onWait: (user, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user, waitMs }),
+    ...(ctx.stop ? { stop: ctx.stop } : {}),
+  };
+}

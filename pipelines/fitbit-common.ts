@@ -7,7 +7,7 @@ import { FITBIT_RATE_DEFAULTS } from '../sources/fitbit/rate-limit.js';
 import { UsersFile, isValidZone, type UserEntry } from '../sources/fitbit/users.js';
 import type { FitbitUserContext } from '../sources/fitbit/types.js';
 import type { PipelineName, RunConfig } from './config.js';
-import type { RunContext } from './context.js';
+import { clientOptions, type RunContext } from './context.js';
 import type { UserState } from './state.js';
 import type { StateStore } from './state/store.js';
 import { perRun, planUsers, type PlanRequests } from './user-streams.js';
@@ -39,12 +39,8 @@ export function openSession(ctx: RunContext, users: UsersFile, user: UserEntry, 
       shared: fitbitShared(ctx),
       ...(env.fitbitClientId ? { clientId: env.fitbitClientId } : {}),
       ...(env.fitbitClientSecret ? { clientSecret: env.fitbitClientSecret } : {}),
-      ...(ctx.tuning?.retry ? { retry: ctx.tuning.retry } : {}),
       rateLimit,
-      stats: ctx.stats,
-      log: ctx.log,
-      onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
-      ...(ctx.stop ? { stop: ctx.stop } : {}),
+      ...clientOptions(ctx, pipeline),
       ...(shared ? { sharedBudget: (humanId: string) => shared.fitbitBudget(humanId, rateLimit) } : {}),
     },
     // With the state in PostgreSQL, the tokens are there (rotated there, never in the file).

@@ -19,7 +19,7 @@ import { ZoneDays, type GhUserContext } from '../transforms/google-health.js';
 import type { Dataset } from '../lib/schema.js';
 import type { SinkBatch } from '../lib/sink.js';
 import type { PipelineName, RunConfig } from './config.js';
-import type { PipelineResult, RunContext } from './context.js';
+import { clientOptions, type PipelineResult, type RunContext } from './context.js';
 import { sinceFor, untilFor } from './fitbit-common.js';
 import type { PipelineState } from './state.js';
 import type { StateStore } from './state/store.js';
@@ -96,13 +96,9 @@ export function openGhSession(ctx: RunContext, file: UsersFile, user: GhRunUser,
       tokenUrl: env.googleOAuthTokenUrl,
       ...(env.googleClientId ? { clientId: env.googleClientId } : {}),
       ...(env.googleClientSecret ? { clientSecret: env.googleClientSecret } : {}),
-      ...(ctx.tuning?.retry ? { retry: ctx.tuning.retry } : {}),
       rateLimit,
-      stats: ctx.stats,
-      log: ctx.log,
       shared: ghShared(ctx),
-      onWait: (who, waitMs) => ctx.progress?.({ pipeline, kind: 'waiting', user: who, waitMs }),
-      ...(ctx.stop ? { stop: ctx.stop } : {}),
+      ...clientOptions(ctx, pipeline),
       // With the state in PostgreSQL, the budget is there, shared with every worker and run.
       ...(ctx.shared ? { sharedBudget: ctx.shared.googleHealthBudget(ghEntryKey(user.entry), rateLimit) } : {}),
     },
