@@ -13,6 +13,7 @@ import { demoRuns, findPipeline, parseRunArgs } from './registry.js';
 import type { ProgressBar } from './progress.js';
 import type { ProgressEvent } from './context.js';
 import { EXIT, failureLine, runPipelines, type RunSummary } from './run.js';
+import { readManifest } from '../sinks/index.js';
 
 export function demoHelp(): string {
   const runs = demoRuns();
@@ -77,22 +78,24 @@ export async function runDemo(options: {
     await api.close();
     await fs.rm(secretsDir, { recursive: true, force: true });
   }
-  printDemoReport(summaries, options);
+  await printDemoReport(summaries, options);
   const stopped = summaries.find((s) => s.stoppedBy);
   if (stopped) return stopped.exitCode;
   return summaries.reduce((code, s) => (s.exitCode !== EXIT.OK && code === EXIT.OK ? s.exitCode : code), EXIT.OK as number);
 }
 
-function printDemoReport(summaries: RunSummary[], options: { outDir: string; format: string; io: CliIo; json: boolean }): void {
+async function printDemoReport(summaries: RunSummary[], options: { outDir: string; format: string; io: CliIo; json: boolean }): Promise<void> {
   const ext = options.format === 'arrow' ? 'arrow' : 'parquet';
+  // What the output holds, from each dataset's manifest: several pipelines write the same
+  // partitions (the legacy Fitbit run, Google Health and Takeout bring the same minutes, merged
+  // by id), so adding up their runs' figures counted those files and rows twice or more.
   const datasets = new Map<string, { rows: number; files: number }>();
-  for (const s of summaries) {
-    for (const d of s.datasets) {
-      const t = datasets.get(d.dataset) ?? { rows: 0, files: 0 };
-      t.rows += d.rows;
-      t.files += d.files;
-      datasets.set(d.dataset, t);
-    }
+  for (const name of new Set(summaries.flatMap((s) => s.datasets.map((d) => d.dataset)))) {
+    const manifest = await readManifest(options.outDir, name);
+    if (manifest === null) continue;
+    let rows = 0;
+    for (const f of manifest.files) rows += f.rows;
+    datasets.set(name, { rows, files: manifest.files.length });
   }
   const rel = path.relative(options.io.cwd, options.outDir) || '.';
   // The first query, runnable with what `npm ci` installed (no duckdb command needed).
